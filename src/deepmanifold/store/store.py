@@ -1,0 +1,371 @@
+"""Runs on disk: atomic commit, a catalog, and readers that load only what is asked.
+
+Layout of a store folder::
+
+    STORE/
+      store.json                  format marker and version
+      probes/<fingerprint>.npz    probe sets: indices, labels (+ name, split, dataset)
+      runs/<run_id>/              one committed run
+          run.json                resolved config, status, message, probe fingerprints, ...
+          metrics.csv             one row per checkpoint: step, epoch, losses, accuracies
+          logp_<probe>.npy        (K, n, C) float32 log-probabilities per probe set
+      .staging/                   runs being written (never read as runs)
+
+A run is written completely into ``.staging/`` and then renamed into ``runs/``
+in one ``os.rename``, which is atomic on POSIX file systems: a reader (or a sweep
+killed with ``kill -9``) sees either the whole run or nothing of it.  Several
+processes may write to one store: each stages under a unique name, and when two
+commit the same run id the second rename fails and its copy is discarded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+FORMAT = "deepmanifold-store"
+FORMAT_VERSION = 1
+STATUSES = ("complete", "diverged")
+
+
+class StoreError(RuntimeError):
+    """A store or one of its runs cannot be read as written by this version."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Catalog entry of one committed run (everything but the arrays).
+
+    Attributes
+    ----------
+    run_id : str
+    config : dict
+        The run's resolved configuration.
+    status : {"complete", "diverged"}
+    message : str
+    probes : dict of str to str
+        Probe-set name -> fingerprint; runs are compared only on equal fingerprints.
+    n_checkpoints : int
+    info : dict
+        Everything else recorded (wall time, parameter count, ...).
+    """
+
+    run_id: str
+    config: dict
+    status: str
+    message: str
+    probes: dict[str, str]
+    n_checkpoints: int
+    info: dict
+
+
+@dataclass(frozen=True)
+class StoredProbe:
+    """A probe set as stored: which samples, with which labels."""
+
+    fingerprint: str
+    name: str
+    split: str
+    dataset: str
+    indices: np.ndarray
+    labels: np.ndarray
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _metrics_csv(metrics: Mapping[str, np.ndarray]) -> bytes:
+    names = list(metrics)
+    columns = [np.asarray(metrics[name]) for name in names]
+    lengths = {len(c) for c in columns}
+    if len(lengths) > 1:
+        raise ValueError(f"metrics columns have different lengths: { {n: len(c) for n, c in zip(names, columns)} }")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for row in zip(*columns):
+        writer.writerow([repr(v.item()) if hasattr(v, "item") else repr(v) for v in row])
+    return buf.getvalue().encode()
+
+
+class Store:
+    """A folder of training runs.
+
+    Parameters
+    ----------
+    root : path-like
+        The store folder; created (with its format marker) if it does not exist.
+    create : bool, default True
+        If False, a missing store is an error instead of being created.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, create: bool = True):
+        self.root = Path(root)
+        marker = self.root / "store.json"
+        if not marker.exists():
+            if not create:
+                raise StoreError(f"{self.root} is not a deepmanifold store (no store.json)")
+            for sub in ("runs", "probes", ".staging"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self._write_marker(marker)
+        try:
+            meta = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{marker} is damaged: {exc}") from exc
+        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.root} was written by another version of deepmanifold "
+                f"(format {meta.get('format')!r} version {meta.get('version')!r}; "
+                f"this version reads {FORMAT!r} version {FORMAT_VERSION})"
+            )
+        for sub in ("runs", "probes", ".staging"):
+            (self.root / sub).mkdir(exist_ok=True)
+
+    def _write_marker(self, marker: Path) -> None:
+        # Racing creators write identical content, so last-rename-wins is harmless.
+        tmp = marker.with_name(f".store.json.{uuid.uuid4().hex}")
+        _write_bytes(tmp, json.dumps({"format": FORMAT, "version": FORMAT_VERSION}).encode())
+        os.replace(tmp, marker)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ probes
+    def put_probe(self, *, fingerprint: str, name: str, split: str, dataset: str,
+                  indices: np.ndarray, labels: np.ndarray) -> None:
+        """Store a probe set once under its fingerprint (idempotent, atomic)."""
+        path = self.root / "probes" / f"{fingerprint}.npz"
+        if path.exists():
+            return
+        # "<name>.<pid>.<random>": clean_staging() keeps files of live writers.
+        tmp = self.root / ".staging" / f"probe-{fingerprint}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, indices=np.asarray(indices, dtype=np.int64),
+                     labels=np.asarray(labels, dtype=np.int64),
+                     name=np.array(name), split=np.array(split), dataset=np.array(dataset))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def probe(self, fingerprint: str) -> StoredProbe:
+        """Read a stored probe set by fingerprint."""
+        path = self.root / "probes" / f"{fingerprint}.npz"
+        if not path.exists():
+            raise StoreError(f"probe set {fingerprint} is missing from {self.root / 'probes'}")
+        with np.load(path, allow_pickle=False) as z:
+            return StoredProbe(fingerprint=fingerprint, name=str(z["name"]), split=str(z["split"]),
+                               dataset=str(z["dataset"]), indices=z["indices"], labels=z["labels"])
+
+    # -------------------------------------------------------------------- runs
+    def run_dir(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+    def has_run(self, run_id: str) -> bool:
+        """True if the run is committed (complete or diverged)."""
+        return (self.run_dir(run_id) / "run.json").exists()
+
+    def write_run(self, run_id: str, *, config: dict, status: str, message: str = "",
+                  metrics: Mapping[str, np.ndarray], logp: Mapping[str, np.ndarray],
+                  probes: Mapping[str, str], info: Mapping[str, Any] | None = None) -> bool:
+        """Commit one run atomically.
+
+        Parameters
+        ----------
+        run_id : str
+            Folder name of the run; letters, digits, ``-``, ``_``, ``.``.
+        config : dict
+            Resolved configuration (JSON-serialisable).
+        status : {"complete", "diverged"}
+        metrics : mapping of str to ndarray, each (K,)
+            Per-checkpoint columns; must include ``step`` and ``epoch``.
+        logp : mapping of str to ndarray, each (K, n, C)
+            Log-probabilities per probe set, stored as float32.
+        probes : mapping of str to str
+            Probe name -> fingerprint (stored beforehand with :meth:`put_probe`).
+        info : mapping, optional
+            Extra facts (wall time, parameter count, ...).
+
+        Returns
+        -------
+        bool
+            True if this call committed the run, False if it was already committed
+            (by an earlier sweep or a concurrent writer); the store is unchanged then.
+        """
+        if not run_id or any(not (c.isalnum() or c in "-_.") for c in run_id) or run_id.startswith("."):
+            raise ValueError(f"run id {run_id!r} must be letters, digits, '-', '_' or '.' only")
+        if status not in STATUSES:
+            raise ValueError(f"status {status!r} is not one of {STATUSES}")
+        for key in ("step", "epoch"):
+            if key not in metrics:
+                raise ValueError(f"metrics must include {key!r}; got {sorted(metrics)}")
+        k = len(np.asarray(metrics["step"]))
+        if set(logp) != set(probes):
+            raise ValueError(f"logp probes {sorted(logp)} differ from fingerprints given for {sorted(probes)}")
+        for name, arr in logp.items():
+            if np.ndim(arr) != 3 or len(arr) != k:
+                raise ValueError(f"logp[{name!r}] must have shape (K={k}, n, C); got {np.shape(arr)}")
+        if self.has_run(run_id):
+            return False
+
+        staging = self.root / ".staging" / f"{run_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        staging.mkdir(parents=True)
+        try:
+            record = {
+                "format_version": FORMAT_VERSION,
+                "run_id": run_id,
+                "config": config,
+                "status": status,
+                "message": message,
+                "probes": dict(probes),
+                "n_checkpoints": k,
+                "info": dict(info or {}),
+            }
+            for name, arr in logp.items():
+                _write_npy(staging / f"logp_{name}.npy", np.asarray(arr, dtype=np.float32))
+            _write_bytes(staging / "metrics.csv", _metrics_csv(metrics))
+            # run.json last: its presence is what marks a run as committed.
+            _write_bytes(staging / "run.json", json.dumps(record, indent=1, sort_keys=True).encode())
+            _fsync_dir(staging)
+            try:
+                os.rename(staging, self.run_dir(run_id))
+            except OSError:
+                if self.has_run(run_id):  # a concurrent writer committed it first
+                    return False
+                raise
+            _fsync_dir(self.root / "runs")
+            return True
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def clean_staging(self) -> int:
+        """Remove staging leftovers of dead writers (e.g. after ``kill -9``); returns how many."""
+        removed = 0
+        for path in (self.root / ".staging").iterdir():
+            parts = path.name.split(".")
+            pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+            if pid is not None and _pid_alive(pid):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def run_ids(self) -> list[str]:
+        """Ids of committed runs, sorted."""
+        return sorted(p.name for p in (self.root / "runs").iterdir() if (p / "run.json").exists())
+
+    def record(self, run_id: str) -> RunRecord:
+        """Catalog entry of one run; :class:`StoreError` names the run if it is damaged."""
+        path = self.run_dir(run_id) / "run.json"
+        try:
+            raw = json.loads(path.read_text())
+            if raw.get("format_version") != FORMAT_VERSION:
+                raise StoreError(f"run {run_id} has format version {raw.get('format_version')!r}, "
+                                 f"this version reads {FORMAT_VERSION}")
+            return RunRecord(run_id=raw["run_id"], config=raw["config"], status=raw["status"],
+                             message=raw.get("message", ""), probes=raw["probes"],
+                             n_checkpoints=int(raw["n_checkpoints"]), info=raw.get("info", {}))
+        except FileNotFoundError as exc:
+            raise StoreError(f"run {run_id} is not in {self.root}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"run {run_id} in {self.root} is damaged: run.json unreadable ({exc})") from exc
+
+    def records(self, *, on_error: str = "raise") -> tuple[list[RunRecord], list[tuple[str, str]]]:
+        """All catalog entries.
+
+        Parameters
+        ----------
+        on_error : {"raise", "skip"}
+            With "skip", damaged runs are returned separately as ``(run_id, reason)``
+            so the rest of the store stays readable.
+        """
+        good, bad = [], []
+        for run_id in self.run_ids():
+            try:
+                good.append(self.record(run_id))
+            except StoreError as exc:
+                if on_error == "raise":
+                    raise
+                bad.append((run_id, str(exc)))
+        return good, bad
+
+    def metrics(self, run_id: str) -> dict[str, np.ndarray]:
+        """Per-checkpoint metrics of one run, as float64 columns (``step`` as int64)."""
+        path = self.run_dir(run_id) / "metrics.csv"
+        try:
+            with open(path, newline="") as fh:
+                rows = list(csv.reader(fh))
+            header, body = rows[0], rows[1:]
+            cols = {name: np.array([float(r[j]) for r in body], dtype=np.float64)
+                    for j, name in enumerate(header)}
+        except (OSError, IndexError, ValueError) as exc:
+            raise StoreError(f"run {run_id} in {self.root} is damaged: metrics.csv unreadable ({exc})") from exc
+        cols["step"] = cols["step"].astype(np.int64)
+        return cols
+
+    def logp(self, run_id: str, probe: str, checkpoints: slice | Iterable[int] | None = None,
+             samples: slice | Iterable[int] | None = None) -> np.ndarray:
+        """Log-probabilities of one run on one probe set, read lazily.
+
+        The file is memory-mapped, so only the selected checkpoints and samples
+        are read from disk.
+
+        Returns
+        -------
+        ndarray, shape (K', n', C), float32
+        """
+        path = self.run_dir(run_id) / f"logp_{probe}.npy"
+        if not path.exists():
+            raise StoreError(f"run {run_id} has no predictions on probe set {probe!r}")
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"run {run_id} in {self.root} is damaged: {path.name} unreadable ({exc})") from exc
+        ck = slice(None) if checkpoints is None else checkpoints
+        sm = slice(None) if samples is None else samples
+        if not isinstance(ck, slice):
+            ck = np.asarray(list(ck), dtype=np.int64)
+        if not isinstance(sm, slice):
+            sm = np.asarray(list(sm), dtype=np.int64)
+        return np.array(arr[ck][:, sm], dtype=np.float32)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
