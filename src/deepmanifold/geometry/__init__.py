@@ -1,0 +1,37 @@
+"""Geometry of models in prediction space: pure math on probability arrays.
+
+A *model* is an array of class probabilities ``(n, C)`` on a fixed, ordered set
+of ``n`` samples; ``T`` models stack to ``(T, n, C)``. Works on arrays from any
+framework and needs only NumPy and SciPy.
+
+- :func:`bhattacharyya`, :func:`pairwise_distances` -- intensive Bhattacharyya
+  distance (and Hellinger, Jensen-Shannon, symmetric KL), tiled over models.
+- :func:`inpca`, :class:`InPCAResult`, :func:`embedded_sq_distances` --
+  intensive PCA with signed (time-like) axes and Gower out-of-sample projection.
+- :func:`ignorance`, :func:`truth`, :func:`geodesic`, :func:`progress`,
+  :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
+  ignorance-to-truth geodesic and where a model lies along it.
+
+References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28), 2019.
+"""
+
+from .distances import METRICS, pairwise_distances
+from .divergences import ClampWarning, bhattacharyya
+from .geodesics import distance_to_geodesic, geodesic, ignorance, progress, progress_and_distance, truth
+from .embedding import InPCAResult, embedded_sq_distances, inpca
+
+__all__ = [
+    "METRICS",
+    "ClampWarning",
+    "InPCAResult",
+    "bhattacharyya",
+    "distance_to_geodesic",
+    "embedded_sq_distances",
+    "geodesic",
+    "ignorance",
+    "inpca",
+    "pairwise_distances",
+    "progress",
+    "progress_and_distance",
+    "truth",
+]

@@ -1,0 +1,212 @@
+"""Input checks shared by the public functions of :mod:`deepmanifold.geometry`.
+
+Every check is vectorised and runs over the models axis in chunks, so validating
+a large ``(T, n, C)`` array needs only a bounded amount of temporary memory.
+Errors are :class:`ValueError` whose message names the argument, the offending
+model/sample and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+# Tolerance on |sum_c p_c - 1| (and on positive log-probabilities), by input dtype.
+# float32 softmax outputs are normalised to ~C * 6e-8; float64 arrays are often
+# float32 data cast up, hence 1e-5 rather than something near float64 eps.
+SUM_TOLERANCE = {
+    np.dtype(np.float16): 1e-2,
+    np.dtype(np.float32): 1e-4,
+    np.dtype(np.float64): 1e-5,
+}
+
+# Temporary elements per validation chunk (~32 MiB of float64).
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def sum_tolerance(dtype: np.dtype) -> float:
+    """Row-sum tolerance used for probability arrays of ``dtype``."""
+    return SUM_TOLERANCE.get(np.dtype(dtype), SUM_TOLERANCE[np.dtype(np.float64)])
+
+
+def _as_float_array(X, name: str) -> np.ndarray:
+    """``X`` as a float32/float64 ndarray; no copy when it already is one."""
+    X = np.asarray(X)
+    if X.dtype == np.float16:
+        return X.astype(np.float32)
+    if X.dtype in (np.float32, np.float64):
+        return X
+    if X.dtype.kind in "biu":
+        return X.astype(np.float64)
+    raise ValueError(f"{name}: expected a real floating-point array, got dtype {X.dtype}")
+
+
+def _where(name: str, index: tuple[int, ...], ndim: int) -> str:
+    """``"X: model 3, sample 17"`` for the row index of a (T, n, C) or (n, C) array."""
+    axes = ("model", "sample")[-(ndim - 1):]
+    return f"{name}: " + ", ".join(f"{axis} {i}" for axis, i in zip(axes, index))
+
+
+def _first(mask: np.ndarray) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask``."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
+
+
+def check_probabilities(X, name: str, *, log: bool, ndim: int | tuple[int, ...]) -> np.ndarray:
+    """Validate an array of probability vectors along its last axis.
+
+    Parameters
+    ----------
+    X : array_like, shape ``(T, n, C)`` or ``(n, C)``
+        Probabilities (``log=False``) or natural-log probabilities (``log=True``).
+    name : str
+        Argument name used in error messages.
+    log : bool
+        Whether ``X`` holds log-probabilities.
+    ndim : int or tuple of int
+        Accepted number of dimensions.
+
+    Returns
+    -------
+    ndarray
+        ``X`` as float32 (float16/float32 input) or float64 (anything else);
+        not copied when it already has one of those dtypes.
+
+    Raises
+    ------
+    ValueError
+        Wrong ndim, an empty axis, NaN, +inf (and -inf for probabilities),
+        negative probabilities, positive log-probabilities beyond the tolerance,
+        or rows that do not sum to 1 within :data:`SUM_TOLERANCE` of the dtype.
+    """
+    X = np.asarray(X)
+    tol = sum_tolerance(X.dtype)  # of the input dtype: float16 is widened below
+    X = _as_float_array(X, name)
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if X.ndim not in ndims:
+        expected = " or ".join(_shape_name(d) for d in ndims)
+        raise ValueError(f"{name}: expected shape {expected}, got shape {X.shape}")
+    if 0 in X.shape:
+        raise ValueError(f"{name}: every axis must be non-empty, got shape {X.shape}")
+    # Chunk over the leading axis (models, or samples for 2-D input) so that
+    # temporaries stay bounded.
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // X[0].size)
+    for start in range(0, X.shape[0], rows_per_chunk):
+        problem = _chunk_problem(X[start:start + rows_per_chunk], log=log, tol=tol)
+        if problem is not None:
+            index, what = problem
+            index = (index[0] + start,) + index[1:]
+            raise ValueError(f"{_where(name, index, X.ndim)} {what}")
+    return X
+
+
+def _shape_name(ndim: int) -> str:
+    return {2: "(n, C)", 3: "(T, n, C)"}.get(ndim, f"with {ndim} dimensions")
+
+
+def _chunk_problem(chunk: np.ndarray, *, log: bool, tol: float):
+    """First problem in ``chunk`` as ``(row index, description)`` or None."""
+    nan = np.isnan(chunk)
+    if nan.any():
+        return _first(nan.any(axis=-1)), "contains NaN"
+    if log:
+        posinf = np.isposinf(chunk)
+        if posinf.any():
+            return _first(posinf.any(axis=-1)), "contains +inf (log-probabilities must be <= 0)"
+        positive = chunk > tol
+        if positive.any():
+            idx = _first(positive)
+            return idx[:-1], (f"contains the positive log-probability {chunk[idx]:.6g} "
+                              f"in class {idx[-1]} (tolerance {tol:g})")
+        sums = np.exp(chunk).sum(axis=-1, dtype=np.float64)  # exp(-inf) = 0: p = 0 is legal
+        what = "exp(log-probabilities) sums to"
+    else:
+        inf = np.isinf(chunk)
+        if inf.any():
+            return _first(inf.any(axis=-1)), "contains inf"
+        negative = chunk < 0
+        if negative.any():
+            idx = _first(negative)
+            return idx[:-1], f"contains the negative probability {chunk[idx]:.6g} in class {idx[-1]}"
+        sums = chunk.sum(axis=-1, dtype=np.float64)
+        what = "probabilities sum to"
+    off = np.abs(sums - 1.0) > tol
+    if off.any():
+        idx = _first(off)
+        return idx, f"{what} {sums[idx]:.8g}, not 1 (tolerance {tol:g})"
+    return None
+
+
+def check_same_samples(X: np.ndarray, Y: np.ndarray, x_name: str, y_name: str) -> None:
+    """Raise unless ``X`` and ``Y`` share their last two axes ``(n, C)``."""
+    if X.shape[-2:] != Y.shape[-2:]:
+        raise ValueError(
+            f"{x_name} has shape {X.shape} and {y_name} has shape {Y.shape}: "
+            "both must describe the same samples and classes (last two axes (n, C) equal)"
+        )
+
+
+def check_labels(labels, n_samples: int, n_classes: int, name: str = "labels") -> np.ndarray:
+    """Validate integer class labels of shape ``(n_samples,)`` in ``[0, n_classes)``."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"{name}: expected shape (n,), got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integer class labels, got dtype {labels.dtype}")
+    if labels.shape[0] != n_samples:
+        raise ValueError(f"{name} has length {labels.shape[0]} but there are {n_samples} samples")
+    out = (labels < 0) | (labels >= n_classes)
+    if out.any():
+        i = int(np.argmax(out))
+        raise ValueError(f"{name}[{i}] = {labels[i]} is outside [0, {n_classes})")
+    return labels.astype(np.intp, copy=False)
+
+
+def check_n_classes(n_classes) -> int:
+    """Validate the number of classes (an integer >= 2)."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    return int(n_classes)
+
+
+def check_floor(floor) -> float:
+    """Validate the clamp floor, a float in (0, 1)."""
+    floor = float(floor)
+    if not 0.0 < floor < 1.0:
+        raise ValueError(f"floor must lie in (0, 1), got {floor!r}")
+    return floor
+
+
+def check_distance_matrix(D, name: str = "D") -> np.ndarray:
+    """Validate a square, finite, symmetric distance matrix with a zero diagonal.
+
+    Symmetry and the zero diagonal are checked to within
+    ``1e-6 * max(1, max|D|)``; the returned float64 array is the symmetric part
+    ``(D + D.T) / 2``.
+    """
+    D = np.asarray(D)
+    if D.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: expected a real array, got dtype {D.dtype}")
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(f"{name}: expected a square (T, T) matrix, got shape {D.shape}")
+    if D.shape[0] == 0:
+        raise ValueError(f"{name}: the matrix is empty")
+    D = D.astype(np.float64, copy=False)
+    finite = np.isfinite(D)
+    if not finite.all():
+        i, j = _first(~finite)
+        raise ValueError(f"{name}[{i}, {j}] = {D[i, j]} is not finite")
+    tol = 1e-6 * max(1.0, float(np.abs(D).max()))
+    asym = np.abs(D - D.T)
+    if asym.max() > tol:
+        i, j = _first(asym == asym.max())
+        raise ValueError(
+            f"{name} is not symmetric: {name}[{i}, {j}] = {D[i, j]:.8g} but "
+            f"{name}[{j}, {i}] = {D[j, i]:.8g} (tolerance {tol:.3g})"
+        )
+    diag = np.abs(np.diagonal(D))
+    if diag.max() > tol:
+        i = int(np.argmax(diag))
+        raise ValueError(f"{name} must have a zero diagonal: {name}[{i}, {i}] = {D[i, i]:.8g}")
+    return (D + D.T) / 2

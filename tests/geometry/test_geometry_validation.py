@@ -1,0 +1,171 @@
+"""Bad input is rejected at the public boundary with a message that says where."""
+
+import re
+
+import numpy as np
+import pytest
+
+from deepmanifold.geometry import (
+    bhattacharyya,
+    embedded_sq_distances,
+    geodesic,
+    ignorance,
+    inpca,
+    pairwise_distances,
+    progress,
+    truth,
+)
+
+
+@pytest.fixture
+def X(rng, models):
+    return models(rng, 5, 20, 4)
+
+
+def corrupt(X, model, sample, value, cls=1):
+    X = X.copy()
+    X[model, sample, cls] = value
+    return X
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.nan, "X: model 3, sample 17 contains NaN"),
+        (np.inf, "X: model 3, sample 17 contains inf"),
+        (-0.01, "X: model 3, sample 17 contains the negative probability -0.01 in class 1"),
+        (0.9, "X: model 3, sample 17 probabilities sum to"),
+    ],
+)
+def test_bad_probabilities_are_located(X, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pairwise_distances(corrupt(X, 3, 17, value))
+
+
+def test_bad_second_argument_is_named(X):
+    with pytest.raises(ValueError, match=re.escape("Y: model 2, sample 5 contains NaN")):
+        pairwise_distances(X, corrupt(X, 2, 5, np.nan))
+
+
+def test_two_dimensional_messages_name_the_sample(X):
+    with pytest.raises(ValueError, match=re.escape("Q: sample 7 contains NaN")):
+        bhattacharyya(X[0], corrupt(X, 0, 7, np.nan)[0])
+    with pytest.raises(ValueError, match=re.escape("P: sample 4 probabilities sum to")):
+        progress(corrupt(X, 0, 4, 2.0)[0], np.zeros(20, dtype=int))
+
+
+def test_sum_tolerance_depends_on_dtype(X):
+    off = X.copy()
+    off[..., 0] += 5e-5  # rows sum to 1 + 5e-5
+    pairwise_distances(off.astype(np.float32))  # within the float32 tolerance 1e-4
+    half = pairwise_distances(X.astype(np.float16))  # float16 rounding: tolerance 1e-2
+    np.testing.assert_allclose(half, pairwise_distances(X), rtol=0.05, atol=1e-3)
+    with pytest.raises(ValueError, match=r"tolerance 1e-05\)"):
+        pairwise_distances(off)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.nan, "X: model 3, sample 17 contains NaN"),
+        (np.inf, "X: model 3, sample 17 contains +inf"),
+        (0.5, "X: model 3, sample 17 contains the positive log-probability 0.5 in class 1"),
+        (-5.0, "X: model 3, sample 17 exp(log-probabilities) sums to"),
+    ],
+)
+def test_bad_log_probabilities_are_located(X, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pairwise_distances(corrupt(np.log(X), 3, 17, value), log=True)
+
+
+def test_minus_inf_log_probability_is_legal():
+    logX = np.log([[[0.5, 0.5, 1.0]], [[0.25, 0.25, 0.5]]])
+    logX[0, 0, 2] = -np.inf  # p = 0
+    D = pairwise_distances(logX, log=True)
+    assert np.all(np.isfinite(D)) and D[0, 1] > 0
+
+
+def test_probabilities_given_as_logs_are_caught(X):
+    with pytest.raises(ValueError, match="negative probability"):
+        pairwise_distances(np.log(X))  # forgot log=True
+    with pytest.raises(ValueError, match="positive log-probability|exp"):
+        pairwise_distances(X, log=True)  # said log=True for probabilities
+
+
+def test_shapes(X):
+    with pytest.raises(ValueError, match=re.escape("X: expected shape (T, n, C), got shape (20, 4)")):
+        pairwise_distances(X[0])
+    with pytest.raises(ValueError, match=re.escape("X has shape (5, 20, 4) and Y has shape (5, 19, 4)")):
+        pairwise_distances(X, X[:, 1:])
+    with pytest.raises(ValueError, match=re.escape("P has shape (20, 4) and Q has shape (20, 3)")):
+        bhattacharyya(X[0], X[0, :, 1:] / X[0, :, 1:].sum(-1, keepdims=True))
+    with pytest.raises(ValueError, match="non-empty"):
+        pairwise_distances(np.empty((0, 3, 2)))
+    with pytest.raises(ValueError, match="dtype"):
+        pairwise_distances(X.astype(complex))
+
+
+def test_options(X):
+    with pytest.raises(ValueError, match="metric must be one of"):
+        pairwise_distances(X, metric="euclidean")
+    for floor in (0.0, 1.0, -1e-3):
+        with pytest.raises(ValueError, match="floor must lie in"):
+            pairwise_distances(X, floor=floor)
+    for block in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="block_size"):
+            pairwise_distances(X, block_size=block)
+
+
+def test_labels(X):
+    good = np.zeros(20, dtype=int)
+    with pytest.raises(ValueError, match=re.escape("labels has length 19 but there are 20 samples")):
+        progress(X, good[1:])
+    bad = good.copy()
+    bad[6] = 4
+    with pytest.raises(ValueError, match=re.escape("labels[6] = 4 is outside [0, 4)")):
+        progress(X, bad)
+    bad[6] = -1
+    with pytest.raises(ValueError, match=re.escape("labels[6] = -1 is outside [0, 4)")):
+        progress(X, bad)
+    with pytest.raises(ValueError, match="integer class labels"):
+        progress(X, good.astype(float))
+    with pytest.raises(ValueError, match=re.escape("expected shape (n,)")):
+        truth(good[None], 4)
+    with pytest.raises(ValueError, match="outside"):
+        geodesic(np.array([0, 5]), 5, 0.5)
+    for n_classes in (1, 2.0, "3"):
+        with pytest.raises(ValueError, match="n_classes must be an integer >= 2"):
+            ignorance(good, n_classes)
+
+
+def test_distance_matrix_checks():
+    D = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
+    with pytest.raises(ValueError, match=re.escape("expected a square (T, T) matrix, got shape (3, 2)")):
+        inpca(D[:, :2])
+    bad = D.copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(ValueError, match=re.escape("D[0, 2] = nan is not finite")):
+        inpca(bad)
+    bad = D.copy()
+    bad[0, 2] = 2.1
+    with pytest.raises(ValueError, match=re.escape("D is not symmetric: D[0, 2] = 2.1 but D[2, 0] = 2")):
+        inpca(bad)
+    bad = D.copy()
+    bad[1, 1] = 0.5
+    with pytest.raises(ValueError, match=re.escape("zero diagonal: D[1, 1] = 0.5")):
+        inpca(bad)
+    inpca(D + 1e-9 * np.triu(np.ones((3, 3)), 1))  # asymmetry within tolerance is accepted
+    for k in (0, 4, 1.5):
+        with pytest.raises(ValueError, match=re.escape("n_components must be an integer in [1, 3]")):
+            inpca(D, n_components=k)
+
+
+def test_transform_and_embedding_shapes():
+    D = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
+    res = inpca(D, n_components=2)
+    with pytest.raises(ValueError, match=re.escape("d_new: expected shape (m, 3) or (3,), got shape (2, 4)")):
+        res.transform(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        res.transform([0.0, np.nan, 1.0])
+    with pytest.raises(ValueError, match="signature"):
+        embedded_sq_distances(res.coords, [1, 1, 1])

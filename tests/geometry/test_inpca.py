@@ -1,0 +1,167 @@
+"""InPCA against classical MDS/PCA identities, explicit centring, and Gower projection."""
+
+import numpy as np
+import pytest
+
+from deepmanifold.geometry import embedded_sq_distances, geodesic, inpca, pairwise_distances
+
+
+def explicit_W(D):
+    """-1/2 J D J with J formed explicitly (the textbook definition)."""
+    T = D.shape[0]
+    J = np.eye(T) - np.ones((T, T)) / T
+    return -0.5 * J @ D @ J
+
+
+def align_signs(A, B):
+    """Flip columns of A to best match B (eigenvector signs are arbitrary)."""
+    return A * np.sign(np.sum(A * B, axis=0))
+
+
+def gaussian_means_problem(rng, T=12, sigma=0.7):
+    means = rng.normal(size=(T, 3)) * np.array([3.0, 1.5, 0.5])
+    diff = means[:, None, :] - means[None, :, :]
+    D = np.sum(diff**2, axis=-1) / (8 * sigma**2)  # d_B of isotropic Gaussians, equal variance
+    scaled = means / np.sqrt(8 * sigma**2)
+    return D, scaled
+
+
+def pca_scores(Y):
+    Yc = Y - Y.mean(axis=0)
+    U, S, Vt = np.linalg.svd(Yc, full_matrices=False)
+    return U * S, S, Vt
+
+
+def test_equal_variance_gaussians_reduce_to_pca_of_means(rng):
+    D, scaled = gaussian_means_problem(rng)
+    res = inpca(D, n_components=3)
+    scores, S, _ = pca_scores(scaled)
+    np.testing.assert_allclose(res.eigenvalues, S**2, rtol=1e-10)
+    np.testing.assert_allclose(align_signs(res.coords, scores), scores, atol=1e-10)
+    np.testing.assert_array_equal(res.signature, [1, 1, 1])
+    assert res.explained_fraction[-1] == pytest.approx(1.0, abs=1e-12)
+    assert res.explained_stress[-1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_gower_projection_of_new_gaussian_is_its_pca_projection(rng):
+    D, scaled = gaussian_means_problem(rng)
+    res = inpca(D, n_components=3)
+    scores, _, Vt = pca_scores(scaled)
+    new = rng.normal(size=(4, 3)) / np.sqrt(8 * 0.7**2)
+    d_new = np.sum((new[:, None, :] - scaled[None, :, :]) ** 2, axis=-1)
+    expected = (new - scaled.mean(axis=0)) @ Vt.T
+    signs = np.sign(np.sum(res.coords * scores, axis=0))
+    np.testing.assert_allclose(res.transform(d_new) * signs, expected, atol=1e-10)
+    np.testing.assert_allclose(res.transform(d_new[0]), res.transform(d_new)[0])
+
+
+def test_discretised_gaussians_end_to_end():
+    sigma = 1.0
+    means = np.linspace(-2, 2, 9) ** 3 / 4  # uneven spacing on a line
+    x = np.linspace(-12, 12, 2401)
+    dens = np.exp(-((x[None, :] - means[:, None]) ** 2) / (2 * sigma**2))
+    X = (dens / dens.sum(axis=1, keepdims=True))[:, None, :]
+    res = inpca(pairwise_distances(X), n_components=3)
+    expected = (means - means.mean()) / np.sqrt(8 * sigma**2)
+    np.testing.assert_allclose(align_signs(res.coords[:, :1], expected[:, None])[:, 0], expected, atol=1e-6)
+    assert abs(res.eigenvalues[1]) < 1e-6 * res.eigenvalues[0]
+    assert res.explained_fraction[0] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_eigenvalues_match_explicit_double_centring(rng, models):
+    D = pairwise_distances(models(rng, 15, 30, 4, concentration=0.3))
+    res = inpca(D, n_components=15)
+    W = explicit_W(D)
+    lam = np.linalg.eigvalsh(W)
+    np.testing.assert_allclose(res.eigenvalues, lam[np.argsort(-np.abs(lam))], atol=1e-12)
+    assert res.total_sq_norm == pytest.approx(np.sum(W**2), rel=1e-12)
+    assert np.all(np.diff(np.abs(res.eigenvalues)) <= 1e-15)
+
+
+def test_explained_stress_on_hand_made_configuration():
+    # Points +-a e1, +-b e2 (centred): W = X X^T has eigenvalues 2a^2, 2b^2, 0, 0.
+    a, b = 2.0, 1.0
+    pts = np.array([[a, 0], [-a, 0], [0, b], [0, -b]])
+    D = np.sum((pts[:, None] - pts[None]) ** 2, axis=-1)
+    res = inpca(D, n_components=2)
+    np.testing.assert_allclose(res.eigenvalues, [8.0, 2.0], atol=1e-12)
+    assert res.total_sq_norm == pytest.approx(68.0)
+    np.testing.assert_allclose(res.explained_fraction, [64 / 68, 1.0], atol=1e-12)
+    np.testing.assert_allclose(res.explained_stress, [1 - np.sqrt(4 / 68), 1.0], atol=1e-7)
+
+
+def test_explained_stress_is_relative_residual_norm(rng, models):
+    D = pairwise_distances(models(rng, 12, 20, 3, concentration=0.2))
+    W = explicit_W(D)
+    res = inpca(D, n_components=12)
+    lam, vecs = np.linalg.eigh(W)
+    order = np.argsort(-np.abs(lam))
+    for k in (1, 2, 5):
+        Wk = (vecs[:, order[:k]] * lam[order[:k]]) @ vecs[:, order[:k]].T
+        residual = np.linalg.norm(W - Wk) / np.linalg.norm(W)
+        assert res.explained_stress[k - 1] == pytest.approx(1 - residual, abs=1e-7)
+        assert res.explained_fraction[k - 1] == pytest.approx(np.sum(lam[order[:k]] ** 2) / np.sum(W**2), rel=1e-12)
+    assert np.all(np.diff(res.explained_stress) >= -1e-15)
+    assert res.explained_stress[2] < res.explained_fraction[2]  # the two measures are different numbers
+
+
+def test_negative_eigenvalues_are_kept_as_time_like_axes():
+    # sqrt(d13) = sqrt(5) > sqrt(d12) + sqrt(d23) = 2: not a squared Euclidean distance.
+    D = np.array([[0.0, 1.0, 5.0], [1.0, 0.0, 1.0], [5.0, 1.0, 0.0]])
+    res = inpca(D, n_components=3)
+    assert np.any(res.eigenvalues < -1e-9)
+    np.testing.assert_array_equal(res.signature, np.where(res.eigenvalues < 0, -1, 1))
+    np.testing.assert_allclose(embedded_sq_distances(res.coords, res.signature), D, atol=1e-12)
+    # Dropping the sign would not reproduce D.
+    assert not np.allclose(embedded_sq_distances(res.coords, np.ones(3)), D)
+
+
+def test_full_rank_reconstruction_of_bhattacharyya_matrix(rng, models):
+    D = pairwise_distances(models(rng, 20, 15, 5, concentration=0.3))
+    res = inpca(D, n_components=20)
+    assert np.any(res.signature == -1)  # d_B is not a squared Euclidean distance
+    np.testing.assert_allclose(embedded_sq_distances(res.coords, res.signature), D, atol=1e-12)
+
+
+def test_transform_of_embedded_rows_returns_their_coordinates(rng, models):
+    D = pairwise_distances(models(rng, 10, 25, 4))
+    res = inpca(D, n_components=9)  # the 10th eigenvalue is the centring zero
+    assert np.min(np.abs(res.eigenvalues)) > 1e-8
+    np.testing.assert_allclose(res.transform(D), res.coords, atol=1e-10)
+
+
+def test_geodesic_points_embed_on_one_curve(rng):
+    C, K = 10, 41
+    labels = rng.integers(0, C, size=30)
+    ts = np.linspace(0, 1, K)
+    D = pairwise_distances(geodesic(labels, C, ts))
+    res = inpca(D, n_components=K)
+    np.testing.assert_allclose(embedded_sq_distances(res.coords, res.signature), D, atol=1e-12)
+    # One curve: the first axis orders the points by t, and the top three axes
+    # carry almost all of the stress, varying smoothly along t.
+    first = res.coords[:, 0]
+    assert np.all(np.diff(first) > 0) or np.all(np.diff(first) < 0)
+    assert res.explained_stress[2] > 0.99
+    top = res.coords[:, :3]
+    steps = np.linalg.norm(np.diff(top, axis=0), axis=1)
+    assert np.all(np.abs(np.diff(np.log(steps))) < 0.2)  # step lengths change slowly: no jumps or folds
+    # D depends on |s - t| only, so the step profile is symmetric under t -> 1 - t.
+    np.testing.assert_allclose(steps, steps[::-1], rtol=1e-6)
+
+
+def test_sign_convention_is_deterministic(rng, models):
+    D = pairwise_distances(models(rng, 8, 10, 3))
+    res = inpca(D, n_components=4)
+    vectors = res.coords / np.sqrt(np.abs(res.eigenvalues))
+    pivots = vectors[np.argmax(np.abs(vectors), axis=0), np.arange(4)]
+    assert np.all(pivots > 0)
+    perm = rng.permutation(8)  # relabelling the models permutes the rows only
+    res_perm = inpca(D[np.ix_(perm, perm)], n_components=4)
+    np.testing.assert_allclose(res_perm.coords, res.coords[perm], atol=1e-10)
+
+
+def test_zero_matrix_is_handled():
+    res = inpca(np.zeros((4, 4)), n_components=2)
+    np.testing.assert_array_equal(res.coords, 0.0)
+    np.testing.assert_array_equal(res.explained_stress, 1.0)
+    assert np.all(np.isfinite(res.transform(np.zeros(4))))
