@@ -1,0 +1,461 @@
+"""The report's figures, as plain plotly figure dictionaries.
+
+Every function here returns a ``{"data": [...], "layout": {...}}`` dictionary of
+JSON-ready Python values (floats rounded to a few significant digits, non-finite
+numbers as ``None``). They carry no JavaScript and no plotly objects, so they can be
+embedded in the offline report as they are, or looked at in a notebook with
+``plotly.graph_objects.Figure(fig).show()``.
+
+Runs are drawn one trace per *group* (architecture), the runs of a group joined by
+``None`` gaps: one legend entry per group that toggles all its runs together, and a
+figure that stays light for thousands of runs.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # the report only reads results; keep its import light
+    from deepmanifold.analysis.picture import Picture, RunTrace
+
+__all__ = [
+    "group_colours",
+    "axis_title",
+    "inpca_figure",
+    "stress_figure",
+    "progress_figure",
+    "accuracy_figure",
+]
+
+#: Group colours: D3's category10 without its grey (grey is kept for the references),
+#: then plotly's Dark24 for stores with many architectures.
+PALETTE: tuple[str, ...] = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#bcbd22", "#17becf", "#2E91E5", "#E15F99", "#1CA71C", "#DA16FF", "#B68100",
+    "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#6C7C32", "#862A16",
+)
+SPACE_LIKE_COLOUR = "#1f77b4"
+TIME_LIKE_COLOUR = "#d62728"
+REFERENCE_COLOUR = "#333333"
+SIG_DIGITS = 5
+
+_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+_PROBE_DASH = ("solid", "dot", "dash", "dashdot")
+_CUMULATIVE = (("explained_stress", "explained stress", "#1f77b4"),
+               ("explained_fraction", "plain fraction Σλ²/‖W‖²", "#ff7f0e"))
+_ACCURACY_PANELS = (("train_acc", "train accuracy"), ("test_acc", "test accuracy"))
+
+
+# ----------------------------------------------------------------------------- numbers
+def rounded(values: Any, digits: int = SIG_DIGITS) -> list:
+    """Flatten `values` to a JSON-ready list of floats with `digits` significant digits.
+
+    Parameters
+    ----------
+    values : array_like
+        Numbers of any shape (flattened).
+    digits : int
+        Significant digits kept.
+
+    Returns
+    -------
+    list of float or None
+        ``None`` where a value is NaN or infinite (plotly draws a gap there).
+    """
+    out: list = []
+    for v in np.asarray(values, dtype=float).ravel().tolist():
+        out.append(float(f"{v:.{digits}g}") if math.isfinite(v) else None)
+    return out
+
+
+def _fmt(value: float, spec: str) -> str:
+    """Format one number for hover text; ``"–"`` when it is not finite (not recorded)."""
+    return format(float(value), spec) if math.isfinite(float(value)) else "–"
+
+
+# ----------------------------------------------------------------------------- groups
+def group_colours(pictures: Iterable[Picture]) -> dict[str, str]:
+    """Give every group (architecture) of the pictures one colour, the same everywhere.
+
+    Parameters
+    ----------
+    pictures : iterable of Picture
+
+    Returns
+    -------
+    dict of str to str
+        Group name to a CSS colour, groups in sorted order.
+    """
+    groups = sorted({run.group for picture in pictures for run in picture.runs})
+    return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+
+
+def _runs_by_group(runs: Sequence[RunTrace]) -> dict[str, list[RunTrace]]:
+    """Runs grouped by `RunTrace.group`, groups sorted by name, runs in input order."""
+    grouped: dict[str, list[RunTrace]] = {}
+    for run in runs:
+        grouped.setdefault(run.group, []).append(run)
+    return dict(sorted(grouped.items()))
+
+
+def _joined(runs: Sequence[RunTrace], column: Callable[[RunTrace], Any]) -> list:
+    """One column of several runs, checkpoints in step order, runs split by ``None``.
+
+    `column` maps a run to a length-K sequence aligned with its checkpoints (numbers
+    or strings); numbers are rounded, strings kept.
+    """
+    out: list = []
+    for i, run in enumerate(runs):
+        order = np.argsort(np.asarray(run.steps), kind="stable")
+        values = column(run)
+        if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+            part = rounded(values[order])
+        else:
+            part = [values[j] for j in order]
+        if i:
+            out.append(None)
+        out.extend(part)
+    return out
+
+
+def _metric(run: RunTrace, key: str) -> np.ndarray:
+    """A run's metric `key` as floats, NaN where the run did not record it."""
+    value = run.metrics.get(key) if run.metrics else None
+    if value is None:
+        return np.full(len(run.steps), np.nan)
+    return np.asarray(value, dtype=float)
+
+
+def _hover(run: RunTrace) -> list[str]:
+    """Hover text of each checkpoint: run label, epoch, step, progress, test accuracy."""
+    label = html.escape(run.label)
+    acc = _metric(run, "test_acc")
+    return [
+        f"<b>{label}</b><br>epoch {_fmt(e, '.4g')} · step {int(s)}"
+        f"<br>progress {_fmt(p, '.3f')} · test acc {_fmt(a, '.3f')}"
+        for e, s, p, a in zip(run.epochs, run.steps, run.progress, acc)
+    ]
+
+
+def _group_traces(
+    runs: Sequence[RunTrace],
+    colours: Mapping[str, str],
+    columns: Mapping[str, Callable[[RunTrace], Any]],
+    *,
+    trace_type: str,
+    axes: Mapping[str, str] | None = None,
+    showlegend: bool = True,
+    marker_size: float = 4,
+    hovertemplate: str | None = None,
+) -> list[dict]:
+    """One trace per group, its runs joined by gaps, coloured and legend-grouped.
+
+    Without `hovertemplate` each point's hover text is the full `_hover` text;
+    with one, the text is just the run label (``%{text}`` in the template), which
+    keeps figures of many points small.
+    """
+    if hovertemplate is None:
+        hover = {"hoverinfo": "text"}
+        text: Callable[[RunTrace], list[str]] = _hover
+    else:
+        hover = {"hovertemplate": hovertemplate}
+        text = lambda run: [html.escape(run.label)] * len(run.steps)  # noqa: E731
+    traces = []
+    for group, members in _runs_by_group(runs).items():
+        colour = colours[group]
+        trace = {
+            "type": trace_type,
+            "mode": "lines+markers",
+            "name": html.escape(group),
+            "legendgroup": group,
+            "showlegend": showlegend,
+            "line": {"color": colour, "width": 2},
+            "marker": {"color": colour, "size": marker_size},
+            "text": _joined(members, text),
+            **hover,
+            **(axes or {}),
+        }
+        trace.update({name: _joined(members, fn) for name, fn in columns.items()})
+        traces.append(trace)
+    return traces
+
+
+# ----------------------------------------------------------------------------- layout
+def axis_title(index: int, eigenvalue: float) -> str:
+    """Title of InPCA axis `index` (0-based), naming it space-like or time-like.
+
+    Parameters
+    ----------
+    index : int
+        Axis index, 0 for the axis of largest ``|lambda|``.
+    eigenvalue : float
+        Its signed eigenvalue; a negative one makes the axis time-like (SPEC §4).
+
+    Returns
+    -------
+    str
+        E.g. ``"InPCA 1 (space-like)"`` or ``"InPCA 2 (time-like, λ<0)"``.
+    """
+    kind = "time-like, λ<0" if eigenvalue < 0 else "space-like"
+    return f"InPCA {index + 1} ({kind})"
+
+
+def _base_layout(**extra: Any) -> dict:
+    """Layout keys shared by every figure of the report."""
+    layout = {
+        "font": {"family": _FONT, "size": 13, "color": "#222"},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        "hovermode": "closest",
+        "legend": {"itemclick": "toggle", "itemdoubleclick": "toggleothers"},
+    }
+    layout.update(extra)
+    return layout
+
+
+def _axis(title: str, **extra: Any) -> dict:
+    """A 2-D axis with a title and a light grid."""
+    return {"title": {"text": title}, "gridcolor": "#e6e6e6", "zeroline": False, **extra}
+
+
+def _panels(titles: Sequence[str], x_title: str, y_title: str, **y_extra: Any) -> dict:
+    """Layout of ``len(titles)`` side-by-side panels sharing the y axis and the legend."""
+    n = len(titles)
+    gap = 0.06 if n > 1 else 0.0
+    width = (1.0 - gap * (n - 1)) / n
+    layout = _base_layout(annotations=[], height=420)
+    for i, title in enumerate(titles):
+        suffix = "" if i == 0 else str(i + 1)
+        left = i * (width + gap)
+        layout[f"xaxis{suffix}"] = _axis(x_title, domain=[left, left + width], anchor=f"y{suffix}")
+        y_axis = _axis(y_title if i == 0 else "", anchor=f"x{suffix}", **y_extra)
+        if i:
+            y_axis["matches"] = "y"
+        layout[f"yaxis{suffix}"] = y_axis
+        layout["annotations"].append({
+            "text": f"<b>{html.escape(title)}</b>", "showarrow": False,
+            "xref": "paper", "yref": "paper", "x": left + width / 2, "y": 1.0,
+            "xanchor": "center", "yanchor": "bottom", "font": {"size": 14},
+        })
+    return layout
+
+
+def _panel_axes(i: int) -> dict:
+    """Trace keys placing a 2-D trace in panel `i` of a `_panels` layout."""
+    suffix = "" if i == 0 else str(i + 1)
+    return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+
+
+# ----------------------------------------------------------------------------- figures
+def _coord(i: int) -> Callable[[RunTrace], np.ndarray]:
+    """Column `i` of a run's InPCA coordinates."""
+    return lambda run: np.asarray(run.coords, dtype=float)[:, i]
+
+
+def _reference_traces(picture: Picture, names: Sequence[str], trace_type: str,
+                      shown: Callable[[np.ndarray, np.ndarray], tuple]) -> tuple[list, list]:
+    """The geodesic curve and the ignorance/truth markers, with labels pointing at them.
+
+    `shown(points, t)` gives the coordinates drawn on the plot axes from the points'
+    InPCA coordinates ``(G, k)`` and their geodesic parameters ``(G,)``.
+
+    Returns
+    -------
+    traces : list of dict
+    annotations : list of dict
+        Arrowed labels of the two reference models (in data coordinates ``names``).
+    """
+    geodesic = np.atleast_2d(np.asarray(picture.geodesic, dtype=float))
+    t = np.asarray(picture.geodesic_t, dtype=float)
+    traces, annotations = [], []
+    if geodesic.size:
+        cols = shown(geodesic, t)
+        traces.append({
+            "type": trace_type, "mode": "lines", "name": "geodesic (ignorance → truth)",
+            "line": {"color": REFERENCE_COLOUR, "width": 4, "dash": "dash"},
+            "text": [f"geodesic t = {v:.3f}" for v in t], "hoverinfo": "text",
+            **{name: rounded(c) for name, c in zip(names, cols)},
+        })
+    references = (("ignorance P₀", picture.ignorance, 0.0, "x", -40),
+                  ("truth P*", picture.truth, 1.0, "diamond", 40))
+    for label, point, t_ref, symbol, ax in references:
+        cols = shown(np.asarray(point, dtype=float).reshape(1, -1), np.array([t_ref]))
+        position = {name: rounded(c)[0] for name, c in zip(names, cols)}
+        traces.append({
+            "type": trace_type, "mode": "markers", "name": label, "hoverinfo": "name",
+            "marker": {"color": REFERENCE_COLOUR, "size": 9, "symbol": symbol,
+                       "line": {"color": "#000", "width": 1}},
+            **{name: [v] for name, v in position.items()},
+        })
+        annotations.append({
+            "text": f"<b>{label}</b>", "showarrow": True, "arrowhead": 2, "arrowcolor": "#000",
+            "ax": ax, "ay": -45, "bgcolor": "rgba(255,255,255,0.85)", "bordercolor": "#000",
+            "borderpad": 3, "font": {"size": 13, "color": "#000"}, **position,
+        })
+    return traces, annotations
+
+
+def inpca_figure(picture: Picture, colours: Mapping[str, str] | None = None, *,
+                 height: int = 640) -> dict:
+    """The InPCA picture: every checkpoint of every run, the geodesic and its ends.
+
+    Three axes give a 3-D scatter; a picture with two components falls back to a
+    2-D scatter and one with a single component plots it against progress.
+
+    Parameters
+    ----------
+    picture : Picture
+    colours : mapping of str to str, optional
+        Group colours; `group_colours` of this picture by default.
+    height : int
+        Figure height in pixels.
+
+    Returns
+    -------
+    dict
+        Plotly figure dictionary. ``None`` is never returned; a picture without
+        components gives an empty figure whose title says so.
+    """
+    colours = dict(colours) if colours is not None else group_colours([picture])
+    eig = np.asarray(picture.eigenvalues, dtype=float)
+    dims = min(eig.size, 3)
+    titles = [axis_title(i, eig[i]) for i in range(dims)]
+    if dims == 0:
+        empty = _base_layout(height=200, title={"text": "no InPCA components"})
+        return {"data": [], "layout": empty}
+    if dims == 1:
+        names, trace_type = ("x", "y"), "scatter"
+        columns = {"x": _coord(0), "y": lambda run: np.asarray(run.progress, dtype=float)}
+        shown = lambda pts, t: (pts[:, 0], t)  # noqa: E731 - a geodesic point's progress is t
+        titles.append("progress λ")
+    else:
+        names = ("x", "y", "z")[:dims]
+        trace_type = "scatter3d" if dims == 3 else "scatter"
+        columns = {name: _coord(i) for i, name in enumerate(names)}
+        shown = lambda pts, t: tuple(pts[:, i] for i in range(dims))  # noqa: E731
+    data = _group_traces(picture.runs, colours, columns, trace_type=trace_type,
+                         marker_size=3 if dims == 3 else 5)
+    references, annotations = _reference_traces(picture, names, trace_type, shown)
+    data += references
+    legend = {"title": {"text": "architecture"}, "itemsizing": "constant", "y": 0.9,
+              "itemclick": "toggle", "itemdoubleclick": "toggleothers"}
+    if dims == 3:
+        scene = {f"{n}axis": {"title": {"text": t}, "backgroundcolor": "#fafafa",
+                              "gridcolor": "#dddddd", "showbackground": True}
+                 for n, t in zip(names, titles)}
+        scene.update(aspectmode="cube", annotations=annotations)
+        layout = _base_layout(height=height, scene=scene, legend=legend,
+                              margin={"l": 0, "r": 0, "t": 10, "b": 0})
+    else:
+        layout = _base_layout(height=height, legend=legend, xaxis=_axis(titles[0]),
+                              yaxis=_axis(titles[1]),
+                              annotations=[{"xref": "x", "yref": "y", **a} for a in annotations])
+    return {"data": data, "layout": layout}
+
+
+def stress_figure(pictures: Mapping[str, Picture]) -> dict:
+    """How many axes the picture needs: explained stress, plain fraction, eigenvalues.
+
+    Left panel: cumulative explained stress ``1 - ||W - W_k||_F / ||W||_F`` and the
+    cumulative plain fraction ``sum lambda^2 / ||W||_F^2`` against the number of axes,
+    one line style per probe. Right panel: the signed eigenvalues, negative
+    (time-like) ones in red.
+
+    Parameters
+    ----------
+    pictures : mapping of str to Picture
+        Probe name to picture; all probes are drawn in the same panels.
+
+    Returns
+    -------
+    dict
+        Plotly figure dictionary.
+    """
+    layout = _panels(["cumulative, against number of axes", "signed eigenvalues λ"],
+                     "number of axes k", "explained (cumulative)", range=[0, 1.02])
+    layout["yaxis2"] = _axis("λ", anchor="x2", zeroline=True, zerolinecolor="#888")
+    layout["barmode"] = "group"
+    data = []
+    for p, (probe, picture) in enumerate(pictures.items()):
+        k = np.arange(1, len(picture.eigenvalues) + 1)
+        dash = _PROBE_DASH[p % len(_PROBE_DASH)]
+        for key, name, colour in _CUMULATIVE:
+            values = np.asarray(getattr(picture, key), dtype=float)
+            data.append({
+                "type": "scatter", "mode": "lines+markers", "name": f"{name} ({probe})",
+                "x": k.tolist(), "y": rounded(values),
+                "line": {"color": colour, "dash": dash}, "marker": {"size": 6},
+                "hovertemplate": f"{name} ({probe})<br>k = %{{x}}: %{{y:.3f}}<extra></extra>",
+            })
+        eig = np.asarray(picture.eigenvalues, dtype=float)
+        data.append({
+            "type": "bar", "name": f"eigenvalues ({probe})", "x": k.tolist(), "y": rounded(eig),
+            "marker": {"color": [TIME_LIKE_COLOUR if v < 0 else SPACE_LIKE_COLOUR for v in eig],
+                       "opacity": 1.0 if p == 0 else 0.5},
+            "hovertemplate": f"{probe}: λ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
+            **_panel_axes(1),
+        })
+    return {"data": data, "layout": layout}
+
+
+def progress_figure(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -> dict:
+    """Progress along the ignorance-truth geodesic against epoch, one panel per probe.
+
+    Parameters
+    ----------
+    pictures : mapping of str to Picture
+    colours : mapping of str to str
+        Group colours (see `group_colours`).
+
+    Returns
+    -------
+    dict
+        Plotly figure dictionary; one line per run, coloured by group.
+    """
+    layout = _panels([f"{probe} probe" for probe in pictures], "epoch", "progress λ",
+                     range=[-0.02, 1.02])
+    data = []
+    for i, picture in enumerate(pictures.values()):
+        data += _group_traces(
+            picture.runs, colours,
+            {"x": lambda r: np.asarray(r.epochs, dtype=float),
+             "y": lambda r: np.asarray(r.progress, dtype=float)},
+            trace_type="scatter", axes=_panel_axes(i), showlegend=i == 0, marker_size=4,
+            hovertemplate="<b>%{text}</b><br>epoch %{x:.4g} · progress %{y:.3f}<extra></extra>")
+    return {"data": data, "layout": layout}
+
+
+def accuracy_figure(picture: Picture, colours: Mapping[str, str]) -> dict:
+    """Train and test accuracy against epoch, one line per run, side by side.
+
+    Parameters
+    ----------
+    picture : Picture
+        Its runs' ``metrics["train_acc"]`` and ``metrics["test_acc"]`` are drawn;
+        a missing metric leaves its panel empty.
+    colours : mapping of str to str
+        Group colours (see `group_colours`).
+
+    Returns
+    -------
+    dict
+        Plotly figure dictionary.
+    """
+    layout = _panels([title for _, title in _ACCURACY_PANELS], "epoch", "accuracy",
+                     range=[0, 1.02])
+    data = []
+    for i, (key, title) in enumerate(_ACCURACY_PANELS):
+        data += _group_traces(
+            picture.runs, colours,
+            {"x": lambda r: np.asarray(r.epochs, dtype=float),
+             "y": lambda r, key=key: _metric(r, key)},
+            trace_type="scatter", axes=_panel_axes(i), showlegend=i == 0, marker_size=4,
+            hovertemplate=f"<b>%{{text}}</b><br>epoch %{{x:.4g}} · {title} %{{y:.3f}}"
+                          "<extra></extra>")
+    return {"data": data, "layout": layout}

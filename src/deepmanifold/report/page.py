@@ -1,0 +1,339 @@
+"""The offline HTML report: one self-contained file, plotly.js inlined."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+import pathlib
+import re
+import tempfile
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepmanifold import __version__
+from deepmanifold.report import _assets
+from deepmanifold.report.figures import (
+    accuracy_figure,
+    axis_title,
+    group_colours,
+    inpca_figure,
+    progress_figure,
+    stress_figure,
+)
+
+if TYPE_CHECKING:
+    from deepmanifold.analysis.picture import Picture
+
+__all__ = ["write_report", "main_probe"]
+
+_MAIN_PROBE = "test"
+_CODE_KEYS = ("command", "path", "store", "dir", "file")
+
+
+def main_probe(pictures: Mapping[str, Picture]) -> str:
+    """The probe whose picture leads the report: ``"test"`` if present, else the first."""
+    if not pictures:
+        raise ValueError("pictures is empty: expected at least one probe name -> Picture")
+    return _MAIN_PROBE if _MAIN_PROBE in pictures else next(iter(pictures))
+
+
+def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, title: str,
+                 summary: Mapping[str, Any] | None = None) -> pathlib.Path:
+    """Write the InPCA report as one self-contained HTML file that opens offline.
+
+    The page holds plotly.js (from the installed plotly package) and every figure's
+    data, so it needs no network. Sections: the 3-D InPCA picture of each probe
+    (the test probe first), explained stress and signed eigenvalues, progress against
+    epoch, train and test accuracy, and how to read it with the excluded runs and notes.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Where to write the file; missing parent folders are created. The file is
+        written to a temporary name and moved into place, so a reader never sees
+        half a report.
+    pictures : mapping of str to Picture
+        Probe name (``"test"``, ``"train"``) to its picture. The ``"test"`` picture,
+        or the first one when there is none, leads the report.
+    title : str
+        Page title.
+    summary : mapping, optional
+        Key facts shown in the header table, e.g. ``{"runs": 12, "wall time": "3 min",
+        "store": "runs/digits"}``. Values are shown as text; numbers are formatted.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute path of the written file.
+
+    Raises
+    ------
+    ValueError
+        If `pictures` is empty or a run's arrays disagree in length.
+    """
+    pictures = _ordered(pictures)
+    for probe, picture in pictures.items():
+        _check_picture(probe, picture)
+    document = _page(pictures, title=title, summary=dict(summary or {}))
+    return _write_atomic(pathlib.Path(path), document)
+
+
+# ----------------------------------------------------------------------------- checks
+def _ordered(pictures: Mapping[str, Picture]) -> dict[str, Picture]:
+    """The pictures with the main probe first, the others in their given order."""
+    first = main_probe(pictures)
+    return {first: pictures[first], **{k: v for k, v in pictures.items() if k != first}}
+
+
+def _check_picture(probe: str, picture: Picture) -> None:
+    """Raise `ValueError` if a run's per-checkpoint arrays disagree with its steps."""
+    k = len(np.asarray(picture.eigenvalues))
+    for run in picture.runs:
+        n = len(run.steps)
+        lengths = {"epochs": len(run.epochs), "progress": len(run.progress),
+                   "coords": len(run.coords),
+                   **{f"metrics[{key!r}]": len(v) for key, v in (run.metrics or {}).items()}}
+        wrong = {name: m for name, m in lengths.items() if m != n}
+        if wrong:
+            raise ValueError(f"{probe} picture, run {run.run_id!r}: expected {n} checkpoints "
+                             f"(len(steps)) in every array, got {wrong}")
+        coords = np.asarray(run.coords)
+        if n and (coords.ndim != 2 or coords.shape[1] < min(k, 3)):
+            raise ValueError(f"{probe} picture, run {run.run_id!r}: coords has shape "
+                             f"{coords.shape}, expected ({n}, {k}) for {k} eigenvalues")
+
+
+# ----------------------------------------------------------------------------- writing
+def _write_atomic(path: pathlib.Path, text: str) -> pathlib.Path:
+    """Write `text` to `path` through a temporary file in the same folder."""
+    path = path.expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _plotly_js() -> str:
+    """The plotly.js bundle shipped with the installed plotly package."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# ----------------------------------------------------------------------------- page parts
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "probe"
+
+
+def _fact(key: str, value: Any) -> str:
+    """One summary value as HTML: numbers formatted, paths and commands as code."""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, (int, np.integer)):
+        text = f"{int(value):,}"
+    elif isinstance(value, (float, np.floating)):
+        text = f"{float(value):,.4g}"
+    elif isinstance(value, (list, tuple)):
+        text = " ".join(str(v) for v in value) if "command" in key.lower() else \
+            ", ".join(str(v) for v in value)
+    else:
+        text = str(value)
+    if any(word in key.lower() for word in _CODE_KEYS):
+        return f"<code>{_esc(text)}</code>"
+    return _esc(text)
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    """An HTML table; cells are already HTML, columns in `numeric` right-aligned."""
+    def cls(i: int) -> str:
+        return ' class="num"' if i in numeric else ""
+
+    head = "".join(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _at(values: Any, k: int) -> str:
+    """Cumulative value at `k` axes as text; at the last axis, so marked, if fewer."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return "–"
+    text = f"{values[min(k, values.size) - 1]:.3f}"
+    return text if values.size >= k else f"{text} ({values.size} axes)"
+
+
+def _time_like(picture: Picture) -> str:
+    """The picture's time-like axes as HTML, e.g. ``"InPCA 2"``, or ``"none"``."""
+    eig = np.asarray(picture.eigenvalues, dtype=float)
+    axes = [f"InPCA {i + 1}" for i in np.flatnonzero(eig < 0)]
+    return f'<span class="timelike">{", ".join(axes)}</span>' if axes else "none"
+
+
+def _probe_table(pictures: Mapping[str, Picture]) -> str:
+    """One row per probe: sizes, axes, time-like axes, stress at 3 axes."""
+    rows = []
+    for probe, p in pictures.items():
+        checkpoints = sum(len(run.steps) for run in p.runs)
+        rows.append([_esc(probe), f"{p.n_samples:,}", f"{p.n_classes:,}", f"{len(p.runs):,}",
+                     f"{checkpoints:,}", f"{len(p.eigenvalues):,}", _time_like(p),
+                     _at(p.explained_stress, 3), _at(p.explained_fraction, 3)])
+    header = ["probe", "samples", "classes", "runs", "checkpoints", "axes", "time-like axes",
+              "explained stress, 3 axes", "plain fraction, 3 axes"]
+    return _table(header, rows, numeric={1, 2, 3, 4, 5, 7, 8})
+
+
+def _header(title: str, summary: dict, pictures: Mapping[str, Picture]) -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    facts = ""
+    if summary:
+        rows = [[_esc(str(k).replace("_", " ")), _fact(str(k), v)] for k, v in summary.items()]
+        facts = f"<div>{_table(['fact', 'value'], rows)}</div>"
+    facts += f"<div>{_probe_table(pictures)}</div>"
+    return (f'<header><div class="wrap"><h1>{_esc(title)}</h1>'
+            f'<p class="sub">deepmanifold {_esc(__version__)} · written {stamp} · '
+            f'probes: {_esc(", ".join(pictures))}</p>'
+            f'<div class="facts">{facts}</div></div></header>')
+
+
+def _section(anchor: str, heading: str, lead: str, body: str) -> str:
+    return (f'<section id="{anchor}"><h2>{heading}</h2>'
+            f'<p class="lead">{lead}</p>{body}</section>')
+
+
+def _plot_div(div_id: str) -> str:
+    return f'<div class="plot" id="{div_id}"></div>'
+
+
+def _axes_sentence(picture: Picture) -> str:
+    """The picture's plotted axes, naming each space-like or time-like."""
+    eig = np.asarray(picture.eigenvalues, dtype=float)
+    names = [axis_title(i, v) + f" λ = {v:.4g}" for i, v in enumerate(eig[:3])]
+    return "; ".join(_esc(n) for n in names) or "no axes"
+
+
+def _excluded_and_notes(pictures: Mapping[str, Picture]) -> str:
+    """Excluded runs (merged over probes) and each probe's notes."""
+    excluded: dict[tuple[str, str], list[str]] = {}
+    for probe, p in pictures.items():
+        for run_id, reason in p.excluded:
+            excluded.setdefault((str(run_id), str(reason)), []).append(probe)
+    if excluded:
+        rows = [[f"<code>{_esc(r)}</code>", _esc(why), _esc(", ".join(probes))]
+                for (r, why), probes in excluded.items()]
+        parts = [_table(["run", "reason", "probes"], rows)]
+    else:
+        parts = ['<p class="empty">No run was excluded.</p>']
+    parts.append("<h3>Notes</h3>")
+    notes = [f"<li><b>{_esc(probe)}:</b> {_esc(n)}</li>"
+             for probe, p in pictures.items() for n in p.notes]
+    parts.append(f"<ul>{''.join(notes)}</ul>" if notes else '<p class="empty">No notes.</p>')
+    return "".join(parts)
+
+
+def _inpca_id(probe: str) -> str:
+    return f"dm-inpca-{_slug(probe)}"
+
+
+def _picture_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
+    """Figure specs and sections of the InPCA picture of each probe, main probe first."""
+    for i, (probe, picture) in enumerate(pictures.items()):
+        div = _inpca_id(probe)
+        fig = inpca_figure(picture, colours, height=680 if i == 0 else 560)
+        kind = "3d" if any(t.get("type") == "scatter3d" for t in fig["data"]) else "2d"
+        lead = (f"{len(picture.runs)} runs on the {_esc(probe)} probe "
+                f"({picture.n_samples:,} samples, {picture.n_classes} classes). "
+                f"Axes: {_axes_sentence(picture)}.")
+        if i:
+            lead += (" The same runs seen on another probe set: the shape should match the"
+                     " first picture (up to the arbitrary sign of each axis).")
+        yield ({"id": div, "kind": kind, "figure": fig},
+               _section(div + "-section", f"InPCA picture — {_esc(probe)} probe", lead,
+                        _plot_div(div)))
+
+
+def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
+    """Figure specs and sections of the 2-D figures: axes, progress, accuracy."""
+    main = next(iter(pictures))
+    shade = " Lighter bars: the second probe." if len(pictures) > 1 else ""
+    parts = [
+        ("dm-stress", "How many axes does the picture need?",
+         "Left: cumulative <b>explained stress</b> and cumulative <b>plain fraction</b> of "
+         "‖W‖² against the number of InPCA axes (two different quantities; line style = "
+         f"probe). Right: the signed eigenvalues; red bars are time-like (λ&lt;0).{shade}",
+         stress_figure(pictures)),
+        ("dm-progress", "Progress against epoch",
+         "Progress λ along the ignorance–truth geodesic, one line per run, coloured by "
+         "architecture. Larger networks should follow the same path, faster.",
+         progress_figure(pictures, colours)),
+        ("dm-accuracy", "Accuracy",
+         f"Train and test accuracy against epoch, one line per run (runs of the "
+         f"{_esc(main)} picture).",
+         accuracy_figure(pictures[main], colours)),
+    ]
+    for div, heading, lead, fig in parts:
+        yield {"id": div, "kind": "2d", "figure": fig}, _section(div + "-section", heading,
+                                                                  lead, _plot_div(div))
+
+
+def _nav(pictures: Mapping[str, Picture]) -> str:
+    links = [(f"{_inpca_id(p)}-section", f"picture ({p})") for p in pictures]
+    links += [("dm-stress-section", "axes"), ("dm-progress-section", "progress"),
+              ("dm-accuracy-section", "accuracy"), ("dm-guide", "how to read")]
+    items = "".join(f'<a href="#{anchor}">{_esc(label)}</a>' for anchor, label in links)
+    return f'<nav><div class="wrap">{items}</div></nav>'
+
+
+def _page(pictures: dict[str, Picture], *, title: str, summary: dict) -> str:
+    """The whole HTML document."""
+    colours = group_colours(pictures.values())
+    parts = [*_picture_parts(pictures, colours), *_figure_parts(pictures, colours)]
+    figures = [spec for spec, _ in parts]
+    sections = [section for _, section in parts]
+    sections.append(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
+                             + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)))
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_esc(title)}</title>",
+        f"<script>{_assets.ERROR_CAPTURE_JS}</script>",
+        f"<style>{_assets.CSS}</style>",
+        f'<script type="text/javascript">{_plotly_js()}</script>',
+        "</head><body>",
+        _header(title, summary, pictures),
+        _nav(pictures),
+        '<main class="wrap">',
+        '<div class="banner" id="dm-webgl-warning" role="alert"></div>',
+        '<div class="banner" id="dm-error-warning" role="alert"></div>',
+        *sections,
+        "</main>",
+        '<footer class="wrap"><span id="dm-status" data-state="pending" '
+        f'data-expected="{len(figures)}">Drawing figures…</span></footer>',
+        f'<script type="application/json" id="dm-figures">{_script_json(figures)}</script>',
+        f"<script>{_assets.RENDER_JS}</script>",
+        "</body></html>",
+    ])

@@ -1,0 +1,263 @@
+"""The offline HTML report and its figures, checked without a browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.offline import get_plotlyjs
+
+from deepmanifold.report import (
+    accuracy_figure,
+    axis_title,
+    group_colours,
+    inpca_figure,
+    main_probe,
+    progress_figure,
+    stress_figure,
+    write_report,
+)
+from deepmanifold.report.figures import rounded
+
+TIME_LIKE = "time-like, λ<0"
+
+
+class _Page(HTMLParser):
+    """Collects resource attributes, element ids and the embedded figure JSON."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.resources: list[tuple[str, str, str]] = []
+        self.ids: dict[str, dict] = {}
+        self._in_figures = False
+        self.figures_json = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("src", "href", "data", "action", "poster"):
+            if attrs.get(name):
+                self.resources.append((tag, name, attrs[name]))
+        if "id" in attrs:
+            self.ids[attrs["id"]] = attrs
+        self._in_figures = attrs.get("id") == "dm-figures"
+
+    def handle_endtag(self, tag):
+        self._in_figures = False
+
+    def handle_data(self, data):
+        if self._in_figures:
+            self.figures_json += data
+
+
+def _parse(path) -> tuple[str, _Page, dict[str, dict]]:
+    text = path.read_text(encoding="utf-8")
+    page = _Page()
+    page.feed(text)
+    figures = {f["id"]: f for f in json.loads(page.figures_json)}
+    return text, page, figures
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, make_picture):
+    """A report of a test and a train picture, with one excluded run and a note."""
+    pictures = {
+        "train": make_picture(probe="train", seed=1),
+        "test": make_picture(excluded=[("run-099", "diverged: loss became NaN")],
+                             notes=["2 samples clamped at BC = 1e-12"]),
+    }
+    path = tmp_path_factory.mktemp("report") / "sub" / "report.html"
+    written = write_report(path, pictures, title="digits <sweep>",
+                           summary={"runs": 7, "wall_time_s": 12.3456, "store": "runs/digits",
+                                    "command": ["deepmanifold", "run", "digits.toml"]})
+    return written, pictures
+
+
+def test_writes_one_file_atomically(report):
+    path, _ = report
+    assert path.is_absolute() and path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temp file left
+    assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_page_is_offline_with_plotly_inline(report):
+    text, page, _ = _parse(report[0])
+    remote = [r for r in page.resources if re.match(r"(https?:)?//", r[2].strip(), re.I)]
+    assert remote == []
+    assert "<link" not in text.lower()
+    assert get_plotlyjs() in text
+    assert text.count("plotly.js v") == 1  # the library, once
+
+
+def test_figures_are_valid_plotly(report):
+    _, _, figures = _parse(report[0])
+    assert list(figures) == ["dm-inpca-test", "dm-inpca-train", "dm-stress", "dm-progress",
+                             "dm-accuracy"]
+    for spec in figures.values():
+        go.Figure(spec["figure"])  # raises on an unknown property
+    assert [f["kind"] for f in figures.values()].count("3d") == 2
+
+
+def test_time_like_axis_labelled(report):
+    _, _, figures = _parse(report[0])
+    scene = figures["dm-inpca-test"]["figure"]["layout"]["scene"]
+    titles = [scene[f"{a}axis"]["title"]["text"] for a in "xyz"]
+    assert titles == ["InPCA 1 (space-like)", f"InPCA 2 ({TIME_LIKE})", "InPCA 3 (space-like)"]
+
+
+def test_no_time_like_label_without_negative_eigenvalue(tmp_path, make_picture):
+    path = write_report(tmp_path / "r.html", {"test": make_picture(eigenvalues=[3, 1, 0.5])},
+                        title="all space-like")
+    text, _, figures = _parse(path)
+    assert TIME_LIKE not in text
+    scene = figures["dm-inpca-test"]["figure"]["layout"]["scene"]
+    assert all("(space-like)" in scene[f"{a}axis"]["title"]["text"] for a in "xyz")
+
+
+def test_every_run_label_and_reference_present(report):
+    _, _, figures = _parse(report[0])
+    for probe, picture in report[1].items():
+        fig = figures[f"dm-inpca-{probe}"]["figure"]
+        hover = " ".join(t for trace in fig["data"] for t in trace.get("text") or [] if t)
+        for run in picture.runs:
+            assert run.label in hover
+        names = {trace["name"] for trace in fig["data"]}
+        assert {"ignorance P₀", "truth P*", "geodesic (ignorance → truth)"} <= names
+        labels = {a["text"] for a in fig["layout"]["scene"]["annotations"]}
+        assert labels == {"<b>ignorance P₀</b>", "<b>truth P*</b>"}
+
+
+def test_hover_names_epoch_step_progress_accuracy(report):
+    _, _, figures = _parse(report[0])
+    trace = figures["dm-inpca-test"]["figure"]["data"][0]
+    first = trace["text"][0]
+    for word in ("epoch", "step", "progress", "test acc"):
+        assert word in first
+
+
+def test_excluded_runs_notes_and_summary_listed(report):
+    text, _, _ = _parse(report[0])
+    assert "run-099" in text and "diverged: loss became NaN" in text
+    assert "2 samples clamped at BC = 1e-12" in text
+    assert "digits &lt;sweep&gt;" in text and "digits <sweep>" not in text
+    assert "<code>deepmanifold run digits.toml</code>" in text
+    assert "12.35" in text  # floats rounded for reading
+
+
+def test_status_marker_and_warnings_present(report):
+    _, page, _ = _parse(report[0])
+    assert page.ids["dm-status"]["data-state"] == "pending"
+    assert page.ids["dm-status"]["data-expected"] == "5"
+    assert {"dm-webgl-warning", "dm-error-warning"} <= set(page.ids)
+
+
+def test_groups_toggle_together_with_one_colour(report):
+    pictures = report[1]
+    colours = group_colours(pictures.values())
+    fig = inpca_figure(pictures["test"], colours)
+    runs = [t for t in fig["data"] if t.get("legendgroup")]
+    assert sorted(t["name"] for t in runs) == sorted(colours)  # one trace per group
+    for trace in runs:
+        assert trace["line"]["color"] == trace["marker"]["color"] == colours[trace["name"]]
+    progress = progress_figure(pictures, colours)
+    shown = [t["name"] for t in progress["data"] if t["showlegend"]]
+    assert sorted(shown) == sorted(colours)  # the second panel reuses the legend entries
+
+
+def test_runs_joined_in_step_order_and_split_by_gaps(make_picture):
+    picture = make_picture(n_runs=4, n_checkpoints=6, eigenvalues=[2.0, -1.0, 0.5])
+    first = picture.runs[0]
+    in_order = rounded(first.coords[:, 0])
+    reverse = slice(None, None, -1)  # hand the checkpoints over last first
+    for name in ("steps", "epochs", "coords", "progress"):
+        setattr(first, name, getattr(first, name)[reverse])
+    first.metrics = {key: value[reverse] for key, value in first.metrics.items()}
+    trace = inpca_figure(picture)["data"][0]  # group "cnn": runs 0 and 3
+    n = len(first.steps)
+    assert trace["name"] == "cnn"
+    assert trace["x"][:n] == in_order
+    assert trace["x"][n] is None  # a gap, then the group's next run
+    assert trace["x"][n + 1:] == rounded(picture.runs[3].coords[:, 0])
+
+
+@pytest.mark.parametrize("k, kind", [(2, "scatter"), (1, "scatter")])
+def test_falls_back_to_2d(tmp_path, k, kind, make_picture):
+    picture = make_picture(eigenvalues=[2.0, -0.5][:k])
+    fig = inpca_figure(picture)
+    assert {t["type"] for t in fig["data"]} == {kind}
+    go.Figure(fig)
+    titles = fig["layout"]["xaxis"]["title"]["text"], fig["layout"]["yaxis"]["title"]["text"]
+    assert titles == (("InPCA 1 (space-like)", f"InPCA 2 ({TIME_LIKE})") if k == 2
+                      else ("InPCA 1 (space-like)", "progress λ"))
+    path = write_report(tmp_path / "r.html", {"train": picture}, title="flat")
+    _, _, figures = _parse(path)
+    assert figures["dm-inpca-train"]["kind"] == "2d"
+
+
+def test_picture_without_components_still_writes(tmp_path, make_picture):
+    picture = make_picture(eigenvalues=[1.0])
+    picture.eigenvalues = picture.eigenvalues[:0]
+    picture.explained_stress = picture.explained_fraction = np.zeros(0)
+    for run in picture.runs:
+        run.coords = run.coords[:, :0]
+    assert inpca_figure(picture)["data"] == []
+    _, _, figures = _parse(write_report(tmp_path / "r.html", {"test": picture}, title="empty"))
+    assert figures["dm-inpca-test"]["kind"] == "2d"
+
+
+def test_stress_and_fraction_are_distinct_series(make_picture):
+    picture = make_picture()
+    fig = stress_figure({"test": picture})
+    names = [t["name"] for t in fig["data"]]
+    assert names == ["explained stress (test)", "plain fraction Σλ²/‖W‖² (test)",
+                     "eigenvalues (test)"]
+    assert fig["data"][0]["y"] == rounded(picture.explained_stress)
+    assert fig["data"][1]["y"] == rounded(picture.explained_fraction)
+    bars = fig["data"][2]
+    assert bars["y"] == rounded(picture.eigenvalues)
+    assert [c == "#d62728" for c in bars["marker"]["color"]] == list(picture.eigenvalues < 0)
+
+
+def test_accuracy_has_train_and_test_panels(make_picture):
+    picture = make_picture()
+    fig = accuracy_figure(picture, group_colours([picture]))
+    panels = {t["xaxis"] for t in fig["data"]}
+    assert panels == {"x", "x2"}
+    go.Figure(fig)
+
+
+def test_rounding_and_axis_titles():
+    assert rounded([1.23456789, np.nan, np.inf, -2e-7, 12345678.0]) == [
+        1.2346, None, None, -2e-7, 12346000.0]
+    assert axis_title(0, 2.0) == "InPCA 1 (space-like)"
+    assert axis_title(2, -0.1) == f"InPCA 3 ({TIME_LIKE})"
+
+
+def test_main_probe_is_test_when_present():
+    assert main_probe({"train": 1, "test": 2}) == "test"
+    assert main_probe({"train": 1}) == "train"
+    with pytest.raises(ValueError, match="empty"):
+        main_probe({})
+
+
+def test_rejects_bad_input(tmp_path, make_picture):
+    with pytest.raises(ValueError, match="empty"):
+        write_report(tmp_path / "r.html", {}, title="x")
+    picture = make_picture()
+    picture.runs[0].progress = picture.runs[0].progress[:-1]
+    with pytest.raises(ValueError, match="run-000.*progress"):
+        write_report(tmp_path / "r.html", {"test": picture}, title="x")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_script_breaking_label_is_escaped(tmp_path, make_picture):
+    picture = make_picture(n_runs=1)
+    picture.runs[0].label = "evil </script><script>alert(1)</script>"
+    text = write_report(tmp_path / "r.html", {"test": picture}, title="x").read_text()
+    assert "</script><script>alert(1)" not in text
+    _, _, figures = _parse(tmp_path / "r.html")
+    hover = figures["dm-inpca-test"]["figure"]["data"][0]["text"][0]
+    assert "evil &lt;/script&gt;" in hover
