@@ -1,0 +1,168 @@
+"""The ``deepmanifold`` command line: parse, call, print."""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS/torch thread per process, set before numpy/torch load their thread pools.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,  # noqa: E402
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Watch how deep networks learn: training trajectories in prediction space.")
+console = Console(stderr=False, highlight=False)
+# soft_wrap: an error stays one line however narrow the terminal; messages are escaped
+# because spec errors quote TOML sections like "[arch.mlp]", which rich reads as markup.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_STATUS_STYLE = {"complete": "green", "diverged": "yellow", "failed": "red", "skipped": "dim"}
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code=2)
+
+
+def _write_store_report(store_path: Path, out: Path | None, summary: dict) -> Path:
+    """Build the InPCA picture of each probe set in the store and write the HTML report."""
+    from deepmanifold.analysis import build_picture
+    from deepmanifold.report import write_report
+    from deepmanifold.store import Store, StoreError
+
+    try:
+        store = Store(store_path, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+    pictures = {}
+    for probe in ("test", "train"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                pictures[probe] = build_picture(store, probe)
+            except ValueError as exc:
+                err.print(f"[yellow]warning:[/] no {probe}-probe picture: {escape(str(exc))}")
+        for w in caught:
+            err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+    if not pictures:
+        _fail(f"nothing to draw: no usable run in {store_path}")
+    main = pictures.get("test") or next(iter(pictures.values()))
+    facts = {
+        "store": str(store_path),
+        "runs in picture": len(main.runs),
+        "checkpoints in picture": sum(len(r.steps) for r in main.runs),
+        "probe samples × classes": f"{main.n_samples} × {main.n_classes}",
+        **summary,
+    }
+    path = write_report(out or store_path / "report.html", pictures, title=f"deepmanifold — {store_path.name}",
+                        summary=facts)
+    return Path(path)
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="TOML sweep spec, e.g. examples/digits.toml"),
+    store: Optional[Path] = typer.Option(None, help="Store folder (default: the spec's [sweep] store)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, one thread each (default: the spec's, else cores)."),
+    report: bool = typer.Option(True, help="Write the HTML report when the sweep ends."),
+) -> None:
+    """Train every run of SPEC not yet in the store, then write the report.
+
+    Interrupt at any time: finished runs are committed, and the same command resumes.
+    """
+    from deepmanifold.sweeps import SpecError, load_spec, run_sweep
+
+    started = time.perf_counter()
+    try:
+        sweep = load_spec(spec)
+    except SpecError as exc:
+        _fail(str(exc))
+    store_path = store or sweep.store
+    console.print(f"[bold]{sweep.name}[/]: {len(sweep.runs)} runs → store [cyan]{store_path}[/]")
+
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+    task = None
+
+    def on_start(n_todo: int, n_total: int) -> None:
+        nonlocal task
+        if n_todo < n_total:
+            console.print(f"resuming: {n_total - n_todo} of {n_total} runs already in the store")
+        task = progress.add_task("training", total=n_todo)
+
+    def on_outcome(o) -> None:
+        style = _STATUS_STYLE.get(o.status, "")
+        acc = f"test acc {o.final_test_acc:.3f}" if o.final_test_acc is not None else ""
+        msg = f" — {escape(o.message)}" if o.message and o.status != "complete" else ""
+        progress.console.print(f"  [{style}]{o.status:9s}[/] {escape(o.label):32s} {acc} {o.wall_time:6.1f}s{msg}")
+        progress.advance(task)
+
+    try:
+        with progress:
+            result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome)
+    except SpecError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] committed runs are kept; run the same command to resume.")
+        raise typer.Exit(code=130)
+
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "diverged", "failed", "skipped")
+                       if result.count(s))
+    console.print(f"sweep done in {result.wall_time:.1f}s: {counts}")
+    if report:
+        command = "deepmanifold " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        path = _write_store_report(store_path, None, {"command": command, "spec": str(spec)})
+        console.print(f"report: [bold cyan]{path.resolve()}[/]  (total {time.perf_counter() - started:.1f}s)")
+    if result.count("failed"):
+        raise typer.Exit(code=1)
+
+
+@app.command("report")
+def report_cmd(
+    store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: STORE/report.html)."),
+) -> None:
+    """Write the self-contained HTML report of a store (InPCA picture, stress, progress, accuracy)."""
+    path = _write_store_report(store, out, {})
+    console.print(f"report: [bold cyan]{path.resolve()}[/]")
+
+
+@app.command()
+def runs(store: Path = typer.Argument(..., help="Store folder.")) -> None:
+    """List the runs of a store with their status and final accuracy."""
+    from deepmanifold.store import Store, StoreError
+
+    try:
+        st = Store(store, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+    records, damaged = st.records(on_error="skip")
+    table = Table("run", "label", "status", "checkpoints", "final test acc")
+    for rec in records:
+        acc = st.metrics(rec.run_id).get("test_acc")
+        table.add_row(rec.run_id, escape(rec.config.get("label", "")), f"[{_STATUS_STYLE.get(rec.status, '')}]{rec.status}",
+                      str(rec.n_checkpoints), f"{acc[-1]:.4f}" if acc is not None and len(acc) else "")
+    console.print(table)
+    for run_id, why in damaged:
+        err.print(f"[red]damaged:[/] {run_id}: {escape(str(why))}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

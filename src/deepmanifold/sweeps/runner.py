@@ -1,0 +1,203 @@
+"""Execute a sweep: every run of a spec, in parallel worker processes, resumable.
+
+Each worker process uses one torch/BLAS thread (tiny models on two cores run
+30x slower when threads fight) and commits each finished run to the store
+atomically; a sweep that is interrupted or killed loses at most the runs in
+flight, and running it again skips every committed run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from deepmanifold.store import Store
+from deepmanifold.sweeps.spec import RunSpec, SpecError, SweepSpec, _line_of
+
+__all__ = ["RunOutcome", "SweepResult", "preflight", "run_sweep", "execute_run"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What happened to one run of a sweep."""
+
+    run_id: str
+    label: str
+    status: str  # "complete" | "diverged" | "skipped" | "failed"
+    message: str = ""
+    final_test_acc: float | None = None
+    wall_time: float = 0.0
+
+
+@dataclass
+class SweepResult:
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    wall_time: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+def _set_single_thread() -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+_DATA_CACHE: dict[str, tuple] = {}
+
+
+def _dataset_and_probes(config: dict):
+    """Load (once per process) the dataset and probe sets a run config names."""
+    import json
+
+    from deepmanifold.data import load_dataset, make_probes
+
+    key = json.dumps([config["data"], config["probes"]], sort_keys=True)
+    if key not in _DATA_CACHE:
+        data_opts = dict(config["data"])
+        dataset = load_dataset(data_opts.pop("name"), **data_opts)
+        p = config["probes"]
+        probes = make_probes(dataset, n_train=p["train"], n_test=p["test"], seed=p["seed"])
+        _DATA_CACHE[key] = (dataset, probes)
+    return _DATA_CACHE[key]
+
+
+def preflight(spec: SweepSpec) -> None:
+    """Check what only the data and the model zoo can tell before training anything.
+
+    Loads each dataset the spec names and builds each distinct (architecture,
+    knobs) model once, so that an unknown knob fails in seconds, not after the
+    runs before it trained.
+
+    Raises
+    ------
+    SpecError
+    """
+    from deepmanifold.training import build_model
+
+    text = ""
+    try:
+        with open(spec.source) as fh:
+            text = fh.read()
+    except OSError:
+        pass
+    seen = set()
+    for run in spec.runs:
+        try:
+            dataset, _ = _dataset_and_probes(run.config)
+        except (ValueError, OSError) as exc:
+            raise SpecError(f"{spec.source}: [data] {exc}") from exc
+        key = (run.config["arch"], repr(sorted(run.config["arch_options"].items())), dataset.input_shape)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            build_model(run.config["arch"], dataset.input_shape, dataset.n_classes, **run.config["arch_options"])
+        except (ValueError, TypeError) as exc:
+            line = _line_of(text, f"arch.{run.config['arch']}", "") if text else None
+            where = f"{spec.source}:{line}" if line else spec.source
+            raise SpecError(f"{where}: [arch.{run.config['arch']}] {exc}") from exc
+
+
+def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
+    """Train one run and commit it to the store (in the calling process)."""
+    from deepmanifold.training import train_run
+
+    store = Store(store_root)
+    if store.has_run(run.run_id):
+        return RunOutcome(run.run_id, run.label, "skipped", "already in the store")
+    dataset, probes = _dataset_and_probes(run.config)
+    for probe in probes.values():
+        store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
+                        dataset=dataset.name, indices=probe.indices, labels=probe.labels)
+    train_config = {k: v for k, v in run.config.items() if k != "probes"}
+    result = train_run(train_config, dataset, probes)
+    metrics = {"step": result.steps, "epoch": result.epochs, **result.metrics}
+    store.write_run(
+        run.run_id,
+        config={**run.config, "label": run.label},
+        status=result.status,
+        message=result.message,
+        metrics=metrics,
+        logp=result.logp,
+        probes={name: p.fingerprint for name, p in probes.items()},
+        info={"wall_time": result.wall_time, "n_parameters": result.n_parameters},
+    )
+    acc = result.metrics.get("test_acc")
+    final = float(acc[-1]) if acc is not None and len(acc) else None
+    return RunOutcome(run.run_id, run.label, result.status, result.message, final, result.wall_time)
+
+
+def _execute_in_worker(run: RunSpec, store_root: str) -> RunOutcome:
+    try:
+        return execute_run(run, store_root)
+    except Exception as exc:  # noqa: BLE001 - one broken run must not stop the sweep
+        return RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, workers: int | None = None,
+              on_start: Callable[[int, int], None] | None = None,
+              on_outcome: Callable[[RunOutcome], None] | None = None) -> SweepResult:
+    """Run every run of ``spec`` that is not yet committed in the store.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    store : path-like, optional
+        Overrides the spec's store folder.
+    workers : int, optional
+        Worker processes (one thread each); overrides the spec. 1 runs in this process.
+    on_start : callable(n_todo, n_total), optional
+        Called once with the number of runs left to train.
+    on_outcome : callable(RunOutcome), optional
+        Called as each run finishes (for progress display).
+
+    Returns
+    -------
+    SweepResult
+    """
+    start = time.perf_counter()
+    root = str(store if store is not None else spec.store)
+    preflight(spec)  # before the store is created: a bad spec leaves nothing behind
+    st = Store(root)
+    st.clean_staging()
+    done = set(st.run_ids())
+    todo = [r for r in spec.runs if r.run_id not in done]
+    result = SweepResult([RunOutcome(r.run_id, r.label, "skipped", "already in the store")
+                          for r in spec.runs if r.run_id in done])
+    if on_start:
+        on_start(len(todo), len(spec.runs))
+    n_workers = max(1, min(workers or spec.workers, len(todo) or 1))
+
+    def record(outcome: RunOutcome) -> None:
+        result.outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
+    if n_workers == 1:
+        _set_single_thread()
+        for run in todo:
+            record(_execute_in_worker(run, root))
+    else:
+        ctx = multiprocessing.get_context("spawn")  # fork + torch threads is unsafe
+        with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_set_single_thread) as pool:
+            futures = {pool.submit(_execute_in_worker, run, root): run for run in todo}
+            try:
+                for fut in cf.as_completed(futures):
+                    run = futures[fut]
+                    try:
+                        record(fut.result())
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
+                        record(RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}"))
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    result.wall_time = time.perf_counter() - start
+    return result

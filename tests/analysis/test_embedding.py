@@ -1,0 +1,71 @@
+"""The picture of a store, on runs built from the geodesic so every answer is known."""
+
+import numpy as np
+import pytest
+
+from deepmanifold.analysis import build_picture
+from deepmanifold.geometry import geodesic
+from deepmanifold.store import Store
+
+C, N = 10, 60
+LABELS = np.random.default_rng(0).integers(0, C, size=N)
+
+
+def _commit(store, run_id, t, *, arch="mlp", status="complete", fingerprint="fp"):
+    probs = geodesic(LABELS, C, np.asarray(t, dtype=float))
+    with np.errstate(divide="ignore"):
+        logp = np.log(probs).astype(np.float32)
+    k = len(t)
+    metrics = {"step": np.arange(k) * 5, "epoch": np.arange(k) / 4, "test_acc": np.linspace(0.1, 1, k)}
+    store.put_probe(fingerprint=fingerprint, name="test", split="test", dataset="synthetic",
+                    indices=np.arange(N), labels=LABELS)
+    store.write_run(run_id, config={"arch": arch, "label": run_id}, status=status, metrics=metrics,
+                    logp={"test": logp}, probes={"test": fingerprint})
+
+
+@pytest.fixture
+def store(tmp_path):
+    st = Store(tmp_path / "s")
+    _commit(st, "a", [0.0, 0.2, 0.5, 1.0], arch="mlp")
+    _commit(st, "b", [0.1, 0.3, 0.7, 0.9], arch="cnn")
+    return st
+
+
+def test_progress_of_geodesic_checkpoints_is_their_parameter(store):
+    pic = build_picture(store, "test")
+    prog = {r.run_id: r.progress for r in pic.runs}
+    np.testing.assert_allclose(prog["a"], [0.0, 0.2, 0.5, 1.0], atol=1e-6)
+    np.testing.assert_allclose(prog["b"], [0.1, 0.3, 0.7, 0.9], atol=1e-6)
+    assert {r.group for r in pic.runs} == {"mlp", "cnn"}
+
+
+def test_reference_points_land_on_the_embedded_endpoints(store):
+    pic = build_picture(store, "test")
+    a = next(r for r in pic.runs if r.run_id == "a")
+    # run "a" starts at ignorance and ends at truth; Gower projection of an embedded
+    # model returns its own coordinates exactly, up to the float32 rounding of stored
+    # predictions, which axes with eigenvalues near 0 amplify (~1e-6 of the scale here).
+    scale = np.abs(a.coords).max()
+    np.testing.assert_allclose(pic.ignorance, a.coords[0], atol=1e-5 * scale)
+    np.testing.assert_allclose(pic.truth, a.coords[-1], atol=1e-5 * scale)
+    np.testing.assert_allclose(pic.geodesic[0], pic.ignorance)
+    assert pic.geodesic.shape == (len(pic.geodesic_t), pic.runs[0].coords.shape[1])
+
+
+def test_diverged_runs_are_left_out_with_a_warning(store):
+    _commit(store, "c", [0.0, 0.1], status="diverged")
+    with pytest.warns(UserWarning, match="left out of the picture: c"):
+        pic = build_picture(store, "test")
+    assert [r.run_id for r in pic.runs] == ["a", "b"]
+    assert pic.excluded[0][0] == "c"
+
+
+def test_runs_on_different_probe_sets_are_never_compared(store):
+    _commit(store, "d", [0.0, 0.4], fingerprint="other")
+    with pytest.raises(ValueError, match=r"2 different 'test' probe sets.*other: d"):
+        build_picture(store, "test")
+
+
+def test_empty_store_says_so(tmp_path):
+    with pytest.raises(ValueError, match="no complete run"):
+        build_picture(Store(tmp_path / "empty"), "test")

@@ -1,0 +1,133 @@
+"""The whole flow through the command line: spec -> training -> store -> picture -> report."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from deepmanifold.analysis import build_picture
+from deepmanifold.store import Store
+
+pytestmark = pytest.mark.slow
+
+SPEC = """
+[sweep]
+name = "tiny"
+workers = 2
+
+[data]
+name = "digits"
+probe_train = 120
+probe_test = 100
+
+[train]
+epochs = 2
+batch_size = 64
+checkpoints = 8
+
+[grid]
+arch = ["mlp", "cnn"]
+optimizer = ["sgd", "adam"]
+seed = [0]
+
+[arch.mlp]
+width = 32
+
+[optimizer.sgd]
+lr = {sgd_lr}
+momentum = 0.9
+
+[optimizer.adam]
+lr = 0.003
+"""
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "deepmanifold.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One real sweep in which SGD's learning rate is absurd, so those runs diverge."""
+    root = tmp_path_factory.mktemp("e2e")
+    (root / "spec.toml").write_text(textwrap.dedent(SPEC.format(sgd_lr="1.0e12")))
+    first = _cli("run", "spec.toml", "--store", "store", cwd=root)
+    return root, first
+
+
+def test_sweep_trains_stores_and_reports(swept):
+    root, first = swept
+    assert first.returncode == 0, first.stdout + first.stderr
+    store = Store(root / "store", create=False)
+    records, damaged = store.records()
+    assert not damaged and len(records) == 4
+    status = {(r.config["arch"], r.config["optimizer"]): r.status for r in records}
+    assert status[("mlp", "adam")] == status[("cnn", "adam")] == "complete"
+    assert status[("mlp", "sgd")] == status[("cnn", "sgd")] == "diverged"
+    report = root / "store" / "report.html"
+    assert report.exists() and report.stat().st_size > 100_000
+    assert "report:" in first.stdout
+    assert "left out of the picture" in first.stderr  # the diverged runs are announced
+
+
+def test_stored_predictions_and_metrics_agree(swept):
+    root, _ = swept
+    store = Store(root / "store", create=False)
+    for rec in store.records()[0]:
+        m = store.metrics(rec.run_id)
+        assert m["step"][0] == 0 and np.all(np.diff(m["step"]) > 0)
+        if rec.status != "complete":
+            continue
+        labels = store.probe(rec.probes["test"]).labels
+        logp = store.logp(rec.run_id, "test")
+        assert logp.shape == (len(m["step"]), 100, 10)
+        np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, atol=1e-4)
+        acc = (logp.argmax(-1) == labels).mean(axis=1)  # recomputed independently of the recorder
+        np.testing.assert_allclose(m["test_acc"], acc, atol=1e-12)
+
+
+def test_picture_leaves_diverged_runs_out_and_starts_at_ignorance(swept):
+    root, _ = swept
+    store = Store(root / "store", create=False)
+    with pytest.warns(UserWarning, match="diverged"):
+        pic = build_picture(store, "test")
+    assert {r.group for r in pic.runs} == {"mlp", "cnn"} and len(pic.runs) == 2
+    assert len(pic.excluded) == 2
+    for run in pic.runs:
+        assert run.progress[-1] > run.progress[0]  # training moves towards truth
+        assert 0.0 <= run.progress.min() and run.progress.max() <= 1.0
+    assert pic.explained_stress[-1] <= 1.0 + 1e-12
+    assert np.all(np.diff(pic.explained_stress) >= -1e-12)
+
+
+def test_rerun_skips_committed_runs(swept):
+    root, _ = swept
+    before = {p: os.stat(p).st_mtime_ns for p in (root / "store" / "runs").glob("*/run.json")}
+    again = _cli("run", "spec.toml", "--store", "store", "--no-report", cwd=root)
+    assert again.returncode == 0, again.stderr
+    assert "4 of 4 runs already in the store" in again.stdout
+    after = {p: os.stat(p).st_mtime_ns for p in (root / "store" / "runs").glob("*/run.json")}
+    assert before == after
+
+
+def test_bad_spec_trains_nothing(tmp_path):
+    (tmp_path / "spec.toml").write_text(textwrap.dedent(SPEC.format(sgd_lr="0.1")).replace(
+        'arch = ["mlp", "cnn"]', 'arch = ["mlp", "transformer9"]'))
+    out = _cli("run", "spec.toml", "--store", "store", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "unknown architecture 'transformer9'" in out.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_unknown_architecture_knob_fails_before_training(tmp_path):
+    (tmp_path / "spec.toml").write_text(textwrap.dedent(SPEC.format(sgd_lr="0.1")).replace(
+        "width = 32", "width = 32\nheight = 3"))
+    out = _cli("run", "spec.toml", "--store", "store", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "height" in out.stderr and "[arch.mlp]" in out.stderr
+    assert not (tmp_path / "store").exists()
