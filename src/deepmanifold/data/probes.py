@@ -75,12 +75,15 @@ class ProbeSet:
     def __post_init__(self) -> None:
         if self.split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {self.split!r}")
-        idx = np.asarray(self.indices)
-        lab = np.asarray(self.labels)
+        # Copies: the probe freezes its arrays and must not freeze the caller's.
+        idx = np.array(self.indices)
+        lab = np.array(self.labels)
         if idx.ndim != 1 or lab.shape != idx.shape:
             raise ValueError(
                 f"indices and labels must be 1-D of equal length, got {idx.shape} and {lab.shape}"
             )
+        if idx.size and (not np.issubdtype(idx.dtype, np.integer) or int(idx.min()) < 0):
+            raise ValueError(f"indices must be non-negative integers, got dtype {idx.dtype}, min {idx.min()}")
         for arr in (idx, lab):
             arr.setflags(write=False)
         object.__setattr__(self, "indices", idx)

@@ -171,14 +171,14 @@ def _lr_at(cfg: dict[str, Any], step: int, total: int) -> float:
 
 
 @torch.no_grad()
-def _log_probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _log_probs(model: nn.Module, x: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Eval-mode log-probabilities (n, C) float32, the model left in eval mode."""
     model.eval()
     out = [
         torch.log_softmax(model(x[i : i + _EVAL_CHUNK]).float(), dim=1)
         for i in range(0, x.shape[0], _EVAL_CHUNK)
     ]
-    return torch.cat(out) if out else torch.empty(0)
+    return torch.cat(out) if out else torch.empty(0, n_classes)
 
 
 def _shuffle_seed(seed: int) -> int:
@@ -274,7 +274,7 @@ def train_run(
     status, message = "complete", ""
 
     def record(step: int) -> bool:
-        lps = {name: _log_probs(model, x) for name, x in probe_x.items()}
+        lps = {name: _log_probs(model, x, dataset.n_classes) for name, x in probe_x.items()}
         model.train()
         bad = [name for name, lp in lps.items() if not torch.isfinite(lp).all()]
         if bad:

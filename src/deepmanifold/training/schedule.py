@@ -9,6 +9,13 @@ import numpy as np
 __all__ = ["checkpoint_steps"]
 
 
+def _is_whole(value) -> bool:
+    """A real number with an integral value (``3`` or ``3.0``; not ``True``, ``inf`` or ``None``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    return bool(np.isfinite(value)) and int(value) == value
+
+
 def checkpoint_steps(total_steps: int, n_checkpoints: int) -> np.ndarray:
     """Steps at which to record a run: dense early, geometric in steps.
 
@@ -40,9 +47,9 @@ def checkpoint_steps(total_steps: int, n_checkpoints: int) -> np.ndarray:
     >>> checkpoint_steps(1000, 10).tolist()
     [0, 1, 2, 5, 12, 29, 70, 170, 412, 1000]
     """
-    if isinstance(total_steps, bool) or int(total_steps) != total_steps or total_steps < 0:
+    if not _is_whole(total_steps) or total_steps < 0:
         raise ValueError(f"total_steps must be an integer >= 0, got {total_steps!r}")
-    if isinstance(n_checkpoints, bool) or int(n_checkpoints) != n_checkpoints or n_checkpoints < 1:
+    if not _is_whole(n_checkpoints) or n_checkpoints < 1:
         raise ValueError(f"n_checkpoints must be an integer >= 1, got {n_checkpoints!r}")
     total, n = int(total_steps), int(n_checkpoints)
     if total == 0:

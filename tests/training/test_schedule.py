@@ -1,0 +1,106 @@
+"""Tests of the checkpoint schedule (SPEC §5: dense early, geometric in steps, step 0 kept)."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmanifold.training import checkpoint_steps
+
+
+def test_docstring_example():
+    assert checkpoint_steps(1000, 10).tolist() == [0, 1, 2, 5, 12, 29, 70, 170, 412, 1000]
+
+
+def test_small_cases():
+    assert checkpoint_steps(0, 1).tolist() == [0]
+    assert checkpoint_steps(0, 50).tolist() == [0]
+    assert checkpoint_steps(1, 2).tolist() == [0, 1]
+    assert checkpoint_steps(7, 2).tolist() == [0, 7]
+    assert checkpoint_steps(5, 6).tolist() == [0, 1, 2, 3, 4, 5]
+    assert checkpoint_steps(5, 100).tolist() == [0, 1, 2, 3, 4, 5]
+    assert checkpoint_steps(2, 3).tolist() == [0, 1, 2]
+    # One short of every step: all but one step recorded.
+    assert checkpoint_steps(6, 6).tolist() in ([0, 1, 2, 3, 4, 6], [0, 1, 2, 3, 5, 6],
+                                               [0, 1, 2, 4, 5, 6], [0, 1, 3, 4, 5, 6],
+                                               [0, 2, 3, 4, 5, 6])
+
+
+def test_returns_int64_and_accepts_integral_numbers():
+    out = checkpoint_steps(np.int64(1000), np.int32(10))
+    assert out.dtype == np.int64
+    assert out.tolist() == checkpoint_steps(1000.0, 10).tolist() == checkpoint_steps(1000, 10).tolist()
+
+
+@pytest.mark.parametrize(
+    "total, n, match",
+    [
+        (-1, 5, "total_steps"),
+        (10.5, 5, "total_steps"),
+        (True, 5, "total_steps"),
+        (10, 0, "n_checkpoints"),
+        (10, -2, "n_checkpoints"),
+        (10, 2.5, "n_checkpoints"),
+        (10, True, "n_checkpoints"),
+        (10, 1, "n_checkpoints"),  # a run with steps needs step 0 and the last step
+    ],
+)
+def test_bad_inputs(total, n, match):
+    with pytest.raises(ValueError, match=match):
+        checkpoint_steps(total, n)
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=st.integers(0, 10**7), n=st.integers(2, 400))
+def test_structure(total, n):
+    s = checkpoint_steps(total, n)
+    assert s.dtype == np.int64 and s.ndim == 1
+    assert len(s) == min(n, total + 1)  # exact count, or every step
+    assert s[0] == 0 and s[-1] == total
+    assert np.all(np.diff(s) > 0)
+    if total + 1 <= n:
+        assert s.tolist() == list(range(total + 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=st.integers(2, 10**7), n=st.integers(3, 400))
+def test_dense_early_sparse_late(total, n):
+    s = checkpoint_steps(total, n)
+    gaps = np.diff(s)
+    # Starts with every step (0, 1, ...): spacing is finest at the start.
+    assert s[1] == 1
+    # Gaps never shrink by more than one step (rounding) as training goes on.
+    assert np.all(np.diff(gaps) >= -1)
+    # More checkpoints in the first half of the run than in the second.
+    if len(s) < total + 1:
+        assert np.sum(s <= total / 2) >= np.sum(s > total / 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(total=st.integers(100, 10**8), n=st.integers(3, 300))
+def test_geometric_once_steps_are_large(total, n):
+    """Once steps are large enough that rounding does not matter, consecutive ratios
+    s[j+1]/s[j] are (almost) constant: the schedule is geometric in steps."""
+    s = checkpoint_steps(total, n).astype(np.float64)
+    for a, b, c in zip(s[1:], s[2:], s[3:]):
+        if a >= 100:
+            assert abs(math.log(c / b) - math.log(b / a)) <= 2.0 / a, (a, b, c)
+
+
+@pytest.mark.parametrize("total, n", [(10**6, 70), (30_000, 65), (5000, 75)])
+def test_late_ratio_is_geometric_mean(total, n):
+    """The steps beyond 1000 follow the geometric progression to total_steps."""
+    s = checkpoint_steps(total, n).astype(np.float64)
+    late = s[s >= 1000]
+    if len(late) < 3:
+        pytest.skip("too few large steps")
+    ratio = (total / late[0]) ** (1.0 / (len(late) - 1))
+    np.testing.assert_allclose(late[1:] / late[:-1], ratio, rtol=2e-3)
+
+
+@pytest.mark.parametrize("total, n", [(None, 5), (10, None), (float("inf"), 5), (10, float("nan")), ("10", 5)])
+def test_non_numbers_raise_value_error(total, n):
+    with pytest.raises(ValueError, match="must be an integer"):
+        checkpoint_steps(total, n)
