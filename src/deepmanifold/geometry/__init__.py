@@ -15,13 +15,20 @@ framework and needs only NumPy and SciPy.
 References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28), 2019.
 """
 
-from .distances import METRICS, pairwise_distances
+from .distances import BACKENDS, METRICS, PRECISIONS, pairwise_distances
 from .divergences import ClampWarning, bhattacharyya
-from .geodesics import distance_to_geodesic, geodesic, ignorance, progress, progress_and_distance, truth
+from .geodesics import (distance_to_geodesic, geodesic, geodesic_coefficients, ignorance, progress,
+                        progress_and_distance, progress_from_coefficients, truth)
+from .sources import ModelStack
 from .embedding import InPCAResult, embedded_sq_distances, inpca
 
 __all__ = [
+    "BACKENDS",
     "METRICS",
+    "ModelStack",
+    "PRECISIONS",
+    "geodesic_coefficients",
+    "progress_from_coefficients",
     "ClampWarning",
     "InPCAResult",
     "bhattacharyya",

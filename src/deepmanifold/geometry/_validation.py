@@ -53,7 +53,9 @@ def _first(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
 
 
-def check_probabilities(X, name: str, *, log: bool, ndim: int | tuple[int, ...]) -> np.ndarray:
+def check_probabilities(
+    X, name: str, *, log: bool, ndim: int | tuple[int, ...], offset: int = 0
+) -> np.ndarray:
     """Validate an array of probability vectors along its last axis.
 
     Parameters
@@ -66,6 +68,9 @@ def check_probabilities(X, name: str, *, log: bool, ndim: int | tuple[int, ...])
         Whether ``X`` holds log-probabilities.
     ndim : int or tuple of int
         Accepted number of dimensions.
+    offset : int, default 0
+        Index of ``X[0]`` in a larger array (when ``X`` is one chunk of models
+        streamed from it), added to the model index in error messages.
 
     Returns
     -------
@@ -96,7 +101,7 @@ def check_probabilities(X, name: str, *, log: bool, ndim: int | tuple[int, ...])
         problem = _chunk_problem(X[start:start + rows_per_chunk], log=log, tol=tol)
         if problem is not None:
             index, what = problem
-            index = (index[0] + start,) + index[1:]
+            index = (index[0] + start + offset,) + index[1:]
             raise ValueError(f"{_where(name, index, X.ndim)} {what}")
     return X
 

@@ -17,10 +17,16 @@ from types import SimpleNamespace
 import numpy as np
 from scipy.special import xlogy
 
+from . import _kernels
 from ._validation import check_floor, check_probabilities, check_same_samples
 from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
-__all__ = ["METRICS", "pairwise_distances"]
+__all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]
+
+PRECISIONS = ("exact", "fast")
+BACKENDS = ("numba", "numpy", "torch")
+# Default budget for the prepared square roots held at once (row panel + column chunk).
+_MAX_MEMORY = 1 << 30
 
 METRICS = ("bhattacharyya", "hellinger", "jensen_shannon", "symmetric_kl")
 
@@ -38,6 +44,12 @@ def pairwise_distances(
     metric: str = "bhattacharyya",
     floor: float = 1e-12,
     block_size: int | None = None,
+    precision: str = "exact",
+    n_jobs: int | None = None,
+    device: str | None = None,
+    backend: str | None = None,
+    out=None,
+    max_memory: int | None = None,
 ) -> np.ndarray:
     r"""Distances between every model of ``X`` and every model of ``Y``.
 
@@ -61,11 +73,15 @@ def pairwise_distances(
     Parameters
     ----------
     X : array_like, shape (T, n, C)
-        Class probabilities of ``T`` models on the same ``n`` samples.
+        Class probabilities of ``T`` models on the same ``n`` samples. For the
+        Bhattacharyya metric any object with ``.shape``, ``.dtype`` and slicing
+        ``X[a:b]`` along axis 0 is streamed (``np.memmap``, zarr arrays,
+        :class:`~deepmanifold.geometry.sources.ModelStack`): only bounded
+        chunks of models are read at a time. The other metrics load ``X``.
     Y : array_like, shape (T2, n, C), optional
-        Second set of models on the same samples. If None, distances within
-        ``X``: only the upper triangle is computed and mirrored, and the
-        diagonal is exactly 0.
+        Second set of models on the same samples (e.g. models to project). If
+        None, distances within ``X``: only the upper triangle is computed and
+        mirrored, and the diagonal is exactly 0.
     log : bool, default False
         Inputs are natural-log probabilities (``-inf`` allowed for ``p = 0``).
     metric : {"bhattacharyya", "hellinger", "jensen_shannon", "symmetric_kl"}
@@ -77,12 +93,38 @@ def pairwise_distances(
         is clamped, one :class:`ClampWarning` gives the count of clamped
         (pair, sample) coefficients, respectively probability entries.
     block_size : int, optional
-        Models per tile along each axis (default: 128 for Bhattacharyya, 32 for
+        Models per tile along each axis (default: 256 for Bhattacharyya, 32 for
         Jensen-Shannon, 512 for the others). Only affects speed and memory.
+    precision : {"exact", "fast"}, default "exact"
+        Bhattacharyya only. ``"exact"``: square roots and Gram products in
+        float64, relative error ~1e-12 even for very close models. ``"fast"``:
+        float32 square roots and products (about half the memory and up to 2x
+        faster), absolute error ~1e-7 on each ``BC_i``, hence relative error
+        ~1e-7 / d_B: fine for d_B >~ 1e-2, poor for very close models. Logs
+        are always accumulated in float64.
+    n_jobs : int, optional
+        Threads for the numba kernel (default: all cores, for this call only;
+        the previous numba thread count is restored).
+    device : {None, "cpu", "cuda"}
+        Bhattacharyya only. None: ``"cuda"`` when ``torch.cuda.is_available()``,
+        else ``"cpu"``. On ``"cuda"`` tiles are computed with torch on the GPU.
+    backend : {None, "numba", "numpy", "torch"}
+        Bhattacharyya on the CPU: None picks numba when installed, else NumPy.
+        ``"torch"`` runs the torch tile kernel (the one used on CUDA) on the CPU.
+    out : array-like, shape (T, T2), optional
+        Where to write the result tile by tile, e.g. a float32 ndarray (half the
+        memory of the default float64 result), an ``np.memmap`` or a zarr
+        array. Returned instead of a new array.
+    max_memory : int, optional
+        Bhattacharyya only: bytes of prepared square roots held at once
+        (default 1 GiB). Roots take ``n*C*8`` bytes per model (``n*C*4`` with
+        ``precision="fast"``), e.g. 160 kB for n = 2000, C = 10. When all
+        ``T`` models do not fit, rows are processed in panels of models and
+        the column models are re-read from ``X`` once per panel.
 
     Returns
     -------
-    D : ndarray, shape (T, T2), float64
+    D : ndarray, shape (T, T2), float64 (or ``out``)
         Non-negative, never NaN.
 
     Raises
@@ -92,25 +134,34 @@ def pairwise_distances(
         negative probabilities, rows not summing to 1 within 1e-4 (float32
         input) or 1e-5 (float64); with ``log=True``: NaN, ``+inf``, positive
         log-probabilities beyond that tolerance, or rows whose ``exp`` does not
-        sum to 1. Unknown ``metric``, bad ``floor`` or ``block_size``.
+        sum to 1. Messages name the model and sample index. Unknown
+        ``metric``, ``precision``, ``device``, ``backend``; bad ``floor``,
+        ``block_size`` or ``out`` shape.
 
     Notes
     -----
-    Precision. The Bhattacharyya Gram products run in float32 when all inputs
-    are float32 and in float64 otherwise; the logs are accumulated in float64.
-    Products of up to 16 (float64) or 3 (float32) clamped coefficients are
-    taken before a single log, which cannot underflow because of the clamp. In
-    float32, ``d_B`` has a relative error of ~1e-4 for ``d_B ~ 1e-5`` and
-    grows for closer models; pass float64 when such pairs matter. The other
-    metrics always compute in float64.
+    Algorithm (Bhattacharyya). ``sqrt p`` is computed once per model per
+    panel; for every sample the coefficients of a tile of model pairs are one
+    small matrix product, folded into a running float64 product per pair that
+    is renormalised every ~25 samples by moving its binary exponent into an
+    integer (exact; this is the underflow guard, valid because every factor is
+    clamped to ``>= floor``); one log per pair is taken at the end. Tiles run in
+    parallel on numba threads. The Gram form ``BC = sum_c sqrt(p) sqrt(q)`` is
+    used rather than ``1 - BC = 1/2 sum_c (sqrt p - sqrt q)^2``: the latter
+    needs exactly normalised rows (float32 softmax rows are off by ~1e-7,
+    which would dominate ``d_B`` of close models), while the float64 Gram
+    product has an absolute error ~1e-16, i.e. a relative error of d_B below
+    1e-9 for ``d_B >= 1e-6``.
 
-    Cost: Bhattacharyya and Hellinger need ``T T2 n C`` multiply-adds (plus
-    ``T T2 n / 16`` logs for Bhattacharyya), symmetric KL twice that;
-    Jensen-Shannon needs ``T T2 n C`` logs and is by far the slowest.
+    Cost: Bhattacharyya and Hellinger need ``T T2 n C`` multiply-adds (only
+    half for the symmetric case), symmetric KL twice that; Jensen-Shannon needs
+    ``T T2 n C`` logs and is by far the slowest.
 
-    Memory: one transformed copy of ``X`` (and ``Y``) -- two float64 copies for
-    symmetric KL -- plus a tile buffer of ~16 MiB, on top of the ``(T, T2)``
-    result.
+    Memory (Bhattacharyya): the result (``T T2 * 8`` bytes unless ``out`` is
+    given), at most ``max_memory`` bytes of roots, one chunk of raw input
+    models and the per-tile buffers (a few MB per thread). Pages of an input
+    ``np.memmap`` are released after each chunk is read. The other metrics
+    hold one or two transformed float64 copies of ``X`` (and ``Y``).
 
     References
     ----------
@@ -135,6 +186,17 @@ def pairwise_distances(
         isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1
     ):
         raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
+    if metric == "bhattacharyya":
+        return _bhattacharyya_streamed(
+            X, Y, log=log, floor=floor, block=block_size or 256, precision=precision, n_jobs=n_jobs,
+            device=device, backend=backend, out=out, max_memory=max_memory or _MAX_MEMORY,
+        )
     X = check_probabilities(X, "X", log=log, ndim=3)
     if Y is not None:
         Y = check_probabilities(Y, "Y", log=log, ndim=3)
@@ -146,7 +208,204 @@ def pairwise_distances(
     D, clamped = _fill_tiles(kernel, px, py, symmetric=Y is None, block=block_size or kernel.default_block)
     clamped += px.clamped + (0 if Y is None else py.clamped)
     warn_clamped(clamped, kernel.clamp_what, floor)
+    if out is not None:
+        _check_out(out, D.shape)
+        out[...] = D
+        return out
     return D
+
+
+# ----------------------------------------------------------------------------
+# Bhattacharyya: streamed panels of models, tile engines (numba, numpy, torch).
+
+
+def _check_out(out, shape):
+    if tuple(getattr(out, "shape", ())) != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)}, got {getattr(out, 'shape', None)}")
+
+
+def _shape_of(X, name):
+    """(T, n, C) of an array-like without loading it."""
+    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
+        X = np.asarray(X)
+    shape = tuple(int(s) for s in X.shape)
+    if len(shape) != 3:
+        raise ValueError(f"{name}: expected shape (T, n, C), got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"{name}: every axis must be non-empty, got shape {shape}")
+    return X, shape
+
+
+def _release(X) -> None:
+    """Drop the pages of an input np.memmap from this process (they stay cached)."""
+    mm = getattr(X, "_mmap", None)
+    if mm is None:
+        base = getattr(X, "base", None)
+        mm = getattr(base, "_mmap", None) if base is not None else None
+        mm = mm if mm is not None else (base if type(base).__name__ == "mmap" else None)
+    madvise = getattr(mm, "madvise", None)
+    if madvise is not None:
+        try:
+            import mmap
+
+            madvise(mmap.MADV_DONTNEED)
+        except (AttributeError, OSError, ValueError):  # pragma: no cover - platform dependent
+            pass
+
+
+def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: bool) -> np.ndarray:
+    """Square roots of models ``X[a:b]`` as a ``(n, b - a, C)`` array of ``dtype``."""
+    n, C = X.shape[1], X.shape[2]
+    roots = np.empty((n, b - a, C), dtype=dtype)
+    step = max(1, (1 << 22) // (n * C))  # ~32 MiB of raw input at a time
+    for t0 in range(a, b, step):
+        t1 = min(b, t0 + step)
+        raw = X[t0:t1]
+        if isinstance(X, np.memmap) or isinstance(raw, np.memmap):
+            raw = np.array(raw)
+            _release(X)
+        if validate:
+            raw = check_probabilities(raw, name, log=log, ndim=3, offset=t0)
+        else:
+            raw = np.asarray(raw)
+            raw = raw.astype(np.float64) if raw.dtype not in (np.float32, np.float64) else raw
+        work = raw.astype(np.float64 if np.dtype(dtype) == np.float64 else raw.dtype, copy=False)
+        root = np.exp(0.5 * work) if log else np.sqrt(work)
+        roots[:, t0 - a:t1 - a, :] = root.transpose(1, 0, 2)
+    return roots
+
+
+def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, device, backend, out, max_memory):
+    X, (T, n, C) = _shape_of(X, "X")
+    symmetric = Y is None
+    if symmetric:
+        Ysrc, T2 = X, T
+    else:
+        Ysrc, shape_y = _shape_of(Y, "Y")
+        if shape_y[1:] != (n, C):
+            raise ValueError(
+                f"X has shape {(T, n, C)} and Y has shape {shape_y}: both must describe the same samples "
+                "and classes (last two axes (n, C) equal)"
+            )
+        T2 = shape_y[0]
+    for name, src in (("X", X), ("Y", Ysrc)):
+        kind = np.dtype(src.dtype).kind
+        if kind not in "fiub":
+            raise ValueError(f"{name}: expected a real floating-point array, got dtype {src.dtype}")
+    if device is None:
+        from ._torch_kernels import cuda_available
+
+        device = "cuda" if (backend in (None, "torch") and cuda_available()) else "cpu"
+    if device == "cuda":
+        backend = "torch"
+    elif backend is None:
+        backend = "numba" if _kernels.AVAILABLE else "numpy"
+    if backend == "numba" and not _kernels.AVAILABLE:
+        raise ValueError("backend='numba' needs numba, which is not installed")
+    dtype = np.dtype(np.float64 if precision == "exact" else np.float32)
+    if out is None:
+        D = np.empty((T, T2), dtype=np.float64)
+    else:
+        _check_out(out, (T, T2))
+        D = out
+    per_model = n * C * dtype.itemsize
+    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
+    engine = {"numba": _numba_engine, "numpy": _numpy_engine, "torch": _torch_engine}[backend]
+    renorm = _kernels.renorm_interval(floor)
+    clamped = 0
+    with _kernels.set_threads(n_jobs):
+        for p0 in range(0, T, panel):
+            p1 = min(T, p0 + panel)
+            A = _prepare_roots(X, p0, p1, name="X", log=log, dtype=dtype, validate=True)
+            for c0 in range(p0 if symmetric else 0, T2, panel):
+                c1 = min(T2, c0 + panel)
+                diagonal = symmetric and c0 == p0
+                if diagonal:
+                    B = A
+                else:
+                    # Y's models are validated on the first panel; X's ones as rows.
+                    B = _prepare_roots(Ysrc, c0, c1, name="X" if symmetric else "Y", log=log, dtype=dtype,
+                                       validate=not symmetric and p0 == 0)
+                tile, count = engine(A, B, floor=floor, upper=diagonal, block=block, renorm=renorm,
+                                     device=device)
+                clamped += count
+                if diagonal:
+                    tile = np.triu(tile, 1)
+                    tile += tile.T
+                    D[p0:p1, c0:c1] = tile
+                else:
+                    D[p0:p1, c0:c1] = tile
+                    if symmetric:
+                        D[c0:c1, p0:p1] = tile.T
+    warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
+    return D
+
+
+def _numba_engine(A, B, *, floor, upper, block, renorm, device):
+    """Tile (R, K) of d_B with the numba kernel; count restricted to upper if asked."""
+    n, K, C = B.shape
+    W = min(block, K)
+    L = -(-K // W)
+    Bs = np.empty((L, n, C, W), dtype=A.dtype)
+    widths = np.full(L, W, dtype=np.int64)
+    for l in range(L):
+        k0, k1 = l * W, min(K, (l + 1) * W)
+        Bs[l, :, :, : k1 - k0] = B[:, k0:k1, :].transpose(0, 2, 1)
+        if k1 - k0 < W:  # pad with copies of a real model (ignored below)
+            Bs[l, :, :, k1 - k0:] = B[:, k1 - 1:k1, :].transpose(0, 2, 1)
+            widths[l] = k1 - k0
+    tile = np.zeros((A.shape[1], L * W))
+    count = _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, 128), 0, 0, widths, upper)
+    return tile[:, :K], int(count)
+
+
+def _torch_engine(A, B, *, floor, upper, block, renorm, device):
+    from ._torch_kernels import bhattacharyya_tile
+
+    R, K = A.shape[1], B.shape[1]
+    tile = np.zeros((R, K))
+    count = 0
+    step = max(block, 1024) if device == "cuda" else block
+    for r0 in range(0, R, step):
+        for k0 in range(r0 if upper else 0, K, step):
+            sub_upper = upper and k0 == r0
+            d, c = bhattacharyya_tile(A[:, r0:r0 + step], B[:, k0:k0 + step], floor, device=device,
+                                      upper=sub_upper)
+            tile[r0:r0 + step, k0:k0 + step] = d
+            if upper and not sub_upper:
+                tile[k0:k0 + step, r0:r0 + step] = d.T
+            count += c
+    return tile, count
+
+
+def _numpy_engine(A, B, *, floor, upper, block, renorm, device):
+    R, K = A.shape[1], B.shape[1]
+    n = A.shape[0]
+    tile = np.zeros((R, K))
+    count = 0
+    group = _group_size(A.dtype, floor) or 1
+    for r0 in range(0, R, block):
+        a_all = A[:, r0:r0 + block]
+        for k0 in range(r0 if upper else 0, K, block):
+            b_all = B[:, k0:k0 + block]
+            b1, b2 = a_all.shape[1], b_all.shape[1]
+            per_chunk = max(group, _TILE_ELEMENTS // (b1 * b2) // group * group)
+            log_sum = np.zeros(b1 * b2)
+            counts = np.zeros((b1, b2), dtype=np.int64)
+            for s in range(0, n, per_chunk):
+                bc = np.matmul(a_all[s:s + per_chunk], b_all[s:s + per_chunk].transpose(0, 2, 1))
+                c = clamp_coefficients(bc, floor)
+                if c is not None:
+                    counts += c
+                log_sum += _sum_log_products(bc.reshape(bc.shape[0], -1), group)
+            d = (-log_sum / n).reshape(b1, b2)
+            if upper and k0 == r0:
+                counts = np.triu(counts, 1)
+            elif upper:
+                tile[k0:k0 + b2, r0:r0 + b1] = d.T
+            tile[r0:r0 + b1, k0:k0 + b2] = d
+            count += int(counts.sum())
+    return tile, count
 
 
 def _fill_tiles(kernel, px, py, *, symmetric: bool, block: int) -> tuple[np.ndarray, int]:

@@ -1,0 +1,166 @@
+"""Kernels, precision, streaming and backends of pairwise_distances (Bhattacharyya)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepmanifold.geometry import ClampWarning
+from deepmanifold.geometry import _kernels
+from deepmanifold.geometry.distances import pairwise_distances
+from deepmanifold.geometry.sources import ModelStack
+
+torch = pytest.importorskip("torch")
+
+
+def reference(X, Y):
+    """Independent float64 reference: one pair at a time, Gram form, float64."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    D = np.empty((len(X), len(Y)))
+    for s in range(len(X)):
+        bc = np.einsum("ic,tic->ti", np.sqrt(X[s]), np.sqrt(Y))
+        D[s] = -np.mean(np.log(np.maximum(bc, 1e-12)), axis=1)
+    return D
+
+
+def close_models(rng, T, n, C, scales=(1e-6, 1e-5, 1e-4, 1e-3)):
+    """Models whose pairwise d_B spans ~1e-7 .. 1e-3 (perturbations of one base)."""
+    base = rng.dirichlet(np.full(C, 2.0), size=n)
+    X = []
+    for t in range(T):
+        eps = scales[t % len(scales)] ** 0.5
+        p = base * np.exp(eps * rng.standard_normal(base.shape))
+        X.append(p / p.sum(axis=1, keepdims=True))
+    return np.array(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+def test_exact_precision_on_close_pairs(rng, dtype, backend):
+    X = close_models(rng, 12, 300, 10).astype(dtype)
+    if dtype == np.float32:  # renormalise in float32 as a softmax would
+        X = (X / X.sum(axis=-1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    D = pairwise_distances(X, backend=backend, device="cpu")
+    ref = reference(X, X)
+    off = ~np.eye(len(X), dtype=bool)
+    assert ref[off].min() < 1e-5 and ref[off].max() < 1e-2
+    rel = np.abs(D - ref)[off] / ref[off]
+    assert rel.max() <= 1e-6
+
+
+def test_fast_precision_is_close_for_distant_models(rng, models):
+    X = models(rng, 20, 200, 10).astype(np.float32)
+    D = pairwise_distances(X, precision="fast")
+    ref = reference(X, X)
+    np.testing.assert_allclose(D, ref, rtol=1e-4, atol=1e-7)
+
+
+def test_ignorance_to_truth_is_half_log_C():
+    C, n = 10, 7
+    X = np.stack([np.full((n, C), 1 / C), np.eye(C)[np.arange(n) % C]])
+    for backend in ("numba", "numpy", "torch"):
+        D = pairwise_distances(X, backend=backend, device="cpu")
+        np.testing.assert_allclose(D[0, 1], 0.5 * np.log(C), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+def test_backends_agree_and_panels_do_not_matter(rng, models, backend):
+    X = models(rng, 37, 50, 6, concentration=0.5)
+    Y = models(rng, 9, 50, 6)
+    D = pairwise_distances(X, backend="numba")
+    per_model = 50 * 6 * 8
+    small = dict(block_size=4, max_memory=2 * per_model * 8)  # panels of 8 models
+    np.testing.assert_allclose(pairwise_distances(X, backend=backend, device="cpu", **small), D, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(pairwise_distances(X, Y, backend=backend, device="cpu", **small), reference(X, Y),
+                               rtol=1e-10, atol=1e-14)
+
+
+def test_memmap_and_model_stack_stream_like_in_memory(tmp_path, rng, models):
+    X = models(rng, 30, 40, 5).astype(np.float32)
+    path = tmp_path / "x.f32"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    ro = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    D = pairwise_distances(X)
+    small = dict(block_size=4, max_memory=2 * 40 * 5 * 8 * 8)
+    np.testing.assert_array_equal(pairwise_distances(ro, **small), pairwise_distances(X, **small))
+    np.testing.assert_allclose(pairwise_distances(ro), D, rtol=1e-13, atol=1e-15)
+    stack = ModelStack([ro[:7], X[7:20], ro[20:]])
+    np.testing.assert_allclose(pairwise_distances(stack, **small), D, rtol=1e-13, atol=1e-15)
+    # identical models: BC_i = sum p ~ 1 +- 1e-7 in float32 is clipped at 1 (the reference does not clip)
+    cross, ref = pairwise_distances(X[:5], stack), reference(X[:5], X)
+    np.fill_diagonal(ref, 0.0)
+    np.testing.assert_allclose(cross, ref, rtol=1e-10, atol=1e-8)
+
+
+def test_out_parameter(rng, models):
+    X = models(rng, 10, 20, 4)
+    out = np.full((10, 10), np.nan, dtype=np.float32)
+    assert pairwise_distances(X, out=out) is out
+    np.testing.assert_allclose(out, pairwise_distances(X), rtol=1e-6)
+    with pytest.raises(ValueError, match="out must have shape"):
+        pairwise_distances(X, out=np.empty((3, 3)))
+
+
+def test_error_names_model_in_a_later_panel(rng, models):
+    X = models(rng, 20, 10, 3)
+    X[17, 4] = [0.5, np.nan, 0.5]
+    with pytest.raises(ValueError, match="X: model 17, sample 4 contains NaN"):
+        pairwise_distances(X, block_size=2, max_memory=2 * 10 * 3 * 8 * 4)
+    with pytest.raises(ValueError, match="Y: model 17, sample 4"):
+        pairwise_distances(X[:3], ModelStack([X[:10], X[10:]]), block_size=2)
+
+
+def test_clamp_count_across_backends_and_panels():
+    X = np.eye(4)[:, None, :].repeat(3, axis=1)
+    for backend in ("numba", "numpy", "torch"):
+        for max_memory in (None, 2 * 3 * 4 * 8):
+            with pytest.warns(ClampWarning, match=r"^18 \(pair, sample\)"):
+                D = pairwise_distances(X, floor=1e-10, backend=backend, device="cpu", block_size=1,
+                                       max_memory=max_memory)
+            assert np.all(D[~np.eye(4, dtype=bool)] == pytest.approx(-np.log(1e-10)))
+
+
+def test_threads_are_restored(rng, models):
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    import numba
+
+    before = numba.get_num_threads()
+    pairwise_distances(models(rng, 5, 5, 3), n_jobs=1)
+    assert numba.get_num_threads() == before
+
+
+def test_renorm_interval_never_underflows():
+    for floor in (1e-1, 1e-12, 1e-100, 1e-300):
+        k = _kernels.renorm_interval(floor)
+        assert k >= 1 and 2.0 * floor**k > 0 and floor**k * 1.0 >= 2.0**-1022 or k == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 9), T2=st.integers(1, 5), n=st.integers(1, 12),
+       C=st.integers(2, 6), block=st.sampled_from([1, 3, 256]))
+def test_properties(seed, T, T2, n, C, block):
+    r = np.random.default_rng(seed)
+    X = r.dirichlet(np.ones(C), size=(T, n))
+    Y = r.dirichlet(np.ones(C), size=(T2, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClampWarning)
+        D = pairwise_distances(X, block_size=block)
+        perm = r.permutation(n)
+        np.testing.assert_allclose(pairwise_distances(X[:, perm]), D, rtol=1e-12, atol=1e-15)
+        XY = pairwise_distances(np.concatenate([X, Y]), block_size=block)
+        np.testing.assert_allclose(pairwise_distances(X, Y, block_size=block), XY[:T, T:], rtol=1e-12, atol=1e-15)
+    assert np.array_equal(D, D.T) and np.all(np.diagonal(D) == 0) and np.all(D >= 0)
+    np.testing.assert_allclose(D, reference(X, X) * (1 - np.eye(T)), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(rng):
+    X = close_models(rng, 40, 300, 10)
+    np.testing.assert_allclose(pairwise_distances(X, device="cuda"), pairwise_distances(X, device="cpu"),
+                               rtol=1e-9, atol=1e-15)
