@@ -1,9 +1,11 @@
 """Reference models, the geodesic, and progress against identities and brute force."""
 
+import re
 import warnings
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize_scalar
 
 from deepmanifold.geometry import (
     ClampWarning,
@@ -16,6 +18,8 @@ from deepmanifold.geometry import (
     progress_and_distance,
     truth,
 )
+from deepmanifold.geometry import geodesics
+from deepmanifold.geometry.geodesics import geodesic_coefficients, progress_from_coefficients
 
 
 def theta(C):
@@ -63,15 +67,19 @@ def test_distance_along_geodesic(rng, C):
     )
 
 
-@pytest.mark.parametrize("C", [2, 10, 100])
+@pytest.mark.parametrize("C", [2, 3, 10, 37, 100])
 def test_progress_of_geodesic_points_and_endpoints(rng, C):
     labels = rng.integers(0, C, size=20)
-    ts = np.linspace(0, 1, 21)
+    ts = np.concatenate([np.linspace(0, 1, 21), rng.random(40), [1e-9, 1e-6, 1 - 1e-6, 1 - 1e-9]])
     lam, dist = progress_and_distance(geodesic(labels, C, ts), labels)
-    np.testing.assert_allclose(lam, ts, atol=1e-10)
+    np.testing.assert_allclose(lam, ts, atol=1e-11)
     np.testing.assert_allclose(dist, 0.0, atol=1e-14)
-    assert progress(ignorance(labels, C), labels) == pytest.approx(0.0, abs=1e-10)
-    assert progress(truth(labels, C), labels) == pytest.approx(1.0, abs=1e-10)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(progress(np.log(geodesic(labels, C, ts)), labels, log=True), ts, atol=1e-11)
+    assert progress(geodesic(labels, C, 0.3), labels) == pytest.approx(0.3, abs=1e-12)
+    assert progress(ignorance(labels, C), labels) == pytest.approx(0.0, abs=1e-12)
+    assert progress(truth(labels, C), labels) == pytest.approx(1.0, abs=1e-12)
+    assert distance_to_geodesic(ignorance(labels, C), labels) == pytest.approx(0.0, abs=1e-14)
     assert distance_to_geodesic(truth(labels, C), labels) == pytest.approx(0.0, abs=1e-14)
 
 
@@ -164,3 +172,213 @@ def test_clamp_warning_points_at_the_caller(rng, function):
         result = function(wrong, labels, floor=0.5)
     assert len(record) == 1 and record[0].filename == __file__
     assert np.all(np.isfinite(result))
+
+
+# --------------------------------------------------------------------------- the vectorised solver
+
+
+def mixed_models(rng, T, n, C, labels):
+    """Dirichlet models (some with exact zeros), near one-hot ones, and ones near either end."""
+    X = random_models_around_the_path(rng, T, n, C, labels)
+    k = T // 6
+    sharp = rng.dirichlet(np.full(C, 0.05), size=(k, n))  # near one-hot, often on a wrong class
+    X[:k] = sharp
+    zeros = rng.random((k, n, C)) < 0.4
+    zeros[..., 0] = False
+    Z = np.where(zeros, 0.0, rng.dirichlet(np.ones(C), size=(k, n)))
+    X[k:2 * k] = Z / Z.sum(axis=-1, keepdims=True)  # zeros, also on true labels (b_i = 0)
+    w = 10.0 ** rng.uniform(-9, -1, size=(k, 1, 1))
+    X[2 * k:3 * k] = (1 - w) * ignorance(labels, C) + w * X[2 * k:3 * k]  # progress near 0
+    X[3 * k:4 * k] = (1 - w) * truth(labels, C) + w * X[3 * k:4 * k]  # progress near 1
+    X[-1] = truth(labels, C)  # the only model with progress 1 (a_i / b_i > cos θ otherwise)
+    X[-2] = ignorance(labels, C)
+    return X
+
+
+def closed_form(P, labels, t):
+    """f(t) from the SPEC closed form, with a_i, b_i computed directly (P: (n, C))."""
+    C = P.shape[1]
+    th = theta(C)
+    a = np.sqrt(P / C).sum(axis=1)
+    b = np.sqrt(P[np.arange(len(labels)), labels])
+    t = np.atleast_1d(t)[:, None]
+    g = (a * np.sin((1 - t) * th) + b * np.sin(t * th)) / np.sin(th)
+    dg = th * (b * np.cos(t * th) - a * np.cos((1 - t) * th)) / np.sin(th)
+    with np.errstate(divide="ignore"):
+        return -np.log(g).mean(axis=1), -(dg / g).mean(axis=1), th**2 + ((dg / g) ** 2).mean(axis=1)
+
+
+@pytest.mark.parametrize("C", [2, 10, 50])
+def test_solver_against_grid_and_minimize_scalar(rng, C):
+    n, T = 30, 36
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, T, n, C, labels)
+    lam, dist = progress_and_distance(X, labels)
+    grid = np.linspace(0, 1, 4001)
+    for k in range(T):
+        f_grid = brute_force_objective(X[k], labels, grid)
+        g = int(np.argmin(f_grid))
+        bounds = (grid[max(g - 1, 0)], grid[min(g + 1, grid.size - 1)])
+        res = minimize_scalar(lambda t: brute_force_objective(X[k], labels, np.array([t]))[0],
+                              bounds=bounds, method="bounded", options={"xatol": 1e-12})
+        f_ref = min(res.fun, f_grid[g])
+        t_ref = res.x if res.fun <= f_grid[g] else grid[g]
+        # Never worse than the reference; strong convexity (f'' >= θ²) then pins t.
+        assert dist[k] <= f_ref + 1e-13
+        assert abs(lam[k] - t_ref) <= 1e-6
+        assert dist[k] == pytest.approx(brute_force_objective(X[k], labels, np.array([lam[k]]))[0],
+                                        rel=1e-12, abs=1e-15)
+    assert np.sum(lam == 0) >= 1 and np.sum(lam == 1) >= 1
+    assert np.sum((lam > 1e-6) & (lam < 1 - 1e-6)) >= T // 3
+
+
+@pytest.mark.parametrize("C", [2, 10, 100])
+def test_solver_optimality_to_1e_12(rng, C):
+    """Interior optima are roots of f' to |f'/f''| <= 1e-12; end points have the right slope."""
+    n, T = 60, 300
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, T, n, C, labels)
+    lam = progress(X, labels)
+    for k in range(T):
+        _, d1, d2 = closed_form(X[k], labels, lam[k])
+        if lam[k] == 0:
+            assert d1[0] >= -1e-12
+        elif lam[k] == 1:
+            assert d1[0] <= 1e-12
+        else:
+            assert abs(d1[0] / d2[0]) <= 2e-12, (k, lam[k], d1, d2)
+
+
+def test_objective_is_strictly_convex(rng):
+    """f'' = θ² + mean((g'/g)²) >= θ², so there are no non-monotone slopes to worry about."""
+    C, n = 10, 40
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, 24, n, C, labels)
+    ts = np.linspace(0, 1, 201)[:-1]  # f(1) is +inf when some b_i = 0
+    for P in X:
+        f, d1, d2 = closed_form(P, labels, ts)
+        assert np.all(d2 >= theta(C) ** 2)
+        assert np.all(np.diff(d1) > 0)
+        assert np.all(f[:-2] + f[2:] - 2 * f[1:-1] > 0)
+
+
+def test_zero_mass_on_the_true_label(rng):
+    """b_i = 0 sends f(1) to +inf: progress stays below 1, nothing is clamped at the default floor."""
+    C, n = 10, 50
+    labels = rng.integers(0, C, size=n)
+    wrong = np.eye(C)[(labels + 1) % C]
+    almost = truth(labels, C)
+    almost[0] = wrong[0]  # one sample with all its mass on a wrong class
+    uniform_wrong = np.full((n, C), 1 / (C - 1))
+    uniform_wrong[np.arange(n), labels] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClampWarning)
+        lam, dist = progress_and_distance(np.stack([wrong, almost, uniform_wrong]), labels)
+    # Entirely wrong: f'(0) = θ cos θ / sin θ > 0, so λ = 0 and d = -mean log a_i = log(sqrt(C)).
+    assert lam[0] == 0.0 and dist[0] == pytest.approx(0.5 * np.log(C), rel=1e-12)
+    assert lam[2] == 0.0
+    # One wrong sample out of n: strictly inside, where the brute force puts it.
+    assert 0.5 < lam[1] < 1
+    grid = np.linspace(0.5, 1, 20001)[:-1]
+    f = brute_force_objective(almost, labels, grid)
+    assert abs(lam[1] - grid[np.argmin(f)]) <= 1e-4
+    assert dist[1] <= f.min() + 1e-14
+    # A floor above the smallest inner product clamps it in the distance only (the argmin
+    # is that of the unclamped objective), with one warning.
+    with pytest.warns(ClampWarning, match="1 \\(model, sample\\) inner products"):
+        lam_f, dist_f = progress_and_distance(almost, labels, floor=0.05)
+    assert lam_f == lam[1]
+    assert dist_f == pytest.approx(brute_force_objective(almost, labels, np.array([lam_f]), floor=0.05)[0],
+                                   rel=1e-12)
+    assert dist_f < dist[1]
+
+
+def test_memmap_in_blocks_equals_in_memory(rng, tmp_path, monkeypatch):
+    C, n, T = 7, 23, 50
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, T, n, C, labels).astype(np.float32)
+    X /= X.sum(axis=-1, keepdims=True)
+    lam, dist = progress_and_distance(X, labels)
+    np.save(tmp_path / "X.npy", X)
+    with np.errstate(divide="ignore"):
+        np.save(tmp_path / "logX.npy", np.log(X))
+    monkeypatch.setattr(geodesics, "_INPUT_ELEMENTS", 3 * n * C)  # blocks of 3 models
+    monkeypatch.setattr(geodesics, "_SOLVE_ELEMENTS", 4 * n)
+    M = np.load(tmp_path / "X.npy", mmap_mode="r")
+    lam_m, dist_m = progress_and_distance(M, labels)
+    np.testing.assert_allclose(lam_m, lam, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dist_m, dist, rtol=1e-15, atol=1e-16)
+    lam_l = progress(np.load(tmp_path / "logX.npy", mmap_mode="r"), labels, log=True)
+    np.testing.assert_allclose(lam_l, lam, atol=1e-6)  # float32 log p is another input than float32 p
+    # float32 input is reduced in float64: same answer as the same numbers cast up.
+    np.testing.assert_allclose(progress(X.astype(np.float64), labels), lam, atol=1e-12)
+    # Block-wise validation still names the model of the whole array.
+    bad = X.copy()
+    bad[37, 5, 2] = np.nan
+    with pytest.raises(ValueError, match=re.escape("P: model 37, sample 5 contains NaN")):
+        progress(bad, labels)
+
+
+def test_samples_chunked_within_one_model(rng, monkeypatch):
+    C, n = 6, 200
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, 6, n, C, labels)
+    lam, dist = progress_and_distance(X, labels)
+    a, b = geodesic_coefficients(X, labels)
+    monkeypatch.setattr(geodesics, "_INPUT_ELEMENTS", 50 * C)  # 50 samples at a time
+    np.testing.assert_allclose(progress_and_distance(X, labels), (lam, dist), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(geodesic_coefficients(X, labels), (a, b), rtol=1e-15)
+    np.testing.assert_allclose(progress_and_distance(X[2], labels), (lam[2], dist[2]), rtol=1e-14, atol=1e-15)
+
+
+def test_coefficients_and_progress_from_them(rng):
+    C, n = 10, 40
+    labels = rng.integers(0, C, size=n)
+    X = mixed_models(rng, 12, n, C, labels)
+    a, b = geodesic_coefficients(X, labels)
+    assert a.shape == b.shape == (12, n) and a.dtype == b.dtype == np.float64
+    np.testing.assert_allclose(a, np.sqrt(X / C).sum(axis=-1), rtol=1e-14)
+    np.testing.assert_array_equal(b, np.sqrt(X[:, np.arange(n), labels]))
+    with np.errstate(divide="ignore"):
+        a_log, b_log = geodesic_coefficients(np.log(X), labels, log=True)
+    np.testing.assert_allclose(a_log, a, rtol=1e-14)
+    np.testing.assert_allclose(b_log, b, rtol=1e-14, atol=1e-300)
+    lam, dist = progress_and_distance(X, labels)
+    np.testing.assert_array_equal(progress_from_coefficients(a, b, C), lam)
+    lam2, dist2 = progress_from_coefficients(a, b, C, return_distance=True)
+    np.testing.assert_array_equal(lam2, lam)
+    np.testing.assert_array_equal(dist2, dist)
+    a0, b0 = geodesic_coefficients(X[3], labels)
+    assert a0.shape == (n,)
+    lam0 = progress_from_coefficients(a0, b0, C)
+    assert isinstance(lam0, float) and lam0 == lam[3]
+    # Inner products with the geodesic from the coefficients, as in SPEC §3.
+    t = 0.37
+    inner = (a * np.sin((1 - t) * theta(C)) + b * np.sin(t * theta(C))) / np.sin(theta(C))
+    expected = np.sqrt(X * geodesic(labels, C, t)[None]).sum(axis=-1)
+    np.testing.assert_allclose(inner, expected, rtol=1e-13)
+
+
+def test_progress_from_coefficients_rejects_bad_input():
+    a, b = np.full((2, 3), 0.5), np.full((2, 3), 0.5)
+    with pytest.raises(ValueError, match="same shape"):
+        progress_from_coefficients(a, b[:, :2], 4)
+    with pytest.raises(ValueError, match="finite"):
+        progress_from_coefficients(np.where(a == a, np.nan, a), b, 4)
+    with pytest.raises(ValueError, match="a must be positive"):
+        progress_from_coefficients(a * 0, b, 4)
+    with pytest.raises(ValueError, match="b must be non-negative"):
+        progress_from_coefficients(a, -b, 4)
+    with pytest.raises(ValueError, match="n_classes"):
+        progress_from_coefficients(a, b, 1)
+    with pytest.raises(ValueError, match="floor"):
+        progress_from_coefficients(a, b, 4, floor=0)
+
+
+def test_progress_from_coefficients_warns_at_the_caller(rng):
+    C, n = 10, 6
+    labels = rng.integers(0, C, size=n)
+    a, b = geodesic_coefficients(np.eye(C)[(labels + 1) % C], labels)
+    with pytest.warns(ClampWarning) as record:
+        progress_from_coefficients(a, b, C, floor=0.5)
+    assert len(record) == 1 and record[0].filename == __file__

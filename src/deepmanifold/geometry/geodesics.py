@@ -18,7 +18,12 @@ For any model ``P``, with ``a_i = sum_c sqrt(p_ic / C)`` and ``b_i = sqrt(p_{i,y
     = \frac{a_i \sin((1-t)\theta) + b_i \sin(t\theta)}{\sin\theta},
 
 so the progress of ``P`` along the geodesic and its distance to it need only
-these ``2n`` numbers (Mao et al., PNAS 2024).
+these ``2n`` numbers (Mao et al., PNAS 2024). :func:`progress`,
+:func:`distance_to_geodesic` and :func:`progress_and_distance` read ``P`` once,
+in blocks of models (an ``np.memmap`` of any size is fine), reduce each block to
+``(a, b)`` and minimise over ``t`` for all models of the block at once.
+:func:`geodesic_coefficients` and :func:`progress_from_coefficients` split those
+two steps for callers that keep or stream the ``(a, b)`` of their models.
 """
 
 from __future__ import annotations
@@ -31,16 +36,22 @@ from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 __all__ = [
     "distance_to_geodesic",
     "geodesic",
+    "geodesic_coefficients",
     "ignorance",
     "progress",
     "progress_and_distance",
+    "progress_from_coefficients",
     "truth",
 ]
 
-# Elements of a (models x samples) chunk processed at once (8 MiB of float64).
-_CHUNK_ELEMENTS = 1 << 20
-_T_TOL = 1e-12
-_MAX_ITER = 200
+# A block of models is read, validated and reduced to (a, b) at once: at most
+# _INPUT_ELEMENTS input elements (models x samples x classes) and _SOLVE_ELEMENTS
+# (models x samples), so that the solver's float64 temporaries (512 KiB each)
+# stay in cache.
+_INPUT_ELEMENTS = 1 << 20
+_SOLVE_ELEMENTS = 1 << 16
+_T_TOL = 1e-12  # the solver stops once its Newton step is at most this
+_MAX_ITER = 100  # bisection alone would converge in ~40 steps
 
 
 def _angle(n_classes: int) -> float:
@@ -150,7 +161,9 @@ def progress(P, labels, *, log: bool = False, floor: float = 1e-12):
     Parameters
     ----------
     P : array_like, shape (n, C) or (T, n, C)
-        One model or ``T`` models; ``C`` is taken from the last axis.
+        One model or ``T`` models; ``C`` is taken from the last axis. A
+        ``(T, n, C)`` array (e.g. an ``np.memmap``) is read once, in blocks of
+        models, with bounded temporary memory.
     labels : array_like of int, shape (n,)
         True labels of the samples.
     log : bool, default False
@@ -159,21 +172,28 @@ def progress(P, labels, *, log: bool = False, floor: float = 1e-12):
         Guards the logarithm: inner products below ``floor`` are raised to it
         in the reported distance (with a :class:`ClampWarning`). The argmin is
         that of the unclamped objective. An inner product is at least
-        ``min(1/sqrt(C), sqrt(p_{i,y_i}))`` away from ``t = 1``, so with the
-        default floor clamping is practically unreachable.
+        ``a_i sin((1-t)θ) / sin θ >= sin((1-t)θ) / (sqrt(C) sin θ)``, and
+        ``λ < 1`` as soon as one sample has ``p_{i,y_i} = 0`` (then
+        ``f(1) = +inf``), so with the default floor clamping is practically
+        unreachable.
 
     Returns
     -------
     float or ndarray of shape (T,)
-        Accurate to ~1e-12 in ``t``.
+        Within 1e-12 of the exact minimiser (the last Newton step is at most
+        1e-12).
 
     Notes
     -----
-    Each term ``-log(R_i cos(θt - φ_i))`` is convex on ``[0, 1]``, and
-    ``f''(t) = θ² + mean_i (g_i'/g_i)² > 0``, so the minimiser is unique. It is
-    ``0`` if ``f'(0) >= 0``, ``1`` if ``f'(1) <= 0``, otherwise the root of
-    ``f'``, found by Newton's method safeguarded by bisection, vectorised over
-    models (typically < 10 iterations, at most ~45).
+    Each term ``-log g_i(t)``, ``g_i(t) = a_i sin((1-t)θ) + b_i sin(tθ)``, is
+    strictly convex on ``[0, 1]`` because ``g_i'' = -θ² g_i``:
+    ``f''(t) = θ² + mean_i (g_i'/g_i)² >= θ² > 0``. So the minimiser is unique;
+    it is ``0`` if ``f'(0) >= 0``, ``1`` if ``f'(1) <= 0`` (both closed forms
+    in ``r_i = b_i / a_i``), otherwise the root of ``f'``. That root is found
+    for all models of a block at once by Newton's method started from one
+    Newton step at ``t = 0`` and safeguarded by bisection (typically 4-5
+    iterations, each a few vectorised passes over the ``(models, n)`` ratios
+    ``r``). Cost: one pass over ``P``, then ``O(T n)``.
 
     References
     ----------
@@ -204,87 +224,245 @@ def progress_and_distance(P, labels, *, log: bool = False, floor: float = 1e-12)
     return _fit(P, labels, log=log, floor=floor)
 
 
+def geodesic_coefficients(P, labels, *, log: bool = False):
+    r"""The ``2n`` numbers per model that locate it relative to the geodesic.
+
+    ``a_i = <sqrt p_i, sqrt p0_i> = sum_c sqrt(p_ic / C)`` and
+    ``b_i = <sqrt p_i, sqrt p*_i> = sqrt(p_{i,y_i})``, so that
+    ``<sqrt p_i, sqrt γ_i(t)> = [a_i sin((1-t)θ) + b_i sin(tθ)] / sin θ``.
+    Keep them instead of the ``n C`` probabilities (e.g. one checkpoint at a
+    time during training) and pass them to :func:`progress_from_coefficients`.
+
+    Parameters
+    ----------
+    P : array_like, shape (n, C) or (T, n, C)
+        Probabilities (or log-probabilities with ``log=True``), validated as
+        in :func:`progress`; read once, in blocks of models.
+    labels : array_like of int, shape (n,)
+        True labels of the samples.
+    log : bool, default False
+        ``P`` holds natural-log probabilities.
+
+    Returns
+    -------
+    (a, b) : tuple of float64 ndarray, each of shape (n,) or (T, n)
+        ``1/sqrt(C) <= a_i <= 1`` (up to the row-sum tolerance) and
+        ``0 <= b_i <= 1``. The result takes ``16 T n`` bytes.
+    """
+    models, labels, single, checked = _prepare(P, labels, log)
+    T, n, _ = models.shape
+    a, b = np.empty((T, n)), np.empty((T, n))
+    for start, a_block, b_block in _coefficient_blocks(models, labels, log=log, checked=checked):
+        a[start:start + a_block.shape[0]] = a_block
+        b[start:start + b_block.shape[0]] = b_block
+    return (a[0], b[0]) if single else (a, b)
+
+
+def progress_from_coefficients(a, b, n_classes: int, *, floor: float = 1e-12,
+                               return_distance: bool = False):
+    """Progress (and distance to the geodesic) from :func:`geodesic_coefficients`.
+
+    Gives exactly what :func:`progress` / :func:`progress_and_distance` give
+    for the model the coefficients came from.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n,) or (T, n)
+        Coefficients of one or ``T`` models on the same ``n`` samples: finite,
+        ``a > 0`` and ``b >= 0``.
+    n_classes : int
+        Number of classes ``C >= 2`` of the models.
+    floor : float, default 1e-12
+        As in :func:`progress`.
+    return_distance : bool, default False
+        Also return the distance to the geodesic.
+
+    Returns
+    -------
+    progress : float or ndarray of shape (T,)
+        If ``return_distance``, the tuple ``(progress, distance)``.
+    """
+    floor = check_floor(floor)
+    n_classes = check_n_classes(n_classes)
+    a, b = _check_coefficients(a, b)
+    single = a.ndim == 1
+    a2, b2 = (a[None], b[None]) if single else (a, b)
+    T, n = a2.shape
+    t_star, value = np.empty(T), np.empty(T)
+    clamped = 0
+    step = max(1, _SOLVE_ELEMENTS // n)
+    for start in range(0, T, step):
+        block = slice(start, start + step)
+        t_star[block], value[block], count = _solve(a2[block], b2[block], n_classes, floor)
+        clamped += count
+    warn_clamped(clamped, "(model, sample) inner products with the geodesic", floor, stacklevel=3)
+    if single:
+        t_star, value = float(t_star[0]), float(value[0])
+    return (t_star, value) if return_distance else t_star
+
+
 def _fit(P, labels, *, log: bool, floor: float):
-    """Validate, then progress and distance per model, in chunks of models.
+    """Validate, then progress and distance per model, in blocks of models.
 
     Called directly by each public function, so that the ClampWarning points
     at the user's line (stacklevel 4).
     """
     floor = check_floor(floor)
-    P = check_probabilities(P, "P", log=log, ndim=(2, 3))
-    n_classes = check_n_classes(P.shape[-1])
-    labels = check_labels(labels, P.shape[-2], n_classes)
-    models = P if P.ndim == 3 else P[None]
-    T, n, _ = models.shape
-    theta = _angle(n_classes)
-    t_star = np.empty(T)
-    value = np.empty(T)
+    models, labels, single, checked = _prepare(P, labels, log)
+    T, _, n_classes = models.shape
+    t_star, value = np.empty(T), np.empty(T)
     clamped = 0
-    step = max(1, _CHUNK_ELEMENTS // n)
-    for t0 in range(0, T, step):
-        a, b = _coefficients(models[t0:t0 + step], labels, log=log)
-        t_star[t0:t0 + step] = _minimise(a, b, theta, floor)
-        value[t0:t0 + step], chunk_clamped = _objective(a, b, t_star[t0:t0 + step], theta, floor)
-        clamped += chunk_clamped
+    for start, a, b in _coefficient_blocks(models, labels, log=log, checked=checked):
+        block = slice(start, start + a.shape[0])
+        t_star[block], value[block], count = _solve(a, b, n_classes, floor)
+        clamped += count
     warn_clamped(clamped, "(model, sample) inner products with the geodesic", floor, stacklevel=4)
-    if P.ndim == 2:
+    if single:
         return float(t_star[0]), float(value[0])
     return t_star, value
 
 
+def _prepare(P, labels, log: bool):
+    """``(models (T, n, C), labels, single model?, already validated?)`` without reading ``P``.
+
+    A ``(T, n, C)`` array is validated block by block as it is read (in
+    :func:`_coefficient_blocks`), so that it is read only once.
+    """
+    X = np.asarray(P)  # no copy for ndarrays and memmaps
+    if X.ndim not in (2, 3) or 0 in X.shape:
+        check_probabilities(X, "P", log=log, ndim=(2, 3))  # raises the usual message
+    n_classes = check_n_classes(X.shape[-1])
+    labels = check_labels(labels, X.shape[-2], n_classes)
+    if X.ndim == 2:
+        return check_probabilities(X, "P", log=log, ndim=2)[None], labels, True, True
+    return X, labels, False, False
+
+
+def _coefficient_blocks(models, labels: np.ndarray, *, log: bool, checked: bool):
+    """Yield ``(start, a, b)`` for consecutive blocks of models, each read once."""
+    T, n, C = models.shape
+    step = max(1, min(_INPUT_ELEMENTS // (n * C), _SOLVE_ELEMENTS // n))
+    for start in range(0, T, step):
+        block = models[start:start + step]
+        if not checked:
+            block = check_probabilities(block, "P", log=log, ndim=3, offset=start)
+        yield (start, *_coefficients(block, labels, log=log))
+
+
 def _coefficients(models: np.ndarray, labels: np.ndarray, *, log: bool):
-    """``a = <sqrt p, sqrt p0>`` and ``b = sqrt p_y``, each ``(T, n)`` float64."""
-    root = sqrt_probabilities(models, log=log, dtype=np.float64)
-    a = root.sum(axis=-1) / np.sqrt(models.shape[-1])
-    b = np.take_along_axis(root, labels[None, :, None], axis=-1)[..., 0]
+    """``a = <sqrt p, sqrt p0>`` and ``b = sqrt p_y``, each ``(m, n)`` float64.
+
+    ``sqrt p`` is taken in float64 (from float32 input without an extra copy)
+    over at most ``_INPUT_ELEMENTS`` elements at a time.
+    """
+    m, n, C = models.shape
+    a, b = np.empty((m, n)), np.empty((m, n))
+    step = max(1, _INPUT_ELEMENTS // (m * C))
+    rows = np.arange(min(step, n))
+    for s in range(0, n, step):
+        part = models[:, s:s + step]
+        k = part.shape[1]
+        if log:
+            root = np.multiply(part, 0.5, dtype=np.float64)
+            np.exp(root, out=root)
+        else:
+            root = np.sqrt(part, dtype=np.float64)
+        np.einsum("ijc->ij", root, out=a[:, s:s + k])  # faster than .sum(-1) for small C
+        b[:, s:s + k] = root[:, rows[:k], labels[s:s + k]]
+    a /= np.sqrt(C)
     return a, b
 
 
-def _inner(a, b, t, theta):
-    """Unnormalised inner products ``g_i(t) = a_i sin((1-t)θ) + b_i sin(tθ)`` and ``g_i'(t)``."""
-    t = t[:, None]
-    g = a * np.sin((1.0 - t) * theta) + b * np.sin(t * theta)
-    dg = theta * (b * np.cos(t * theta) - a * np.cos((1.0 - t) * theta))
-    return g, dg
+def _check_coefficients(a, b):
+    """Validate the ``(a, b)`` given to :func:`progress_from_coefficients`."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim not in (1, 2) or 0 in a.shape:
+        raise ValueError(
+            f"a and b must have the same shape (n,) or (T, n), non-empty; got {a.shape} and {b.shape}"
+        )
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("a and b must be finite")
+    if not np.all(a > 0):
+        raise ValueError("a must be positive (a_i = sum_c sqrt(p_ic / C) >= 1/sqrt(C))")
+    if not np.all(b >= 0):
+        raise ValueError("b must be non-negative (b_i = sqrt(p_{i,y_i}))")
+    return a, b
 
 
-def _derivatives(a, b, t, theta, floor):
-    """``f'(t)`` and ``f''(t) = θ² + mean((g'/g)²)`` (uses ``g'' = -θ² g``)."""
-    g, dg = _inner(a, b, t, theta)
-    # Guard g = 0 (b_i = 0 at t = 1): keeps the sign of g'/g, i.e. f' -> +large.
-    ratio = dg / np.maximum(g, floor * np.sin(theta))
-    return -ratio.mean(axis=1), theta**2 + np.square(ratio).mean(axis=1)
+def _solve(a: np.ndarray, b: np.ndarray, n_classes: int, floor: float):
+    """``(t*, f(t*), number clamped)`` for a block of models given their ``(a, b)``."""
+    theta = _angle(n_classes)
+    t_star = _argmin(b / a, n_classes)
+    value, clamped = _objective(a, b, t_star, theta, floor)
+    return t_star, value, clamped
 
 
-def _minimise(a, b, theta, floor) -> np.ndarray:
-    """Vectorised argmin over ``[0, 1]`` of the strictly convex objective."""
-    m = a.shape[0]
-    slope0 = _derivatives(a, b, np.zeros(m), theta, floor)[0]
-    slope1 = _derivatives(a, b, np.ones(m), theta, floor)[0]
+def _argmin(r: np.ndarray, n_classes: int) -> np.ndarray:
+    r"""Vectorised argmin over ``[0, 1]`` of the strictly convex objective, per row of ``r = b / a``.
+
+    With ``s1, c1 = sin, cos((1-t)θ)`` and ``s2, c2 = sin, cos(tθ)``,
+    ``g_i'/g_i = θ (r_i c2 - c1) / (r_i s2 + s1) = θ κ u_i`` where
+    ``u_i = (r_i - c1/c2) / (r_i + s1/s2)`` and ``κ = c2/s2``, so
+    ``f' = -θ κ mean(u)`` and ``f'' = θ² (1 + κ² mean(u²))``: a subtraction, an
+    addition, a division and two reductions over ``(models, n)`` per iteration.
+    At the ends, ``f'(0) = θ/sin θ (cos θ - mean r)`` and
+    ``f'(1) = θ/sin θ (mean 1/r - cos θ)`` (``+inf`` if some ``b_i = 0``).
+    """
+    m, n = r.shape
+    theta = _angle(n_classes)
+    cos_t, sin_t = 1.0 / np.sqrt(n_classes), np.sqrt((n_classes - 1) / n_classes)
+    ones = np.ones(n)
+    mean_r = (r @ ones) / n
+    slope0 = theta / sin_t * (cos_t - mean_r)
+    with np.errstate(divide="ignore"):
+        slope1 = theta / sin_t * ((1.0 / r) @ ones / n - cos_t)
     t = np.where(slope0 >= 0, 0.0, 1.0)
-    active = np.flatnonzero((slope0 < 0) & (slope1 > 0))  # root of f' inside (0, 1)
-    lo, hi = np.zeros(active.size), np.ones(active.size)
-    x = np.full(active.size, 0.5)
-    for _ in range(_MAX_ITER):
-        if active.size == 0:
-            break
-        d1, d2 = _derivatives(a[active], b[active], x, theta, floor)
-        lo = np.where(d1 < 0, x, lo)
-        hi = np.where(d1 > 0, x, hi)
-        new = x - d1 / d2
-        outside = ~((new > lo) & (new < hi))
-        new[outside] = 0.5 * (lo[outside] + hi[outside])
-        done = (np.abs(new - x) <= _T_TOL) | (hi - lo <= _T_TOL) | (d1 == 0)
-        t[active[done]] = np.where(d1[done] == 0, x[done], new[done])
-        keep = ~done
-        active, lo, hi, x = active[keep], lo[keep], hi[keep], new[keep]
-    t[active] = x  # not reached in practice: bisection alone converges in ~41 steps
+    idx = np.flatnonzero((slope0 < 0) & (slope1 > 0))  # root of f' inside (0, 1)
+    if idx.size == 0:
+        return t
+    R = r if idx.size == m else r[idx]
+    # Start from one Newton step at t = 0: f''(0) = θ² (1 + mean((r - cos θ)²) / sin² θ).
+    spread = np.maximum(np.einsum("ij,ij->i", R, R) / n - 2 * cos_t * mean_r[idx] + cos_t**2, 0.0)
+    x = -slope0[idx] / (theta**2 * (1.0 + spread / sin_t**2))
+    x = np.where(x < 1.0, x, 0.5)
+    lo, hi = np.zeros(idx.size), np.ones(idx.size)
+    u, den = np.empty_like(R), np.empty_like(R)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(_MAX_ITER):
+            s1, c1 = np.sin((1.0 - x) * theta), np.cos((1.0 - x) * theta)
+            s2, c2 = np.sin(x * theta), np.cos(x * theta)
+            kappa = c2 / s2
+            np.subtract(R, (c1 / c2)[:, None], out=u)
+            np.add(R, (s1 / s2)[:, None], out=den)
+            np.divide(u, den, out=u)
+            d1 = -theta * kappa * (u @ ones) / n
+            d2 = theta**2 * (1.0 + kappa**2 * np.einsum("ij,ij->i", u, u) / n)
+            # A NaN (only if x underflowed) updates nothing and falls back to bisection.
+            lo = np.where(d1 < 0, x, lo)
+            hi = np.where(d1 > 0, x, hi)
+            step = d1 / d2
+            new = x - step
+            done = (np.abs(step) <= _T_TOL) | (hi - lo <= _T_TOL) | (d1 == 0)
+            bisect = ~done & ~((new > lo) & (new < hi))
+            new[bisect] = 0.5 * (lo[bisect] + hi[bisect])
+            if done.any():
+                t[idx[done]] = np.clip(np.where(d1[done] == 0, x[done], new[done]), 0.0, 1.0)
+                keep = ~done
+                if not keep.any():
+                    return t
+                idx, R, lo, hi, new = idx[keep], R[keep], lo[keep], hi[keep], new[keep]
+                u, den = u[:idx.size], den[:idx.size]
+            x = new
+    t[idx] = x  # not reached: bisection alone converges in ~40 steps
     return t
 
 
 def _objective(a, b, t, theta, floor) -> tuple[np.ndarray, int]:
     """``f(t)`` per model with inner products clamped to ``[floor, 1]``, and the clamp count."""
-    inner = _inner(a, b, t, theta)[0] / np.sin(theta)
+    t = t[:, None]
+    inner = a * (np.sin((1.0 - t) * theta) / np.sin(theta))
+    inner += b * (np.sin(t * theta) / np.sin(theta))
     counts = clamp_coefficients(inner, floor)
     value = -np.log(inner).mean(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
     return value, 0 if counts is None else int(counts.sum())
