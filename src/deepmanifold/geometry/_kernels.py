@@ -101,14 +101,14 @@ if AVAILABLE:
         return total
 
     @njit(parallel=True, fastmath=False, cache=_CACHE)
-    def _generic_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric):  # pragma: no cover
+    def _generic_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, items,
+                       n_workers):  # pragma: no cover
         """The tile kernel for many classes: a BLAS product per sample, then a fold."""
         n, R, C = A.shape
         L, _, _, W = Bs.shape
-        n_row_tiles = (R + tile_rows - 1) // tile_rows
-        n_items = n_row_tiles * L
-        counts = np.zeros(n_items, np.int64)
-        for item in prange(n_items):
+        counts = np.zeros(items.shape[0], np.int64)
+        for idx in prange(items.shape[0]):
+            item = items[idx]
             k = item // L
             l = item % L
             r0 = k * tile_rows
@@ -116,8 +116,6 @@ if AVAILABLE:
             tr = r1 - r0
             valid_w = widths[l]
             g_col = col0 + l * W
-            if symmetric and g_col + valid_w - 1 <= row0 + r0:
-                continue
             B = Bs[l]
             buf = np.empty((tr, W), A.dtype)
             prod = np.ones((tr, W))
@@ -133,7 +131,7 @@ if AVAILABLE:
                 for j in range(max(jmin, 0), valid_w):
                     out[r0 + r, l * W + j] = -(math.log(prod[r, j]) + expo[r, j] * _LN2) / n
             if mn < floor:
-                counts[item] = -1
+                counts[idx] = 1
         return counts
 
 
@@ -150,86 +148,78 @@ _LN2 = math.log(2.0)
 
 
 @njit(fastmath=True, nogil=True, cache={cache})
-def _rows(A, B, i, r, prod, floor):
-    # prod[r:r+2, :] *= clip(A[i, r:r+2] . B[i], floor, 1); returns how many were < floor.
-    count = 0
+def _tile(A, B, r0, tr, floor, renorm, prod, expo):
+    # prod, expo (tr, W): running product of clip(BC, floor, 1) with its binary exponent split off.
+    n = A.shape[0]
+    W = B.shape[2]
+    below = 0
+    for i in range(n):
+        for r in range(0, tr - 1, 2):
 {loads}
-    W = B.shape[2]
-    for j in range(W):
+            for j in range(W):
 {body}
-    return count
-
-
-@njit(fastmath=True, nogil=True, cache={cache})
-def _row(A, B, i, r, prod, floor):
-    count = 0
+        if tr % 2 == 1:
+            r = tr - 1
 {loads1}
-    W = B.shape[2]
-    for j in range(W):
+            for j in range(W):
 {body1}
-    return count
+        if (i + 1) % renorm == 0:
+            # Move the binary exponents into integers: exact, and no log per sample.
+            for r in range(tr):
+                bits = prod[r].view(np.uint64)
+                for j in range(W):
+                    b = bits[j]
+                    expo[r, j] += np.int64((b >> np.uint64(52)) & np.uint64(0x7FF)) - 1023
+                    bits[j] = (b & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)
+    return below
 
 
-@njit(parallel=True, fastmath=False, cache={cache})
-def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric):
+@njit(parallel=True, cache={cache})
+def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, items, n_workers):
     n, R, C = A.shape
     L, _, _, W = Bs.shape
-    n_row_tiles = (R + tile_rows - 1) // tile_rows
-    n_items = n_row_tiles * L
-    counts = np.zeros(n_items, np.int64)
-    for item in prange(n_items):
-        k = item // L
-        l = item % L
-        r0 = k * tile_rows
-        r1 = min(R, r0 + tile_rows)
-        tr = r1 - r0
-        valid_w = widths[l]
-        g_col = col0 + l * W
-        if symmetric and g_col + valid_w - 1 <= row0 + r0:
-            continue  # the whole tile is on or below the diagonal
-        B = Bs[l]
-        prod = np.ones((tr, W))
-        expo = np.zeros((tr, W), np.int64)
-        Ak = A[:, r0:r1]
-        below = 0
-        for i in range(n):
-            for r in range(0, tr - 1, 2):
-                below += _rows(Ak, B, i, r, prod, floor)
-            if tr % 2 == 1:
-                below += _row(Ak, B, i, tr - 1, prod, floor)
-            if (i + 1) % renorm == 0:
-                # Move the binary exponents into integers: exact, and no log per sample.
-                for r in range(tr):
-                    bits = prod[r].view(np.uint64)
-                    for j in range(W):
-                        b = bits[j]
-                        expo[r, j] += np.int64((b >> np.uint64(52)) & np.uint64(0x7FF)) - 1023
-                        bits[j] = (b & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(0x3FF0000000000000)
-        for r in range(tr):
-            jmin = (row0 + r0 + r + 1 - g_col) if symmetric else 0
-            for j in range(max(jmin, 0), valid_w):
-                out[r0 + r, l * W + j] = -(math.log(prod[r, j]) + expo[r, j] * _LN2) / n
-        if below > 0:
-            counts[item] = -1  # something in the tile was clamped: counted exactly outside
+    counts = np.zeros(items.shape[0], np.int64)
+    # Worker w takes items w, w + n_workers, ...: a cyclic schedule, so the costly
+    # tiles far above the diagonal are shared evenly between the threads.
+    for w in prange(n_workers):
+        for idx in range(w, items.shape[0], n_workers):
+            item = items[idx]
+            k = item // L
+            l = item % L
+            r0 = k * tile_rows
+            r1 = min(R, r0 + tile_rows)
+            tr = r1 - r0
+            valid_w = widths[l]
+            g_col = col0 + l * W
+            prod = np.ones((tr, W))
+            expo = np.zeros((tr, W), np.int64)
+            below = _tile(A, Bs[l], r0, tr, floor, renorm, prod, expo)
+            for r in range(tr):
+                jmin = (row0 + r0 + r + 1 - g_col) if symmetric else 0
+                for j in range(max(jmin, 0), valid_w):
+                    out[r0 + r, l * W + j] = -(math.log(prod[r, j]) + expo[r, j] * _LN2) / n
+            if below > 0:
+                counts[idx] = 1  # something in the tile was clamped: counted exactly outside
     return counts
 """
 
 
 def _kernel_source(C: int) -> str:
-    loads = "\n".join(f"    a{u}_{c} = A[i, r + {u}, {c}]" for u in range(2) for c in range(C))
+    pad = " " * 12
+    loads = "\n".join(f"{pad}a{u}_{c} = A[i, r0 + r + {u}, {c}]" for u in range(2) for c in range(C))
     body = "\n".join(
-        [f"        b{c} = B[i, {c}, j]" for c in range(C)]
+        [f"{pad}    b{c} = B[i, {c}, j]" for c in range(C)]
         + [line for u in range(2) for line in (
-            f"        s{u} = " + " + ".join(f"a{u}_{c} * b{c}" for c in range(C)),
-            f"        count += s{u} < floor",
-            f"        prod[r + {u}, j] *= min(max(s{u}, floor), 1.0)")]
+            f"{pad}    s{u} = " + " + ".join(f"a{u}_{c} * b{c}" for c in range(C)),
+            f"{pad}    below += s{u} < floor",
+            f"{pad}    prod[r + {u}, j] *= min(max(s{u}, floor), 1.0)")]
     )
-    loads1 = "\n".join(f"    a0_{c} = A[i, r, {c}]" for c in range(C))
+    loads1 = "\n".join(f"{pad}a0_{c} = A[i, r0 + r, {c}]" for c in range(C))
     body1 = "\n".join(
-        [f"        b{c} = B[i, {c}, j]" for c in range(C)]
-        + ["        s0 = " + " + ".join(f"a0_{c} * b{c}" for c in range(C)),
-           "        count += s0 < floor",
-           "        prod[r, j] *= min(max(s0, floor), 1.0)"]
+        [f"{pad}    b{c} = B[i, {c}, j]" for c in range(C)]
+        + [f"{pad}    s0 = " + " + ".join(f"a0_{c} * b{c}" for c in range(C)),
+           f"{pad}    below += s0 < floor",
+           f"{pad}    prod[r, j] *= min(max(s0, floor), 1.0)"]
     )
     return _TEMPLATE.format(cache=_CACHE, loads=loads, body=body, loads1=loads1, body1=body1)
 
@@ -264,7 +254,7 @@ def tiles_kernel(C: int):
     import tempfile
 
     source = _kernel_source(C)
-    digest = hashlib.sha256((source + numba.__version__ + "v2").encode()).hexdigest()[:12]
+    digest = hashlib.sha256((source + numba.__version__ + "v5").encode()).hexdigest()[:12]
     folder = _generated_dir() or tempfile.mkdtemp(prefix="deepmanifold-kernels-")
     path = os.path.join(folder, f"bc_tiles_C{C}_{digest}.py")
     if not os.path.exists(path):
@@ -290,19 +280,26 @@ def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths
         if symmetric, with global column <= global row are left untouched).
     Returns the number of clamped (pair, sample) coefficients in the region written.
     """
-    kernel = tiles_kernel(int(A.shape[2]))
-    flags = kernel(A, Bs, out, A.dtype.type(floor), renorm, tile_rows, row0, col0, widths, symmetric)
-    total = 0
-    n_row_tiles = (A.shape[1] + tile_rows - 1) // tile_rows
+    R = A.shape[1]
     L, W = Bs.shape[0], Bs.shape[3]
+    n_row_tiles = (R + tile_rows - 1) // tile_rows
+    k, l = np.divmod(np.arange(n_row_tiles * L, dtype=np.int64), L)
+    keep = np.ones(k.shape, dtype=bool)
+    if symmetric:  # tiles wholly on or below the diagonal have nothing to compute
+        keep = col0 + l * W + widths[l] - 1 > row0 + k * tile_rows
+    items = (k * L + l)[keep]
+    kernel = tiles_kernel(int(A.shape[2]))
+    flags = kernel(A, Bs, out, A.dtype.type(floor), renorm, tile_rows, row0, col0, widths, symmetric,
+                   items, numba.get_num_threads())
+    total = 0
     buf = np.empty((tile_rows, W), A.dtype)
-    for item in np.flatnonzero(flags):  # rare: only tiles where something was clamped
-        k, l = divmod(int(item), L)
-        r0, r1 = k * tile_rows, min(A.shape[1], (k + 1) * tile_rows)
-        g_col = col0 + l * W
+    for item in items[np.flatnonzero(flags)]:  # rare: only tiles where something was clamped
+        kk, ll = divmod(int(item), L)
+        r0, r1 = kk * tile_rows, min(R, (kk + 1) * tile_rows)
+        g_col = col0 + ll * W
         jmin = np.array([(row0 + r0 + r + 1 - g_col) if symmetric else 0 for r in range(r1 - r0)],
                         dtype=np.int64)
-        total += _count_below(A, Bs[l], r0, r1, buf[: r1 - r0], floor, int(widths[l]), jmin)
+        total += _count_below(A, Bs[ll], r0, r1, buf[: r1 - r0], floor, int(widths[ll]), jmin)
     return total
 
 
