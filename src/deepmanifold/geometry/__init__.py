@@ -2,12 +2,19 @@
 
 A *model* is an array of class probabilities ``(n, C)`` on a fixed, ordered set
 of ``n`` samples; ``T`` models stack to ``(T, n, C)``. Works on arrays from any
-framework and needs only NumPy and SciPy.
+framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
 
 - :func:`bhattacharyya`, :func:`pairwise_distances` -- intensive Bhattacharyya
   distance (and Hellinger, Jensen-Shannon, symmetric KL), tiled over models.
 - :func:`inpca`, :class:`InPCAResult`, :func:`embedded_sq_distances` --
-  intensive PCA with signed (time-like) axes and Gower out-of-sample projection.
+  intensive PCA with signed (time-like) axes and Gower out-of-sample projection;
+  dense, Lanczos or randomised eigensolvers.
+- :func:`compute_distance_matrix_on_disk`, :class:`DiskDistanceMatrix`,
+  :func:`inpca_out_of_core` -- the distance matrix in Zarr blocks on disk
+  (resumable), InPCA streaming those blocks.
+- :func:`landmark_inpca`, :func:`landmark_error` -- landmark (Nystrom) InPCA for
+  millions of models, and its error against exact InPCA.
+- :class:`ModelStack` -- several arrays (e.g. one memmap per run) as one model axis.
 - :func:`ignorance`, :func:`truth`, :func:`geodesic`, :func:`progress`,
   :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
   ignorance-to-truth geodesic and where a model lies along it.
@@ -21,9 +28,18 @@ from .geodesics import (distance_to_geodesic, geodesic, geodesic_coefficients, i
                         progress_and_distance, progress_from_coefficients, truth)
 from .sources import ModelStack
 from .embedding import InPCAResult, embedded_sq_distances, inpca
+from .landmark import LandmarkError, LandmarkInPCAResult, landmark_error, landmark_inpca
+from .outofcore import DiskDistanceMatrix, compute_distance_matrix_on_disk, inpca_out_of_core
 
 __all__ = [
     "BACKENDS",
+    "DiskDistanceMatrix",
+    "LandmarkError",
+    "LandmarkInPCAResult",
+    "compute_distance_matrix_on_disk",
+    "inpca_out_of_core",
+    "landmark_error",
+    "landmark_inpca",
     "METRICS",
     "ModelStack",
     "PRECISIONS",
