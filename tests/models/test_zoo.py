@@ -28,7 +28,7 @@ SHAPES = [(1, 8, 8), (1, 28, 28), (3, 32, 32), (2, 5, 11), (1, 1, 1)]
 
 
 def test_registry_names():
-    assert available_models() == ["cnn", "convmixer", "mlp"]
+    assert available_models() == ["cnn", "convmixer", "linear", "mlp", "vit", "wrn"]
 
 
 def test_model_knobs_defaults():

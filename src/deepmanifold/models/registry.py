@@ -5,16 +5,29 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
+from .linear import DeepLinear
+from .vit import ViT
+from .wrn import WideResNet
 from .zoo import MLP, AllCNN, ConvMixer
 
-__all__ = ["build_model", "available_models", "model_knobs", "count_parameters"]
+__all__ = [
+    "build_model",
+    "available_models",
+    "model_knobs",
+    "count_parameters",
+    "describe_models",
+]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "mlp": MLP,
     "cnn": AllCNN,
     "convmixer": ConvMixer,
+    "wrn": WideResNet,
+    "vit": ViT,
+    "linear": DeepLinear,
 }
 
 
@@ -56,14 +69,19 @@ def build_model(
     Parameters
     ----------
     name : str
-        One of :func:`available_models`: ``"mlp"``, ``"cnn"``, ``"convmixer"``.
+        One of :func:`available_models`: ``"mlp"`` (:class:`MLP`), ``"cnn"``
+        (:class:`AllCNN`), ``"convmixer"`` (:class:`ConvMixer`), ``"wrn"``
+        (:class:`WideResNet`), ``"vit"`` (:class:`ViT`), ``"linear"``
+        (:class:`DeepLinear`).
     input_shape : tuple (C_in, H, W)
         Shape of one input.
     n_classes : int
         Number of output logits ``C``.
     **knobs
         Architecture knobs (see :func:`model_knobs`): ``width``, ``depth`` for all;
-        ``kernel_size``, ``patch_size`` for ``"convmixer"``.
+        ``kernel_size``, ``patch_size`` for ``"convmixer"``; ``base`` for ``"wrn"``
+        (whose ``width`` is the widening factor k and ``depth`` must be 6n+4);
+        ``heads``, ``patch_size``, ``mlp_ratio`` for ``"vit"``.
 
     Returns
     -------
@@ -97,3 +115,33 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return int(
         sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
     )
+
+
+def describe_models(input_shape: tuple[int, int, int], n_classes: int) -> list[dict[str, Any]]:
+    """One row per architecture, built with its default knobs for this data shape.
+
+    Parameters
+    ----------
+    input_shape : tuple (C_in, H, W)
+    n_classes : int
+
+    Returns
+    -------
+    list of dict
+        Sorted by name; each ``{"name": str, "knobs": dict (defaults),
+        "parameters": int (trainable parameter count)}``. Torch's global RNG state is
+        left untouched.
+
+    Raises
+    ------
+    ValueError
+        Invalid ``input_shape`` or ``n_classes`` (as :func:`build_model`).
+    """
+    rows = []
+    with torch.random.fork_rng(devices=[]):
+        for name in available_models():
+            model = build_model(name, input_shape, n_classes)
+            rows.append(
+                {"name": name, "knobs": model_knobs(name), "parameters": count_parameters(model)}
+            )
+    return rows
