@@ -83,7 +83,10 @@ def test_seeded_and_independent_streams(ds):
 def test_probe_fingerprint_matches_stored(ds):
     probes = make_probes(ds, n_train=20, n_test=20, seed=2)
     for split, p in probes.items():
-        assert p.fingerprint == probe_fingerprint("digits", split, p.indices, p.labels)
+        x = (ds.x_train if split == "train" else ds.x_test).numpy()[p.indices]
+        assert p.fingerprint == probe_fingerprint("digits", split, p.indices, p.labels, inputs=x)
+        # The inputs are part of it: the same indices and labels of other pixels differ.
+        assert p.fingerprint != probe_fingerprint("digits", split, p.indices, p.labels, inputs=x + 1)
         assert len(p.fingerprint) == 64 and int(p.fingerprint, 16) >= 0
 
 

@@ -1,18 +1,58 @@
 """Datasets as tensors plus labels, behind one small registry.
 
 Every dataset is held fully in memory as float32 tensors of shape ``(N, C_in, H, W)``
-with int64 labels of shape ``(N,)``. Only datasets that need no download are bundled.
+with int64 labels of shape ``(N,)``. Nothing is ever downloaded: ``digits`` is bundled
+with scikit-learn, ``gaussian_teacher`` is synthetic, ``fashion_mnist`` comes from the
+Debian package ``dataset-fashion-mnist`` (or a folder), ``mnist`` and ``cifar10`` from
+files the user already has.
+
+Registered loaders (options in brackets; every loader also takes ``train_size``):
+
+- ``digits`` [seed, test_fraction]: 8x8 digits, stratified 75/25 split.
+- ``fashion_mnist`` [path, seed]: official 60k/10k split, 28x28, from IDX files.
+- ``mnist`` [path (required), seed]: official 60k/10k split, 28x28, from IDX files.
+- ``cifar10`` [path (required), seed]: official 50k/10k split, 3x32x32, binary version.
+- ``gaussian_teacher`` [dim, n_classes, n_train, n_test, seed, tau, width]: Gaussian
+  inputs with an exponentially decaying spectrum labelled by a random teacher MLP.
+
+Pixel datasets are divided by their maximum value (16 or 255) to lie in [0, 1], then
+standardised per channel with the mean and standard deviation of the **full training
+split** (before any ``train_size`` subsampling, so the test inputs are identical for every
+``train_size``), the same map for train and test.
+
+``train_size`` (int or None): a seeded, stratified subsample of that many training
+samples (each class in proportion, largest remainders; original order kept); the test
+split is unchanged. Probe sets made from the dataset are then drawn from the subsample.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "load_dataset", "load_digits", "available_datasets"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Dataset",
+    "available_datasets",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_gaussian_teacher",
+    "load_mnist",
+]
+
+#: The label-preserving augmentations a dataset may name (``Dataset.augmentations``):
+#: ``"crop"`` = random crop after padding, ``"hflip"`` = random horizontal flip.
+AUGMENTATIONS = ("crop", "hflip")
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -33,6 +73,10 @@ class Dataset:
         Test labels.
     n_classes : int
         Number of classes ``C``.
+    augmentations : tuple[str, ...], default ()
+        The label-preserving augmentations that make sense for this data, a subset of
+        :data:`AUGMENTATIONS` (``"crop"``, ``"hflip"``); training code may apply them
+        to training batches, never to probe samples (SPEC §1).
     """
 
     name: str
@@ -41,8 +85,22 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    augmentations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.augmentations, str):
+            raise ValueError(
+                f"augmentations must be a sequence of names, got the string {self.augmentations!r}"
+            )
+        augs = tuple(self.augmentations)
+        unknown = [a for a in augs if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATIONS)}"
+            )
+        if len(set(augs)) != len(augs):
+            raise ValueError(f"augmentations repeat a name: {augs}")
+        object.__setattr__(self, "augmentations", augs)
         for split in ("train", "test"):
             x = getattr(self, f"x_{split}")
             y = getattr(self, f"y_{split}")
@@ -119,7 +177,131 @@ def _stratified_split(
     return train_idx, test_idx
 
 
-def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
+def _check_train_size(train_size: Any, n_available: int, name: str) -> int | None:
+    if train_size is None:
+        return None
+    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)):
+        raise ValueError(
+            f"train_size must be an integer or None, got {train_size!r} ({type(train_size).__name__})"
+        )
+    if not 1 <= int(train_size) <= n_available:
+        raise ValueError(
+            f"train_size must lie in [1, {n_available}] (the {name} training split has "
+            f"{n_available} samples), got {train_size}"
+        )
+    return int(train_size)
+
+
+def stratified_subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded, stratified subsample of ``n`` of the labels ``y``.
+
+    Each class gets ``n * count_c / N`` samples rounded by largest remainders (ties
+    broken by class order), so the total is exactly ``n``; members of a class are chosen
+    uniformly without replacement. The stream is ``np.random.default_rng([seed, 1])``,
+    independent of the stream of the digits train/test split.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (N,)
+    n : int, 0 <= n <= N
+    seed : int
+
+    Returns
+    -------
+    np.ndarray, shape (n,), int64, ascending.
+    """
+    y = np.asarray(y)
+    if not 0 <= n <= len(y):
+        raise ValueError(f"cannot draw {n} of {len(y)} samples")
+    rng = np.random.default_rng([int(seed), 1])
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts * (n / len(y)) if len(y) else counts * 0.0
+    take = np.floor(exact).astype(np.int64)
+    remainder = n - int(take.sum())
+    order = np.argsort(-(exact - take), kind="stable")
+    take[order[:remainder]] += 1
+    parts = [
+        rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)
+    ]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
+def _subsample_train(
+    x_train: np.ndarray, y_train: np.ndarray, train_size: int | None, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if train_size is None or train_size == len(y_train):
+        return x_train, y_train
+    idx = stratified_subsample(y_train, train_size, seed)
+    return x_train[idx], y_train[idx]
+
+
+def _channel_stats(x_uint8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact per-channel mean and std (float64) of uint8 images ``(N, C, H, W)``,
+    from per-channel histograms (no float64 copy of the images)."""
+    means, stds = [], []
+    values = np.arange(256, dtype=np.float64)
+    for c in range(x_uint8.shape[1]):
+        flat = np.ascontiguousarray(x_uint8[:, c]).ravel()
+        hist = np.zeros(256, dtype=np.float64)
+        for start in range(0, flat.size, 1 << 22):  # chunks bound the intp temporary
+            hist += np.bincount(flat[start : start + (1 << 22)], minlength=256)
+        total = hist.sum()
+        mean = float(hist @ values) / total
+        var = float(hist @ (values - mean) ** 2) / total
+        means.append(mean)
+        stds.append(np.sqrt(var))
+    return np.array(means), np.array(stds)
+
+
+def _standardise_uint8(
+    x: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> torch.Tensor:
+    """``(x/255 − m)/s`` per channel, float32, where ``m, s`` are the statistics of
+    ``x/255``: computed as ``(x − 255m)/(255s)`` with ``mean, std`` in pixel units."""
+    if np.any(std == 0):
+        raise ValueError("a channel of the training images is constant (std 0)")
+    out = x.astype(np.float32)
+    shape = (1, -1, 1, 1)
+    out -= mean.astype(np.float32).reshape(shape)
+    out *= (1.0 / std).astype(np.float32).reshape(shape)
+    return torch.from_numpy(out)
+
+
+def _pixel_dataset(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    n_classes: int,
+    augmentations: tuple[str, ...],
+    train_size: int | None,
+    seed: int,
+) -> Dataset:
+    """A Dataset from uint8 images ``(N, C, H, W)``: stats of the full training split,
+    then the stratified training subsample."""
+    train_size = _check_train_size(train_size, len(y_train), name)
+    mean, std = _channel_stats(x_train)
+    x_sub, y_sub = _subsample_train(x_train, y_train, train_size, seed)
+    for split, y in (("train", y_train), ("test", y_test)):
+        if y.size and int(y.max()) >= n_classes:
+            raise ValueError(f"{name}: {split} label {int(y.max())} is not in [0, {n_classes})")
+    return Dataset(
+        name=name,
+        x_train=_standardise_uint8(x_sub, mean, std),
+        y_train=torch.from_numpy(np.asarray(y_sub, dtype=np.int64).copy()),
+        x_test=_standardise_uint8(x_test, mean, std),
+        y_test=torch.from_numpy(np.asarray(y_test, dtype=np.int64).copy()),
+        n_classes=n_classes,
+        augmentations=augmentations,
+    )
+
+
+def load_digits(
+    seed: int = 0, test_fraction: float = 0.25, train_size: int | None = None
+) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes).
 
     No download is needed. Pixels (0..16) are divided by 16, then standardised with
@@ -129,16 +311,21 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     Parameters
     ----------
     seed : int, default 0
-        Seed of the stratified train/test split.
+        Seed of the stratified train/test split (and of the ``train_size`` subsample).
     test_fraction : float, default 0.25
         Fraction of samples in the test split (0.25 gives 1,347 train / 450 test, i.e.
         ``ceil(test_fraction * N)`` test samples as in scikit-learn;
         each class is split in the same proportion).
+    train_size : int or None, default None
+        Keep a seeded, stratified subsample of this many training samples
+        (:func:`stratified_subsample`); the statistics of the standardisation and the
+        test split are those of the full split, so they do not depend on it.
 
     Returns
     -------
     Dataset
-        ``x_*`` of shape ``(N, 1, 8, 8)``, float32; ``n_classes = 10``.
+        ``x_*`` of shape ``(N, 1, 8, 8)``, float32; ``n_classes = 10``;
+        ``augmentations = ("crop",)``.
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
@@ -148,10 +335,13 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     x = np.asarray(bunch.images, dtype=np.float64) / 16.0  # (1797, 8, 8)
     y = np.asarray(bunch.target, dtype=np.int64)
     train_idx, test_idx = _stratified_split(y, float(test_fraction), int(seed))
+    train_size = _check_train_size(train_size, len(train_idx), "digits")
     mean = x[train_idx].mean()
     std = x[train_idx].std()
     x = (x - mean) / std
     x = x[:, None, :, :].astype(np.float32)
+    if train_size is not None:
+        train_idx = train_idx[stratified_subsample(y[train_idx], train_size, int(seed))]
     return Dataset(
         name="digits",
         x_train=torch.from_numpy(np.ascontiguousarray(x[train_idx])),
@@ -159,10 +349,214 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Dataset:
         x_test=torch.from_numpy(np.ascontiguousarray(x[test_idx])),
         y_test=torch.from_numpy(y[test_idx]),
         n_classes=10,
+        augmentations=("crop",),
     )
 
 
-_REGISTRY: dict[str, Callable[..., Dataset]] = {"digits": load_digits}
+def _idx_dataset(
+    name: str, folder: Path, train_size: int | None, seed: int
+) -> Dataset:
+    from .idx import load_idx_split
+
+    x_train, y_train, x_test, y_test = load_idx_split(folder)
+    return _pixel_dataset(
+        name,
+        x_train[:, None],
+        y_train,
+        x_test[:, None],
+        y_test,
+        n_classes=10,
+        augmentations=("crop", "hflip") if name == "fashion_mnist" else ("crop",),
+        train_size=train_size,
+        seed=seed,
+    )
+
+
+def load_fashion_mnist(
+    path: str | os.PathLike | None = None,
+    train_size: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Fashion-MNIST (Zalando; 28x28 grey images of 10 kinds of clothing).
+
+    Reads the four IDX files (gzip or plain) of the Debian package
+    ``dataset-fashion-mnist`` in ``/usr/share/datasets/fashion-mnist/``, or of ``path``.
+    Official split: 60,000 training and 10,000 test images. Pixels are divided by 255
+    then standardised with the training mean and std (see the module docstring).
+    The files are read once per process.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        Folder holding ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+        ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``.
+    train_size : int or None
+        Seeded, stratified subsample of the training split.
+    seed : int, default 0
+        Seed of the ``train_size`` subsample (the split itself is the official one).
+
+    Returns
+    -------
+    Dataset
+        ``(N, 1, 28, 28)``; ``n_classes = 10``; ``augmentations = ("crop", "hflip")``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or a file is missing (says how to install the package).
+    """
+    folder = FASHION_MNIST_DIR if path is None else Path(path)
+    if not folder.is_dir():
+        if path is None:
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install it with "
+                "`apt-get install dataset-fashion-mnist`, or pass path=<folder with "
+                "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz>"
+            )
+        raise FileNotFoundError(f"Fashion-MNIST folder not found: {folder}")
+    return _idx_dataset("fashion_mnist", folder, train_size, seed)
+
+
+def load_mnist(
+    path: str | os.PathLike | None = None,
+    train_size: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """MNIST handwritten digits from IDX files the user already has (no download).
+
+    Parameters
+    ----------
+    path : path-like (required)
+        Folder holding ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
+        ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``.
+    train_size : int or None
+        Seeded, stratified subsample of the training split.
+    seed : int, default 0
+        Seed of the ``train_size`` subsample.
+
+    Returns
+    -------
+    Dataset
+        ``(N, 1, 28, 28)`` (official 60k/10k split); ``augmentations = ("crop",)``
+        (no flips: a mirrored digit is not a digit).
+    """
+    if path is None:
+        raise ValueError(
+            "mnist needs path=<folder with train-images-idx3-ubyte[.gz], "
+            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+            "t10k-labels-idx1-ubyte[.gz]>; deepmanifold downloads nothing"
+        )
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"MNIST folder not found: {folder}")
+    return _idx_dataset("mnist", folder, train_size, seed)
+
+
+def load_cifar10(
+    path: str | os.PathLike | None = None,
+    train_size: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """CIFAR-10 from the files of its **binary** version (never unpickles anything).
+
+    Parameters
+    ----------
+    path : path-like (required)
+        Folder holding ``data_batch_1.bin`` … ``data_batch_5.bin`` and
+        ``test_batch.bin`` (or the parent of ``cifar-10-batches-bin/``).
+    train_size : int or None
+        Seeded, stratified subsample of the training split.
+    seed : int, default 0
+        Seed of the ``train_size`` subsample.
+
+    Returns
+    -------
+    Dataset
+        ``(N, 3, 32, 32)``, channels R, G, B, each divided by 255 and standardised with
+        its own training mean and std; official 50k/10k split;
+        ``augmentations = ("crop", "hflip")``.
+    """
+    from .cifar import load_cifar10_split
+
+    if path is None:
+        raise ValueError(
+            "cifar10 needs path=<folder with data_batch_1.bin .. data_batch_5.bin and "
+            "test_batch.bin> (the binary version); deepmanifold downloads nothing"
+        )
+    x_train, y_train, x_test, y_test = load_cifar10_split(path)
+    return _pixel_dataset(
+        "cifar10", x_train, y_train, x_test, y_test, n_classes=10,
+        augmentations=("crop", "hflip"), train_size=train_size, seed=seed,
+    )
+
+
+def load_gaussian_teacher(
+    n_train: int = 10_000,
+    n_test: int = 2_000,
+    dim: int = 200,
+    n_classes: int = 5,
+    seed: int = 0,
+    tau: float = 20.0,
+    width: int = 100,
+    train_size: int | None = None,
+) -> Dataset:
+    """Synthetic: Gaussian inputs with eigenvalues ∝ exp(−k/τ) in a random rotation,
+    labelled by a random one-hidden-layer ReLU teacher (argmax of its logits).
+
+    See :mod:`deepmanifold.data.synthetic` for the exact design. Inputs are not
+    standardised (their coordinates already have mean 0 and average variance 1).
+
+    Parameters
+    ----------
+    n_train, n_test : int, default 10,000 and 2,000
+    dim : int, default 200
+        Input dimension d.
+    n_classes : int, default 5
+    seed : int, default 0
+        Seeds the rotation, the teacher, and (independently) the training and test
+        inputs and the ``train_size`` subsample.
+    tau : float, default 20
+        Decay length of the spectrum: λ_k ∝ exp(−k/τ), k = 0..d−1, Σλ = d.
+    width : int, default 100
+        Hidden width of the teacher.
+    train_size : int or None
+        Seeded, stratified subsample of the ``n_train`` training samples.
+
+    Returns
+    -------
+    Dataset
+        ``x_*`` of shape ``(N, 1, 1, dim)``; ``augmentations = ()``.
+    """
+    from .synthetic import make_gaussian_teacher, sample_gaussian_teacher
+
+    for label, v, lo in (("n_train", n_train, 1), ("n_test", n_test, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{label} must be an integer >= {lo}, got {v!r}")
+    train_size = _check_train_size(train_size, int(n_train), "gaussian_teacher")
+    teacher = make_gaussian_teacher(dim=dim, n_classes=n_classes, seed=seed, tau=tau, width=width)
+    x_train, y_train, x_test, y_test = sample_gaussian_teacher(
+        teacher, int(n_train), int(n_test), int(seed)
+    )
+    x_train, y_train = _subsample_train(x_train, y_train, train_size, int(seed))
+    return Dataset(
+        name="gaussian_teacher",
+        x_train=torch.from_numpy(np.ascontiguousarray(x_train)),
+        y_train=torch.from_numpy(y_train),
+        x_test=torch.from_numpy(np.ascontiguousarray(x_test)),
+        y_test=torch.from_numpy(y_test),
+        n_classes=int(n_classes),
+        augmentations=(),
+    )
+
+
+_REGISTRY: dict[str, Callable[..., Dataset]] = {
+    "digits": load_digits,
+    "fashion_mnist": load_fashion_mnist,
+    "mnist": load_mnist,
+    "cifar10": load_cifar10,
+    "gaussian_teacher": load_gaussian_teacher,
+}
 
 
 def available_datasets() -> list[str]:
@@ -176,9 +570,11 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     Parameters
     ----------
     name : str
-        One of :func:`available_datasets` (currently ``"digits"``).
+        One of :func:`available_datasets`: ``"cifar10"``, ``"digits"``,
+        ``"fashion_mnist"``, ``"gaussian_teacher"``, ``"mnist"``.
     **options
-        Passed to the loader (for ``"digits"``: ``seed``, ``test_fraction``).
+        Passed to the loader; see the loader's docstring (``load_<name>``) and the
+        module docstring. Every loader accepts ``train_size``.
 
     Returns
     -------
@@ -188,6 +584,8 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     ------
     ValueError
         If ``name`` is unknown or an option is not accepted by the loader.
+    FileNotFoundError
+        If the data files of a file-based dataset are missing.
     """
     if name not in _REGISTRY:
         raise ValueError(

@@ -21,9 +21,9 @@ _SPLITS = ("train", "test")
 
 
 def probe_fingerprint(
-    dataset_name: str, split: str, indices: np.ndarray, labels: np.ndarray
+    dataset_name: str, split: str, indices: np.ndarray, labels: np.ndarray, inputs=None
 ) -> str:
-    """Hex SHA-256 of the dataset name, split, indices and labels.
+    """Hex SHA-256 of the dataset name, split, indices, labels and (optionally) inputs.
 
     Parameters
     ----------
@@ -31,6 +31,10 @@ def probe_fingerprint(
     split : {"train", "test"}
     indices : np.ndarray, shape (n,), int64
     labels : np.ndarray, shape (n,), int64
+    inputs : array_like, shape (n, ...), optional
+        The probe's input values; :func:`make_probes` passes them, so that probes
+        drawn from differently split, subsampled or generated data (same name,
+        same indices) never share a fingerprint.
 
     Returns
     -------
@@ -44,6 +48,9 @@ def probe_fingerprint(
     h.update(np.ascontiguousarray(indices, dtype="<i8").tobytes())
     h.update(b"\0")
     h.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    if inputs is not None:
+        h.update(b"\0")
+        h.update(np.ascontiguousarray(np.asarray(inputs), dtype="<f4").tobytes())
     return h.hexdigest()
 
 
@@ -173,6 +180,7 @@ def make_probes(
             split=split,
             indices=idx,
             labels=labels,
-            fingerprint=probe_fingerprint(dataset.name, split, idx, labels),
+            fingerprint=probe_fingerprint(dataset.name, split, idx, labels,
+                                          inputs=(dataset.x_train if split == "train" else dataset.x_test)[idx]),
         )
     return out
