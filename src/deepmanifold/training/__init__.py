@@ -1,17 +1,38 @@
-"""One training run: optimiser, schedule, checkpoint schedule, and the recorder."""
+"""One training run: optimiser, schedule, augmentation, corner initialisations,
+checkpoint schedule, and the recorder."""
 
 from ..models import available_models, build_model
-from .run import CONFIG_KEYS, OPTIMIZERS, SCHEDULES, RunResult, steps_per_epoch, train_run
+from .augment import AUGMENTATION_OPS, AUGMENTATIONS, augment_batch, crop_padding
+from .run import (
+    CONFIG_KEYS,
+    INITS,
+    OPTIMIZERS,
+    OPTIONAL_DEFAULTS,
+    OPTIONAL_KEYS,
+    SCHEDULES,
+    RunResult,
+    steps_per_epoch,
+    train_run,
+    warmup_steps,
+)
 from .schedule import checkpoint_steps
 
 __all__ = [
+    "AUGMENTATIONS",
+    "AUGMENTATION_OPS",
     "CONFIG_KEYS",
+    "INITS",
     "OPTIMIZERS",
+    "OPTIONAL_DEFAULTS",
+    "OPTIONAL_KEYS",
     "SCHEDULES",
     "RunResult",
+    "augment_batch",
     "available_models",
     "build_model",
     "checkpoint_steps",
+    "crop_padding",
     "steps_per_epoch",
     "train_run",
+    "warmup_steps",
 ]
