@@ -114,7 +114,7 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41) ->
         traces.append(RunTrace(
             run_id=rec.run_id,
             label=rec.config.get("label", rec.run_id),
-            group=str(rec.config.get("arch", "run")),
+            group=str(rec.config.get("arch_alias", rec.config.get("arch", "run"))),
             config=rec.config,
             steps=m["step"],
             epochs=m["epoch"],

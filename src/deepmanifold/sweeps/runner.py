@@ -9,6 +9,7 @@ flight, and running it again skips every committed run.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import multiprocessing
 import os
 import time
@@ -18,7 +19,11 @@ from typing import Callable
 from deepmanifold.store import Store
 from deepmanifold.sweeps.spec import RunSpec, SpecError, SweepSpec, _line_of
 
-__all__ = ["RunOutcome", "SweepResult", "preflight", "run_sweep", "execute_run"]
+__all__ = ["RUNNERS", "RunOutcome", "SweepResult", "preflight", "run_sweep", "execute_run"]
+
+RUNNERS = ("local", "ray")
+# Config keys that describe the sweep, not the training run: stored, not passed to train_run.
+_SWEEP_ONLY_KEYS = ("probes", "arch_alias")
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,9 @@ def preflight(spec: SweepSpec) -> None:
         try:
             dataset, _ = _dataset_and_probes(run.config)
         except (ValueError, OSError) as exc:
-            raise SpecError(f"{spec.source}: [data] {exc}") from exc
+            line = _line_of(text, "data", "") if text else None
+            where = f"{spec.source}:{line}" if line else spec.source
+            raise SpecError(f"{where}: [data] {exc}") from exc
         key = (run.config["arch"], repr(sorted(run.config["arch_options"].items())), dataset.input_shape)
         if key in seen:
             continue
@@ -101,9 +108,10 @@ def preflight(spec: SweepSpec) -> None:
         try:
             build_model(run.config["arch"], dataset.input_shape, dataset.n_classes, **run.config["arch_options"])
         except (ValueError, TypeError) as exc:
-            line = _line_of(text, f"arch.{run.config['arch']}", "") if text else None
+            section = f"arch.{run.config.get('arch_alias', run.config['arch'])}"
+            line = _line_of(text, section, "") if text else None
             where = f"{spec.source}:{line}" if line else spec.source
-            raise SpecError(f"{where}: [arch.{run.config['arch']}] {exc}") from exc
+            raise SpecError(f"{where}: [{section}] {exc}") from exc
 
 
 def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
@@ -117,7 +125,7 @@ def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
     for probe in probes.values():
         store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
                         dataset=dataset.name, indices=probe.indices, labels=probe.labels)
-    train_config = {k: v for k, v in run.config.items() if k != "probes"}
+    train_config = {k: v for k, v in run.config.items() if k not in _SWEEP_ONLY_KEYS}
     result = train_run(train_config, dataset, probes)
     metrics = {"step": result.steps, "epoch": result.epochs, **result.metrics}
     store.write_run(
@@ -128,11 +136,23 @@ def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
         metrics=metrics,
         logp=result.logp,
         probes={name: p.fingerprint for name, p in probes.items()},
-        info={"wall_time": result.wall_time, "n_parameters": result.n_parameters},
+        info={"wall_time": result.wall_time, "n_parameters": result.n_parameters,
+              "init": _json_safe(getattr(result, "init_info", {}))},
     )
     acc = result.metrics.get("test_acc")
     final = float(acc[-1]) if acc is not None and len(acc) else None
     return RunOutcome(run.run_id, run.label, result.status, result.message, final, result.wall_time)
+
+
+def _json_safe(value):
+    """NaN/inf -> None (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _execute_in_worker(run: RunSpec, store_root: str) -> RunOutcome:
@@ -144,7 +164,8 @@ def _execute_in_worker(run: RunSpec, store_root: str) -> RunOutcome:
 
 def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, workers: int | None = None,
               on_start: Callable[[int, int], None] | None = None,
-              on_outcome: Callable[[RunOutcome], None] | None = None) -> SweepResult:
+              on_outcome: Callable[[RunOutcome], None] | None = None,
+              runner: str = "local", ray_address: str | None = None) -> SweepResult:
     """Run every run of ``spec`` that is not yet committed in the store.
 
     Parameters
@@ -158,11 +179,18 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         Called once with the number of runs left to train.
     on_outcome : callable(RunOutcome), optional
         Called as each run finishes (for progress display).
+    runner : {"local", "ray"}, default "local"
+        ``"local"``: a pool of ``workers`` processes on this machine. ``"ray"``: one
+        Ray task per run (see :mod:`deepmanifold.sweeps.ray_runner`).
+    ray_address : str, optional
+        Existing Ray cluster to use; None starts a local one with ``workers`` CPUs.
 
     Returns
     -------
     SweepResult
     """
+    if runner not in RUNNERS:
+        raise SpecError(f"unknown runner {runner!r}; allowed: {', '.join(RUNNERS)}")
     start = time.perf_counter()
     root = str(store if store is not None else spec.store)
     preflight(spec)  # before the store is created: a bad spec leaves nothing behind
@@ -181,7 +209,11 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         if on_outcome:
             on_outcome(outcome)
 
-    if n_workers == 1:
+    if runner == "ray":
+        from deepmanifold.sweeps.ray_runner import run_with_ray
+
+        run_with_ray(todo, root, address=ray_address, num_cpus=workers or spec.workers, on_outcome=record)
+    elif n_workers == 1:
         _set_single_thread()
         for run in todo:
             record(_execute_in_worker(run, root))

@@ -35,6 +35,21 @@ settings and a grid whose product is the list of runs::
     lr = 0.05
     momentum = 0.9
 
+    [zip]                        # lists of equal length, taken together (not a product)
+    batch_size = [128, 512]
+    lr = [0.05, 0.2]
+
+    [optimizer.adam.zip]         # pairs that belong to one optimiser only
+    batch_size = [128, 512]
+    lr = [0.001, 0.002]
+
+The runs are the product of the ``[grid]`` lists, times the ``[zip]`` rows, times
+each optimiser's own ``zip`` rows. ``[grid]`` also takes ``width`` and ``depth``
+(architecture knobs, e.g. for "bigger networks travel faster"), ``augmentation``,
+``init`` and ``weight_decay``. Keys of ``[data]`` beyond the probe settings go to
+the dataset loader (``train_size``, ``path``, ``dim``, ...) and are checked by it
+before anything is trained.
+
 Every key is checked before anything is trained; a mistake gives one line that
 names the key, what is allowed, and the line of the spec file.
 """
@@ -51,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepmanifold.training import OPTIMIZERS, SCHEDULES, available_models
+from deepmanifold.training import AUGMENTATIONS, INITS, OPTIMIZERS, SCHEDULES, available_models
 
 __all__ = ["SpecError", "SweepSpec", "RunSpec", "load_spec", "parse_spec"]
 
@@ -66,10 +81,15 @@ _DATA_KEYS = {
     "name": (str, "a dataset name"),
     "seed": (int, "an integer"),
     "test_fraction": ((int, float), "a number in (0, 1)"),
+    "train_size": (int, "a positive integer (training samples kept, stratified)"),
+    "path": (str, "a folder holding the dataset's files"),
     "probe_train": (int, "a positive integer (samples of the train split to record)"),
     "probe_test": (int, "a positive integer (samples of the test split to record)"),
     "probe_seed": (int, "an integer"),
 }
+# Other [data] keys are loader options (e.g. dim, n_train for gaussian_teacher): any
+# scalar, checked against the loader's signature in the preflight.
+_DATA_OPTION_TYPES = (str, int, float)
 _TRAIN_KEYS = {
     "epochs": (int, "a positive integer"),
     "batch_size": (int, "a positive integer"),
@@ -78,8 +98,14 @@ _TRAIN_KEYS = {
     "lr": ((int, float), "a positive number"),
     "momentum": ((int, float), "a number in [0, 1)"),
     "weight_decay": ((int, float), "a non-negative number"),
+    "warmup_epochs": ((int, float), "a non-negative number of epochs"),
+    "augmentation": (str, f"one of {', '.join(AUGMENTATIONS)}"),
+    "init": (str, f"one of {', '.join(INITS)}"),
+    "init_epochs": (int, "a positive integer"),
+    "init_subset": (int, "a positive integer"),
 }
-_OPTIMIZER_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "momentum", "weight_decay")}
+_OPTIMIZER_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "momentum", "weight_decay", "warmup_epochs")}
+_ZIP_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "batch_size", "weight_decay", "epochs", "warmup_epochs")}
 _GRID_KEYS = {
     "arch": (str, "architecture names"),
     "optimizer": (str, "optimiser names"),
@@ -88,12 +114,18 @@ _GRID_KEYS = {
     "batch_size": (int, "positive integers"),
     "epochs": (int, "positive integers"),
     "weight_decay": ((int, float), "non-negative numbers"),
+    "augmentation": (str, f"augmentations ({', '.join(AUGMENTATIONS)})"),
+    "init": (str, f"initialisations ({', '.join(INITS)})"),
+    "width": (int, "positive integers (architecture knob)"),
+    "depth": (int, "positive integers (architecture knob)"),
 }
-_SECTIONS = ("sweep", "data", "train", "grid", "arch", "optimizer")
+_KNOB_AXES = ("width", "depth")  # grid axes that are architecture knobs
+_SECTIONS = ("sweep", "data", "train", "grid", "zip", "arch", "optimizer")
 _TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 64, "checkpoints": 50, "schedule": "cosine",
                    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
+_MOMENTUM_OPTIMIZERS = ("sgd", "nesterov")
 _DATA_DEFAULTS = {"name": "digits", "seed": 0, "probe_train": 500, "probe_test": 500, "probe_seed": 0}
-_DATA_OPTION_KEYS = ("seed", "test_fraction")  # passed on to the dataset loader
+_PROBE_KEYS = ("probe_train", "probe_test", "probe_seed")  # everything else in [data] goes to the loader
 
 
 @dataclass(frozen=True)
@@ -148,14 +180,19 @@ class _Checker:
             self.fail(None, section, f"[{section}] must be a table, got {type(value).__name__}")
         return value
 
-    def keys(self, section: str, table: dict, allowed: dict) -> None:
+    def keys(self, section: str, table: dict, allowed: dict, *, extra=None) -> None:
         for key, value in table.items():
+            if key not in allowed and extra is not None:
+                if isinstance(value, bool) or not isinstance(value, extra):
+                    self.fail(section, key, f"[{section}] {key} must be a string or a number, got {value!r}")
+                continue
             if key not in allowed:
                 self.fail(section, key, f"[{section}] unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
             types, what = allowed[key]
-            values = value if section == "grid" else [value]
-            if section == "grid" and (not isinstance(value, list) or not value):
-                self.fail(section, key, f"[grid] {key} must be a non-empty list of {what}, got {value!r}")
+            listed = section == "grid" or section.endswith("zip")
+            values = value if listed else [value]
+            if listed and (not isinstance(value, list) or not value):
+                self.fail(section, key, f"[{section}] {key} must be a non-empty list of {what}, got {value!r}")
             for v in values:
                 # bool is an int in Python; a spec saying `epochs = true` is a mistake.
                 if isinstance(v, bool) or not isinstance(v, types):
@@ -163,7 +200,8 @@ class _Checker:
 
     def choice(self, section: str, key: str, value: str, allowed, what: str) -> None:
         if value not in allowed:
-            self.fail(section, key, f"[{section}] {key}: unknown {what} {value!r}; allowed: {', '.join(sorted(allowed))}")
+            where = f"[{section}] {key}:" if key else f"[{section}]"
+            self.fail(section, key, f"{where} unknown {what} {value!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _run_id(config: dict) -> str:
@@ -171,13 +209,25 @@ def _run_id(config: dict) -> str:
     return f"{config['arch']}-{config['optimizer']}-s{config['seed']}-{digest}"
 
 
+def _zip_rows(chk: _Checker, section: str, table: dict) -> list[dict]:
+    """The rows of a zip table: lists of equal length taken together."""
+    chk.keys(section, table, _ZIP_KEYS)
+    lengths = {k: len(v) for k, v in table.items()}
+    if len(set(lengths.values())) > 1:
+        key = next(iter(table))
+        chk.fail(section, key, f"[{section}] lists must have equal lengths to be zipped, got {lengths}")
+    n = next(iter(lengths.values()), 0)
+    return [{k: v[i] for k, v in table.items()} for i in range(n)] or [{}]
+
+
 def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepSpec:
-    """Validate a spec given as a dict (parsed TOML) and expand its grid.
+    """Validate a spec given as a dict (parsed TOML) and expand it into runs.
 
     Raises
     ------
     SpecError
-        On any unknown section or key, wrong type, unknown architecture or optimiser.
+        On any unknown section or key, wrong type, unknown architecture, optimiser,
+        schedule, augmentation or initialisation, or zipped lists of unequal length.
     """
     chk = _Checker(source, text)
     for section in raw:
@@ -187,27 +237,45 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
     data = chk.table("data", raw.get("data", {}))
     train = chk.table("train", raw.get("train", {}))
     grid = chk.table("grid", raw.get("grid", {}))
+    zipped = chk.table("zip", raw.get("zip", {}))
     arch_opts = chk.table("arch", raw.get("arch", {}))
     opt_opts = chk.table("optimizer", raw.get("optimizer", {}))
     chk.keys("sweep", sweep, _SWEEP_KEYS)
-    chk.keys("data", data, _DATA_KEYS)
+    chk.keys("data", data, _DATA_KEYS, extra=_DATA_OPTION_TYPES)
     chk.keys("train", train, _TRAIN_KEYS)
     chk.keys("grid", grid, _GRID_KEYS)
+    zip_rows = _zip_rows(chk, "zip", zipped)
 
     models = available_models()
+    # [arch.<alias>] with `model = "<registry name>"` names a variant (e.g. wrn10, wrn16).
+    aliases = {}
+    for arch, knobs in arch_opts.items():
+        knobs = dict(chk.table(f"arch.{arch}", knobs))
+        model = knobs.pop("model", arch)
+        if not isinstance(model, str):
+            chk.fail(f"arch.{arch}", "model", f"[arch.{arch}] model must be an architecture name, got {model!r}")
+        chk.choice(f"arch.{arch}", "model" if model != arch else "", model, models, "architecture")
+        aliases[arch] = model
+        arch_opts[arch] = knobs
     for arch in grid.get("arch", []):
-        chk.choice("grid", "arch", arch, models, "architecture")
+        chk.choice("grid", "arch", arch, sorted(set(models) | set(aliases)), "architecture")
     for opt in grid.get("optimizer", []):
         chk.choice("grid", "optimizer", opt, OPTIMIZERS, "optimizer")
-    for arch, knobs in arch_opts.items():
-        chk.choice("arch", arch, arch, models, "architecture")
-        chk.table(f"arch.{arch}", knobs)
+    for key, allowed in (("augmentation", AUGMENTATIONS), ("init", INITS), ("schedule", SCHEDULES)):
+        if key in train:
+            chk.choice("train", key, train[key], allowed, key)
+        for value in grid.get(key, []):
+            chk.choice("grid", key, value, allowed, key)
+    opt_zip_rows = {}
     for opt, settings in opt_opts.items():
         chk.choice("optimizer", opt, opt, OPTIMIZERS, "optimizer")
-        chk.keys(f"optimizer.{opt}", chk.table(f"optimizer.{opt}", settings), _OPTIMIZER_KEYS)
-    if "schedule" in train:
-        chk.choice("train", "schedule", train["schedule"], SCHEDULES, "schedule")
-    for key in ("epochs", "batch_size", "probe_train", "probe_test", "workers"):
+        settings = dict(chk.table(f"optimizer.{opt}", settings))
+        opt_zip = chk.table(f"optimizer.{opt}.zip", settings.pop("zip", {}))
+        chk.keys(f"optimizer.{opt}", settings, _OPTIMIZER_KEYS)
+        opt_zip_rows[opt] = _zip_rows(chk, f"optimizer.{opt}.zip", opt_zip)
+        opt_opts[opt] = settings
+    for key in ("epochs", "batch_size", "probe_train", "probe_test", "workers", "train_size",
+                "init_epochs", "init_subset"):
         for section, table in (("train", train), ("data", data), ("sweep", sweep)):
             if key in table and table[key] < 1:
                 chk.fail(section, key, f"[{section}] {key} must be >= 1, got {table[key]}")
@@ -215,25 +283,43 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
         chk.fail("train", "checkpoints", f"[train] checkpoints must be >= 2, got {train['checkpoints']}")
     if "test_fraction" in data and not 0 < data["test_fraction"] < 1:
         chk.fail("data", "test_fraction", f"[data] test_fraction must be in (0, 1), got {data['test_fraction']}")
+    for key in ("weight_decay", "warmup_epochs"):
+        if train.get(key, 0) < 0:
+            chk.fail("train", key, f"[train] {key} must be >= 0, got {train[key]}")
 
     data = {**_DATA_DEFAULTS, **data}
     axes = {"arch": ["mlp"], "optimizer": ["sgd"], "seed": [0], **grid}
-    varied = [k for k, v in axes.items() if len(v) > 1]
+    varied = [k for k, v in axes.items() if len(v) > 1] + sorted({k for row in zip_rows for k in row})
     runs = []
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values))
-        config = {**_TRAIN_DEFAULTS, **train, **opt_opts.get(point["optimizer"], {}), **point}
-        if config["optimizer"] != "sgd":
-            config.pop("momentum")  # meaningless for Adam; kept out so ids do not depend on it
-        config["arch_options"] = dict(arch_opts.get(point["arch"], {}))
-        config["data"] = {k: data[k] for k in ("name", *_DATA_OPTION_KEYS) if k in data}
-        config["probes"] = {"train": data["probe_train"], "test": data["probe_test"], "seed": data["probe_seed"]}
-        label = " / ".join(
-            str(point[k]) if k in ("arch", "optimizer") else f"{k} {point[k]}"
-            for k in axes if k in varied or k in ("arch", "optimizer", "seed")
-        )
-        runs.append(RunSpec(run_id=_run_id(config), label=label, config=config))
+        opt = point["optimizer"]
+        for row in zip_rows:
+            for opt_row in opt_zip_rows.get(opt, [{}]):
+                knobs = {k: point.pop(k) for k in _KNOB_AXES if k in point}
+                config = {**_TRAIN_DEFAULTS, **train, **opt_opts.get(opt, {}), **row, **opt_row, **point}
+                if config["optimizer"] not in _MOMENTUM_OPTIMIZERS:
+                    config.pop("momentum")  # meaningless for Adam; kept out so ids do not depend on it
+                config["arch_options"] = {**arch_opts.get(point["arch"], {}), **knobs}
+                model = aliases.get(point["arch"], point["arch"])
+                if model != point["arch"]:
+                    config["arch"], config["arch_alias"] = model, point["arch"]
+                point.update(knobs)
+                config["data"] = {k: v for k, v in data.items() if k not in _PROBE_KEYS}
+                config["probes"] = {"train": data["probe_train"], "test": data["probe_test"],
+                                    "seed": data["probe_seed"]}
+                shown = {**point, **row, **opt_row}
+                label = " / ".join(
+                    str(shown[k]) if k in ("arch", "optimizer") else f"{k} {shown[k]}"
+                    for k in dict.fromkeys([*axes, *row, *opt_row])
+                    if k in varied or k in ("arch", "optimizer", "seed") or k in opt_row
+                )
+                runs.append(RunSpec(run_id=_run_id(config), label=label, config=config))
 
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        dup = next(r for r in runs if ids.count(r.run_id) > 1)
+        chk.fail(None, "", f"two runs of the spec have the same configuration ({dup.label}): a list repeats a value")
     name = sweep.get("name", Path(source).stem if source != "<string>" else "sweep")
     return SweepSpec(
         name=name,

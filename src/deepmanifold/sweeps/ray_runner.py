@@ -1,0 +1,89 @@
+"""Run a sweep's runs as Ray tasks: on a local Ray instance or an existing cluster.
+
+Each run is one task with ``num_cpus=1`` (one torch thread, as in the process pool);
+when the cluster has GPUs each task also asks for ``gpu_fraction`` of one, so that
+several small networks share a GPU. Every task commits its run to the store itself,
+atomically, exactly as the local runner does: the store must be on a file system
+that every Ray worker sees (a shared or local disk for a single-machine cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from deepmanifold.sweeps.spec import RunSpec
+
+__all__ = ["run_with_ray"]
+
+
+def _task(run: RunSpec, store_root: str):
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    from deepmanifold.sweeps.runner import _execute_in_worker
+
+    return _execute_in_worker(run, store_root)
+
+
+def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | None = None,
+                 num_cpus: int | None = None, gpu_fraction: float = 0.25,
+                 on_outcome: Callable | None = None) -> list:
+    """Execute ``runs`` as Ray tasks and return their :class:`RunOutcome` in completion order.
+
+    Parameters
+    ----------
+    runs : sequence of RunSpec
+    store_root : str
+        Store folder, visible to every worker.
+    address : str, optional
+        Address of an existing Ray cluster (``"auto"``, ``"ray://host:10001"``, ...).
+        None starts a local Ray instance for this call and stops it afterwards.
+    num_cpus : int, optional
+        CPUs of the local instance (ignored with ``address``); default: all cores.
+    gpu_fraction : float, default 0.25
+        GPU share per run when the cluster has GPUs.
+    on_outcome : callable(RunOutcome), optional
+        Called as each run finishes.
+
+    Raises
+    ------
+    RuntimeError
+        If Ray is not installed (``pip install 'deepmanifold[ray]'``).
+    """
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is in the test extra
+        raise RuntimeError("the Ray runner needs ray: pip install 'deepmanifold[ray]'") from exc
+    from deepmanifold.sweeps.runner import RunOutcome
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if address is None:
+            ray.init(num_cpus=num_cpus, **kwargs)
+        else:
+            ray.init(address=address, **kwargs)
+    try:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        remote = ray.remote(num_cpus=1, num_gpus=gpu_fraction if has_gpu else 0, max_retries=1)(_task)
+        pending = {remote.remote(run, store_root): run for run in runs}
+        outcomes = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                run = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - a lost worker must not stop the sweep
+                    outcome = RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}")
+                outcomes.append(outcome)
+                if on_outcome:
+                    on_outcome(outcome)
+        return outcomes
+    finally:
+        if started_here:
+            ray.shutdown()
