@@ -108,3 +108,14 @@ def test_bad_new_keys_give_one_line(tmp_path, body, match):
     with pytest.raises(SpecError, match=match) as info:
         load_spec(_spec(tmp_path, body))
     assert "\n" not in str(info.value)
+
+
+def test_shipped_specs_parse_to_their_documented_sizes():
+    assert len(load_spec(EXAMPLES / "fashion_mnist.toml").runs) == 5 * 3 * 3
+    ref = load_spec(EXAMPLES / "cifar10_reference.toml")
+    assert len(ref.runs) == 6 * (2 + 2 + 2) * 3 * 2 * 10
+    wrn = {(r.config["arch_alias"], r.config["arch_options"]["depth"]) for r in ref.runs
+           if r.config["arch"] == "wrn"}
+    assert wrn == {("wrn10", 10), ("wrn16", 16)}
+    adam_pairs = {(r.config["batch_size"], r.config["lr"]) for r in ref.runs if r.config["optimizer"] == "adam"}
+    assert adam_pairs == {(200, 0.001), (500, 0.0025)}
