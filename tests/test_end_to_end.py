@@ -131,3 +131,21 @@ def test_unknown_architecture_knob_fails_before_training(tmp_path):
     assert out.returncode == 2
     assert "height" in out.stderr and "[arch.mlp]" in out.stderr
     assert not (tmp_path / "store").exists()
+
+
+def test_runs_where_filters_the_catalog(swept):
+    root, _ = swept
+    out = _cli("runs", "store", "--where", 'optimizer == "adam" and final_test_acc >= 0',
+               "--columns", "run_id,status", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "2 run(s)" in out.stdout and "diverged" not in out.stdout
+    bad = _cli("runs", "store", "--where", "__import__('os')", cwd=root)
+    assert bad.returncode == 2 and "not allowed" in bad.stderr
+
+
+def test_models_lists_the_zoo_with_parameter_counts(tmp_path):
+    out = _cli("models", "--dataset", "digits", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for name in ("mlp", "cnn", "convmixer", "wrn", "vit", "linear"):
+        assert name in out.stdout
+    assert "26,378" in out.stdout  # the default MLP on 8x8 digits, counted in tests/models

@@ -78,6 +78,8 @@ def run(
     store: Optional[Path] = typer.Option(None, help="Store folder (default: the spec's [sweep] store)."),
     workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, one thread each (default: the spec's, else cores)."),
     report: bool = typer.Option(True, help="Write the HTML report when the sweep ends."),
+    runner: str = typer.Option("local", help="local (process pool) or ray (one Ray task per run)."),
+    ray_address: Optional[str] = typer.Option(None, help="Existing Ray cluster (default: start a local one)."),
 ) -> None:
     """Train every run of SPEC not yet in the store, then write the report.
 
@@ -112,7 +114,8 @@ def run(
 
     try:
         with progress:
-            result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome)
+            result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome,
+                               runner=runner, ray_address=ray_address)
     except SpecError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -141,23 +144,56 @@ def report_cmd(
 
 
 @app.command()
-def runs(store: Path = typer.Argument(..., help="Store folder.")) -> None:
-    """List the runs of a store with their status and final accuracy."""
+def runs(
+    store: Path = typer.Argument(..., help="Store folder."),
+    where: Optional[str] = typer.Option(None, help='Filter, e.g. \'arch == "cnn" and final_test_acc > 0.9\'.'),
+    columns: Optional[str] = typer.Option(None, help="Comma-separated catalog columns to show."),
+) -> None:
+    """List the runs of a store (status, final accuracy), optionally filtered with --where."""
     from deepmanifold.store import Store, StoreError
 
     try:
         st = Store(store, create=False)
-    except StoreError as exc:
+        table_df = st.query(where, on_error="skip") if where else st.catalog(on_error="skip")
+    except (StoreError, ValueError) as exc:
         _fail(str(exc))
-    records, damaged = st.records(on_error="skip")
-    table = Table("run", "label", "status", "checkpoints", "final test acc")
-    for rec in records:
-        acc = st.metrics(rec.run_id).get("test_acc")
-        table.add_row(rec.run_id, escape(rec.config.get("label", "")), f"[{_STATUS_STYLE.get(rec.status, '')}]{rec.status}",
-                      str(rec.n_checkpoints), f"{acc[-1]:.4f}" if acc is not None and len(acc) else "")
+    shown = [c.strip() for c in columns.split(",")] if columns else [
+        c for c in ("run_id", "label", "status", "n_checkpoints", "final_test_acc") if c in table_df.columns]
+    unknown = [c for c in shown if c not in table_df.columns]
+    if unknown:
+        _fail(f"unknown column(s) {unknown}; available: {', '.join(map(str, table_df.columns))}")
+    table = Table(*shown)
+    for _, row in table_df[shown].iterrows():
+        cells = []
+        for c in shown:
+            v = row[c]
+            text = f"{v:.4f}" if isinstance(v, float) else str(v)
+            cells.append(f"[{_STATUS_STYLE.get(v, '')}]{escape(text)}" if c == "status" else escape(text))
+        table.add_row(*cells)
     console.print(table)
-    for run_id, why in damaged:
+    console.print(f"{len(table_df)} run(s)")
+    for run_id, why in table_df.attrs.get("damaged", []):
         err.print(f"[red]damaged:[/] {run_id}: {escape(str(why))}")
+
+
+@app.command()
+def models(
+    dataset: str = typer.Option("digits", help="Dataset whose input shape and classes size the models."),
+) -> None:
+    """List the model zoo with default knobs and parameter counts for a dataset."""
+    from deepmanifold.data import load_dataset
+    from deepmanifold.models import describe_models
+
+    try:
+        ds = load_dataset(dataset)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    table = Table("architecture", "default knobs", "parameters")
+    for row in describe_models(ds.input_shape, ds.n_classes):
+        knobs = ", ".join(f"{k}={v}" for k, v in row["knobs"].items())
+        table.add_row(row["name"], escape(knobs), f"{row['parameters']:,}")
+    console.print(f"models for {dataset}: input {ds.input_shape}, {ds.n_classes} classes")
+    console.print(table)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Runs on disk: atomic commit, catalog, lazy readers. Knows nothing about models."""
+"""Runs on disk: atomic commit, catalog (DataFrame + safe queries), lazy readers. Knows nothing about models."""
 
 from .store import FORMAT_VERSION, RunRecord, Store, StoredProbe, StoreError
 
