@@ -1,0 +1,42 @@
+"""Runs per hour of the digits demo grid with 1 and 2 worker processes, side by side.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_sweep.py [--spec examples/digits.toml] [--workers 1 2]
+
+Each case trains the whole spec into a fresh temporary store (report off) through the
+same `run_sweep` the CLI uses, and prints wall time, runs/hour and the speed-up over
+the first case.
+"""
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from deepmanifold.sweeps import load_spec, run_sweep
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--spec", default=str(Path(__file__).resolve().parents[1] / "examples" / "digits.toml"))
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    a = p.parse_args()
+    spec = load_spec(a.spec)
+    base = None
+    print(f"{a.spec}: {len(spec.runs)} runs")
+    for w in a.workers:
+        tmp = tempfile.mkdtemp(prefix="bench_sweep_")
+        try:
+            t0 = time.perf_counter()
+            result = run_sweep(spec, store=Path(tmp) / "store", workers=w)
+            wall = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert result.count("complete") == len(spec.runs), [o.message for o in result.outcomes]
+        base = base or wall
+        print(f"  workers={w}: {wall:6.1f} s  {len(spec.runs) * 3600 / wall:7.0f} runs/hour  "
+              f"x{base / wall:.2f} vs workers={a.workers[0]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
