@@ -1,0 +1,228 @@
+"""Trajectories by progress, on runs built from the geodesic so every answer is known."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from scipy.cluster.hierarchy import fcluster
+from scipy.optimize import brentq
+
+from deepmanifold.analysis.trajectories import (
+    TrajectorySet,
+    config_dendrogram,
+    distance_to_geodesic_by_progress,
+    mean_trajectory,
+    resample_by_progress,
+    trajectory_distance_matrix,
+    tube_width,
+)
+from deepmanifold.geometry import bhattacharyya, geodesic, progress
+from deepmanifold.store import Store
+
+C, N = 5, 40
+LABELS = np.random.default_rng(0).integers(0, C, size=N)
+GRID = np.linspace(0.0, 1.0, 21)
+
+
+def _wrong(fraction, seed=1):
+    """A wrong label for the first ``fraction`` of the samples (chosen by ``seed``), -1 elsewhere."""
+    rng = np.random.default_rng(seed)
+    wrong = np.full(N, -1)
+    chosen = rng.permutation(N)[: int(round(fraction * N))]
+    wrong[chosen] = (LABELS[chosen] + 1 + rng.integers(0, C - 1, size=chosen.size)) % C
+    return wrong
+
+
+def _path(t, wrong=None):
+    """Models at parameters ``t`` of the geodesic, rotated per sample by swapping the
+    true and the wrong class where ``wrong >= 0`` (a great circle of the sphere too,
+    run at the same angular speed, so slerp between checkpoints stays on the path)."""
+    P = geodesic(LABELS, C, np.atleast_1d(np.asarray(t, dtype=float)))
+    if wrong is not None:
+        i = np.flatnonzero(wrong >= 0)
+        y, w = LABELS[i], wrong[i]
+        P[:, i, y], P[:, i, w] = P[:, i, w].copy(), P[:, i, y].copy()
+    return P
+
+
+def _progress_of_path(s, wrong):
+    return float(progress(_path(s, wrong)[0], LABELS))
+
+
+def _expected_on_path(t, wrong):
+    """Model of the rotated path whose progress is ``t`` (brentq on the parameter)."""
+    s = brentq(lambda s: _progress_of_path(s, wrong) - t, 0.0, 0.999, xtol=1e-14)
+    return _path(s, wrong)[0]
+
+
+def test_geodesic_checkpoints_resample_to_the_geodesic():
+    t_k = [0.0, 0.05, 0.2, 0.5, 0.9]
+    P = _path(t_k)
+    lam = progress(P, LABELS)
+    res = resample_by_progress(P, lam, GRID, labels=LABELS)
+    assert res.monotone and res.n_backtracks == 0
+    np.testing.assert_array_equal(res.reached, GRID <= 0.9 + 1e-12)
+    want = np.sqrt(geodesic(LABELS, C, GRID[res.reached]))
+    np.testing.assert_allclose(res.sqrt_p[res.reached], want, atol=1e-6)
+    assert np.all(res.sqrt_p[~res.reached] == 0)
+    assert res.sqrt_p.dtype == np.float32 and res.residual.max() < 1e-8
+    # Without labels: the linear fraction is exact on the geodesic; residual unknown.
+    res2 = resample_by_progress(np.log(np.maximum(P, 1e-300)), lam, GRID, log=True)
+    np.testing.assert_allclose(res2.sqrt_p, res.sqrt_p, atol=1e-6)
+    assert np.all(np.isnan(res2.residual[res2.reached])) and np.all(res2.residual[~res2.reached] == 0)
+
+    ts = TrajectorySet.from_runs([P], LABELS, GRID)
+    d = distance_to_geodesic_by_progress(ts, LABELS)
+    assert np.all(np.isnan(d[0, ~ts.reached[0]]))
+    np.testing.assert_allclose(d[0, ts.reached[0]], 0.0, atol=1e-7)
+
+
+def test_same_path_at_different_speeds_has_zero_trajectory_distance():
+    wrong = _wrong(0.2)
+    runs = [_path([0.0, 0.1, 0.3, 0.6, 0.99]), _path([0.0, 0.02, 0.05, 0.4, 0.8, 0.99]),
+            _path([0.0, 0.15, 0.35, 0.9, 0.99], wrong), _path([0.0, 0.01, 0.5, 0.7, 0.99], wrong)]
+    ts = TrajectorySet.from_runs(runs, LABELS, GRID)
+    D = trajectory_distance_matrix(ts)
+    assert D.shape == (4, 4) and np.allclose(D, D.T)
+    assert D[0, 1] < 1e-9 and D[2, 3] < 1e-9
+    assert D[0, 2] > 1e-2
+    assert np.all(ts.residual[ts.reached] < 1e-8)
+
+
+def test_rotated_run_has_the_expected_distance():
+    wrong = _wrong(0.25)
+    rot = _path([0.0, 0.1, 0.25, 0.45, 0.7, 0.99], wrong)
+    geo = _path([0.0, 0.3, 0.6, 0.99])
+    ts = TrajectorySet.from_runs([geo, rot], LABELS, GRID)
+    dgeo = distance_to_geodesic_by_progress(ts)
+    common = ts.reached[0] & ts.reached[1]
+    expected = np.full(GRID.shape, np.nan)
+    for g in np.flatnonzero(ts.reached[1]):
+        if GRID[g] == 0.0:
+            expected[g] = 0.0
+            continue
+        Q = _expected_on_path(GRID[g], wrong)
+        np.testing.assert_allclose(ts.sqrt_p[1, g], np.sqrt(Q), atol=2e-6)
+        expected[g] = bhattacharyya(geodesic(LABELS, C, GRID[g]), Q)
+    np.testing.assert_allclose(dgeo[1, ts.reached[1]], expected[ts.reached[1]], rtol=1e-5, atol=1e-7)
+    assert expected[ts.reached[1]][1:].min() > 1e-3
+    D = trajectory_distance_matrix(ts)
+    np.testing.assert_allclose(D[0, 1], expected[common].mean(), rtol=1e-5)
+    # Restricting the grid restricts the mean.
+    mask = GRID <= 0.5
+    np.testing.assert_allclose(trajectory_distance_matrix(ts, grid_mask=mask)[0, 1],
+                               expected[common & mask].mean(), rtol=1e-5)
+
+
+def test_non_monotone_progress_uses_the_first_crossing():
+    wrong = _wrong(0.1, seed=2)  # progress along this path rises to ~0.71
+    # geodesic up to 0.6, back (along the rotated path) below 0.5, then above again.
+    s_back = brentq(lambda s: _progress_of_path(s, wrong) - 0.4, 0, 0.999)
+    s_up = brentq(lambda s: _progress_of_path(s, wrong) - 0.68, 0, 0.999)
+    P = np.concatenate([_path([0.0, 0.3, 0.6]), _path([s_back, s_up], wrong)])
+    lam = progress(P, LABELS)
+    np.testing.assert_allclose(lam, [0, 0.3, 0.6, 0.4, 0.68], atol=1e-8)
+    res = resample_by_progress(P, lam, GRID, labels=LABELS)
+    assert not res.monotone and res.n_backtracks == 1
+    g5 = int(np.argmin(np.abs(GRID - 0.5)))
+    # 0.5 is crossed first between checkpoints 1 and 2 (on the geodesic), later between 3 and 4.
+    assert res.checkpoint[g5] == 1
+    np.testing.assert_allclose(res.sqrt_p[g5], np.sqrt(geodesic(LABELS, C, 0.5)), atol=1e-6)
+    g65 = int(np.argmin(np.abs(GRID - 0.65)))
+    assert res.checkpoint[g65] == 3
+    np.testing.assert_allclose(res.sqrt_p[g65], np.sqrt(_expected_on_path(0.65, wrong)), atol=2e-6)
+    assert res.reached.sum() == np.sum(GRID <= 0.68)
+    with pytest.warns(UserWarning, match="not monotone .*run-0 \\(1 backtracks\\)"):
+        TrajectorySet.from_runs([P], LABELS, GRID)
+
+
+def test_points_below_the_start_and_above_the_end_are_unreached():
+    late = _path([0.2, 0.5, 0.7])
+    early = _path([0.0, 0.1, 0.15])
+    ts = TrajectorySet.from_runs([late, early], LABELS, GRID)
+    np.testing.assert_array_equal(ts.reached[0], (GRID >= 0.2 - 1e-12) & (GRID <= 0.7 + 1e-12))
+    np.testing.assert_array_equal(ts.reached[1], GRID <= 0.15 + 1e-12)
+    assert np.all(ts.sqrt_p[0][~ts.reached[0]] == 0) and not np.isnan(ts.sqrt_p).any()
+    D = trajectory_distance_matrix(ts)
+    assert np.isnan(D[0, 1]) and np.isnan(D[1, 0]) and D[0, 0] == 0 and D[1, 1] == 0
+    with pytest.raises(ValueError, match="NaN for 1 pair"):
+        config_dendrogram(D, ["late", "early"])
+
+
+def test_tube_width_is_zero_for_identical_members_and_grows_with_spread():
+    t_sets = [[0.0, 0.1, 0.4, 0.99], [0.0, 0.3, 0.6, 0.99], [0.0, 0.05, 0.2, 0.8, 0.99]]
+    same = [_path(t) for t in t_sets]
+    narrow = [_path(t, _wrong(f, seed=s)) for t, f, s in zip(t_sets, [0.0, 0.1, 0.1], [0, 2, 3])]
+    wide = [_path(t, _wrong(f, seed=s)) for t, f, s in zip(t_sets, [0.0, 0.3, 0.3], [0, 2, 3])]
+    ts = TrajectorySet.from_runs(same + narrow + wide, LABELS, GRID)
+    w_same, w_narrow, w_wide = (tube_width(ts, list(range(i, i + 3))) for i in (0, 3, 6))
+    inside = (GRID > 0) & (GRID < 0.45)  # progress along the 30%-wrong paths stops at ~0.47
+    np.testing.assert_allclose(w_same[GRID <= 0.95], 0.0, atol=1e-9)
+    assert np.all(w_narrow[inside] > 1e-4)
+    assert np.all(w_wide[inside] > 1.5 * w_narrow[inside])
+    # The mean of identical members is the member itself.
+    mean, reached = mean_trajectory(ts, ["run-0", "run-1", "run-2"])
+    np.testing.assert_allclose(mean[reached], ts.sqrt_p[0][reached], atol=1e-6)
+    # Fewer than 2 members reaching a point: NaN.
+    assert np.all(np.isnan(tube_width(ts, [0])))
+
+
+def test_dendrogram_separates_two_planted_families():
+    fam_a, fam_b = _wrong(0.2, seed=10), _wrong(0.2, seed=11)
+    t_sets = [[0.0, 0.1, 0.4, 0.99], [0.0, 0.3, 0.6, 0.99], [0.0, 0.05, 0.2, 0.8, 0.99]]
+    runs = [_path(t, fam_a) for t in t_sets] + [_path(t, fam_b) for t in t_sets]
+    names = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    order = [0, 3, 1, 4, 2, 5]  # interleave so the grouping is not given by position
+    ts = TrajectorySet.from_runs([runs[i] for i in order], LABELS, GRID, labels=[names[i] for i in order])
+    D = trajectory_distance_matrix(ts)
+    tree = config_dendrogram(D, ts.labels)
+    json.dumps(tree)
+    Z = np.asarray(tree["linkage"])
+    clusters = fcluster(Z, 2, criterion="maxclust")
+    groups = {name[0]: set() for name in ts.labels}
+    for name, c in zip(ts.labels, clusters):
+        groups[name[0]].add(int(c))
+    assert all(len(v) == 1 for v in groups.values()) and groups["a"] != groups["b"]
+    leaf_families = [name[0] for name in tree["leaf_labels"]]
+    assert leaf_families in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
+
+
+def _commit(store, run_id, P, *, status="complete"):
+    with np.errstate(divide="ignore"):
+        logp = np.log(P).astype(np.float32)
+    k = len(P)
+    metrics = {"step": np.arange(k) * 7, "epoch": np.arange(k) / 2.0}
+    store.put_probe(fingerprint="fp", name="test", split="test", dataset="synthetic",
+                    indices=np.arange(N), labels=LABELS)
+    store.write_run(run_id, config={"arch": "mlp", "label": f"L-{run_id}"}, status=status, metrics=metrics,
+                    logp={"test": logp}, probes={"test": "fp"})
+
+
+def test_from_store(tmp_path):
+    store = Store(tmp_path / "s")
+    wrong = _wrong(0.2)
+    _commit(store, "fast", _path([0.0, 0.3, 0.7, 1.0]))
+    _commit(store, "slow", _path([0.0, 0.05, 0.1, 0.2, 0.4, 0.9]))
+    _commit(store, "back", _path([0.0, 0.5, 0.3, 0.8], wrong))
+    _commit(store, "dead", _path([0.0, 0.1]), status="diverged")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts = TrajectorySet.from_store(store, "test", grid=GRID)
+    messages = [str(w.message) for w in caught]
+    assert any("left out of the trajectories: L-dead" in m for m in messages)
+    assert any("not monotone" in m and "L-back" in m for m in messages)
+    assert ts.run_ids == ["back", "fast", "slow"] and ts.labels == ["L-back", "L-fast", "L-slow"]
+    assert ts.sqrt_p.shape == (3, len(GRID), N, C) and ts.sqrt_p.dtype == np.float32
+    np.testing.assert_array_equal(ts.monotone, [False, True, True])
+    np.testing.assert_array_equal(ts.steps[1], [0, 7, 14, 21])
+    np.testing.assert_allclose(ts.progress[1], [0.0, 0.3, 0.7, 1.0], atol=1e-6)
+    assert ts.reached[1].all() and ts.reached[2].sum() == np.sum(GRID <= 0.9 + 1e-12)
+    D = trajectory_distance_matrix(ts)
+    assert D[1, 2] < 1e-6 and D[0, 1] > 1e-3
+    dgeo = distance_to_geodesic_by_progress(ts)
+    assert np.nanmax(dgeo[1:]) < 1e-6
+    only = TrajectorySet.from_store(store, "test", grid=GRID, runs=["slow", "fast"])
+    assert only.run_ids == ["slow", "fast"]
+    with pytest.raises(ValueError, match="not usable.*dead"):
+        TrajectorySet.from_store(store, "test", grid=GRID, runs=["dead"])
