@@ -149,3 +149,22 @@ def test_models_lists_the_zoo_with_parameter_counts(tmp_path):
     for name in ("mlp", "cnn", "convmixer", "wrn", "vit", "linear"):
         assert name in out.stdout
     assert "26,378" in out.stdout  # the default MLP on 8x8 digits, counted in tests/models
+
+
+def test_analyze_judges_every_claim_and_skips_with_reasons(swept):
+    import json
+
+    root, _ = swept
+    out = _cli("analyze", "store", cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    findings = json.loads((root / "store" / "findings.json").read_text())
+    claims = {c["key"]: c for c in findings["claims"]}
+    assert set(claims) == {"manifold", "architecture", "speed", "corners", "train_test"}
+    assert all(c["verdict"] in ("supported", "not supported", "inconclusive", "skipped") for c in claims.values())
+    assert all(c["rule"] for c in claims.values())  # every verdict carries its written rule
+    # Two usable runs (the SGD runs diverged), one seed each: no spread, no widths, no corners.
+    assert claims["speed"]["verdict"] == claims["corners"]["verdict"] == "skipped"
+    assert "tube_width" in findings["skipped"]
+    assert findings["n_runs"] == 2
+    html = (root / "store" / "report.html").read_text()
+    assert 'id="dm-findings"' in html and "Training and test predictions give the same picture." in html

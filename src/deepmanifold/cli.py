@@ -37,7 +37,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _write_store_report(store_path: Path, out: Path | None, summary: dict) -> Path:
+def _write_store_report(store_path: Path, out: Path | None, summary: dict, findings: dict | None = None) -> Path:
     """Build the InPCA picture of each probe set in the store and write the HTML report."""
     from deepmanifold.analysis import build_picture
     from deepmanifold.report import write_report
@@ -67,8 +67,15 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict) -> Pa
         "probe samples × classes": f"{main.n_samples} × {main.n_classes}",
         **summary,
     }
+    if findings is None and (store_path / "findings.json").exists():
+        import json
+
+        try:  # findings of an earlier `deepmanifold analyze` stay in the report
+            findings = json.loads((store_path / "findings.json").read_text())
+        except (OSError, ValueError):
+            err.print("[yellow]warning:[/] findings.json is unreadable; report written without findings")
     path = write_report(out or store_path / "report.html", pictures, title=f"deepmanifold — {store_path.name}",
-                        summary=facts)
+                        summary=facts, findings=findings)
     return Path(path)
 
 
@@ -141,6 +148,44 @@ def report_cmd(
     """Write the self-contained HTML report of a store (InPCA picture, stress, progress, accuracy)."""
     path = _write_store_report(store, out, {})
     console.print(f"report: [bold cyan]{path.resolve()}[/]")
+
+
+@app.command()
+def analyze(
+    store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
+    probe: str = typer.Option("test", help="Probe set the claims are judged on."),
+    report: bool = typer.Option(True, help="Rewrite the HTML report with a Findings section."),
+) -> None:
+    """Test the study's claims on a store: writes STORE/findings.json (and the report)."""
+    from deepmanifold.analysis import analyze_store
+    from deepmanifold.store import Store, StoreError
+
+    try:
+        st = Store(store, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+    with Progress(TextColumn("[progress.description]{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("analysing", total=None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                findings = analyze_store(st, probe=probe,
+                                         on_step=lambda name: progress.update(task, description=name))
+            except ValueError as exc:
+                _fail(str(exc))
+    for w in caught:
+        err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+    path = findings.write_json(store / "findings.json")
+    table = Table("claim", "verdict", "reason")
+    for claim in findings.claims:
+        style = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}.get(claim.verdict, "dim")
+        table.add_row(escape(claim.statement), f"[{style}]{claim.verdict}", escape(claim.reason))
+    console.print(table)
+    console.print(f"findings: [bold cyan]{path.resolve()}[/]  ({findings.wall_time:.1f}s)")
+    if report:
+        out = _write_store_report(store, None, {}, findings=findings.to_dict())
+        console.print(f"report: [bold cyan]{out.resolve()}[/]")
 
 
 @app.command()

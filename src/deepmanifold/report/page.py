@@ -42,7 +42,8 @@ def main_probe(pictures: Mapping[str, Picture]) -> str:
 
 
 def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, title: str,
-                 summary: Mapping[str, Any] | None = None) -> pathlib.Path:
+                 summary: Mapping[str, Any] | None = None,
+                 findings: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Write the InPCA report as one self-contained HTML file that opens offline.
 
     The page holds plotly.js (from the installed plotly package) and every figure's
@@ -64,6 +65,9 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     summary : mapping, optional
         Key facts shown in the header table, e.g. ``{"runs": 12, "wall time": "3 min",
         "store": "runs/digits"}``. Values are shown as text; numbers are formatted.
+    findings : mapping, optional
+        ``Findings.to_dict()`` of :func:`deepmanifold.analysis.analyze_store`: shown
+        as a "Findings" section (each claim, its verdict, its numbers and its rule).
 
     Returns
     -------
@@ -78,7 +82,7 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     pictures = _ordered(pictures)
     for probe, picture in pictures.items():
         _check_picture(probe, picture)
-    document = _page(pictures, title=title, summary=dict(summary or {}))
+    document = _page(pictures, title=title, summary=dict(summary or {}), findings=findings)
     return _write_atomic(pathlib.Path(path), document)
 
 
@@ -299,20 +303,61 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
                                                                   lead, _plot_div(div))
 
 
-def _nav(pictures: Mapping[str, Picture]) -> str:
-    links = [(f"{_inpca_id(p)}-section", f"picture ({p})") for p in pictures]
+def _nav(pictures: Mapping[str, Picture], *, findings: bool = False) -> str:
+    links = [("dm-findings", "findings")] if findings else []
+    links += [(f"{_inpca_id(p)}-section", f"picture ({p})") for p in pictures]
     links += [("dm-stress-section", "axes"), ("dm-progress-section", "progress"),
               ("dm-accuracy-section", "accuracy"), ("dm-guide", "how to read")]
     items = "".join(f'<a href="#{anchor}">{_esc(label)}</a>' for anchor, label in links)
     return f'<nav><div class="wrap">{items}</div></nav>'
 
 
-def _page(pictures: dict[str, Picture], *, title: str, summary: dict) -> str:
+_VERDICT_COLOUR = {"supported": "#1a7f37", "not supported": "#cf222e", "inconclusive": "#9a6700",
+                   "skipped": "#6e7781"}
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_number(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(_number(v) for v in value) + "]"
+    return "–" if value is None else str(value)
+
+
+def _findings_section(findings: Mapping[str, Any]) -> str:
+    """Each claim of the study: verdict, the numbers behind it, and the rule that decided."""
+    rows = []
+    for claim in findings.get("claims", []):
+        verdict = str(claim.get("verdict", ""))
+        colour = _VERDICT_COLOUR.get(verdict, "#000")
+        numbers = "<br>".join(f"{_esc(k)}: {_esc(_number(v))}" for k, v in (claim.get("numbers") or {}).items())
+        reason = f"<br><em>{_esc(claim['reason'])}</em>" if claim.get("reason") else ""
+        rows.append([_esc(claim.get("statement", "")),
+                     f'<strong style="color:{colour}">{_esc(verdict)}</strong>{reason}',
+                     numbers or "–", f'<small>{_esc(claim.get("rule", ""))}</small>'])
+    skipped = findings.get("skipped") or {}
+    extra = ""
+    if skipped:
+        extra = "<h3>Analyses skipped</h3><ul>" + "".join(
+            f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in skipped.items()) + "</ul>"
+    lead = (f"The study's claims measured on {findings.get('n_runs', '?')} runs "
+            f"({_esc(findings.get('probe', ''))} probe). Verdicts follow the written rule beside each; "
+            "all numbers are in findings.json.")
+    return _section("dm-findings", "Findings", lead,
+                    _table(["claim", "verdict", "numbers", "rule"], rows) + extra)
+
+
+def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
+          findings: Mapping[str, Any] | None = None) -> str:
     """The whole HTML document."""
     colours = group_colours(pictures.values())
     parts = [*_picture_parts(pictures, colours), *_figure_parts(pictures, colours)]
     figures = [spec for spec, _ in parts]
     sections = [section for _, section in parts]
+    if findings:
+        sections.insert(0, _findings_section(findings))
     sections.append(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
                              + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)))
     return "\n".join([
@@ -325,7 +370,7 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict) -> str:
         f'<script type="text/javascript">{_plotly_js()}</script>',
         "</head><body>",
         _header(title, summary, pictures),
-        _nav(pictures),
+        _nav(pictures, findings=bool(findings)),
         '<main class="wrap">',
         '<div class="banner" id="dm-webgl-warning" role="alert"></div>',
         '<div class="banner" id="dm-error-warning" role="alert"></div>',
