@@ -221,3 +221,26 @@ def test_architectures_with_and_without_knobs_are_compared():
     arch = rep["arch"]
     assert arch.status == "measured" and arch.n_pairs == 3 * 2  # 3 architecture pairs x 2 seeds
     assert arch.mean == pytest.approx(1.0)
+
+
+def test_architecture_pairs_may_differ_in_knobs_that_also_vary_within_a_family():
+    """Two widths per family, no width shared across families (as in
+    examples/fashion_mnist_quick.toml): architecture is still measured, and width is a
+    factor of its own within each family."""
+    configs, fam = [], []
+    for arch, widths in (("mlp", (64, 512)), ("cnn", (8, 32))):
+        for w in widths:
+            for seed in (0, 1):
+                configs.append({"arch": arch, "arch_options": {"width": w}, "seed": seed})
+                fam.append((arch, w))
+    R = len(configs)
+    D = np.zeros((R, R))
+    for i in range(R):
+        for j in range(R):
+            if i != j:
+                D[i, j] = 1.0 if fam[i][0] != fam[j][0] else (0.2 if fam[i][1] != fam[j][1] else 0.05)
+    rep = factor_effects(D, configs, n_boot=50)
+    assert rep["arch"].status == "measured" and rep["arch"].mean == pytest.approx(1.0)
+    assert rep["arch_options.width"].status == "measured"
+    assert rep["arch_options.width"].mean == pytest.approx(0.2)
+    assert rep.ranking[0] == "arch"

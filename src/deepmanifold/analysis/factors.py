@@ -239,6 +239,10 @@ def _tied_keys(flat: list[dict], factor: str, varying: Sequence[str]) -> list[st
     candidates = _companion_candidates(factor, varying)
     if not candidates:
         return []
+    if factor == "arch":
+        # Knobs belong to their architecture: "width 64" of an MLP and "width 8" of a CNN
+        # are not the same setting, so architecture pairs may always differ in them.
+        return candidates
     rest = [k for k in varying if k not in candidates and k != _SEED]
     groups: dict[tuple, dict[str, set]] = {}
     for c in flat:

@@ -13,7 +13,8 @@ every verdict):
    axes reach 90 % explained stress on the test probe AND fewer axes are needed than
    for the null model (mean of the null draws); not supported when more than
    ``MAX_AXES_LOW_DIM`` axes are needed; inconclusive otherwise.
-2. *Architecture matters, the rest much less.* Supported when architecture is the
+2. *Architecture matters, the rest much less.* Architecture is the model family (width
+   variants count as the factor ``arch_options.width``). Supported when architecture is the
    top-ranked factor by mean trajectory distance over pairs differing only in it,
    with its bootstrap interval above every other measured factor's mean, AND
    architecture is predictable from trajectories (leave-one-out nearest neighbour
@@ -245,9 +246,13 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
 
     # 2. factors
     step("factor effects")
-    rep = factor_effects(D_traj, configs, n_boot=n_boot, random_state=random_state)
+    # Architecture = the model family (the registry name): width variants of one family
+    # (aliases such as "cnn_wide") are the subject of the speed claim and show up here as
+    # the factor arch_options.width.
+    family = [{k: v for k, v in c.items() if k != "arch_alias"} for c in configs]
+    rep = factor_effects(D_traj, family, n_boot=n_boot, random_state=random_state)
     analyses["factor_effects"] = _clean(rep.to_dict())
-    arch_pred = factor_predictability(D_traj, configs, "arch")
+    arch_pred = factor_predictability(D_traj, family, "arch")
     analyses["architecture_predictability"] = _clean(arch_pred)
     claims.append(_judge_architecture(rep, arch_pred))
 
