@@ -168,3 +168,14 @@ def test_analyze_judges_every_claim_and_skips_with_reasons(swept):
     assert findings["n_runs"] == 2
     html = (root / "store" / "report.html").read_text()
     assert 'id="dm-findings"' in html and "Training and test predictions give the same picture." in html
+
+
+def test_train_test_rule_reads_the_permutation_p_value(swept):
+    import json
+
+    root, _ = swept
+    findings = json.loads((root / "store" / "findings.json").read_text())
+    claim = next(c for c in findings["claims"] if c["key"] == "train_test")
+    mantel = findings["analyses"]["train_test_agreement"]["mantel"]
+    assert claim["numbers"]["p_value"] == mantel["p_pearson"] is not None
+    assert 'id="dm-findings-figure"' in (root / "store" / "report.html").read_text()

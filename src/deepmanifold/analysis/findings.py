@@ -449,11 +449,11 @@ def _judge_corners(cor: dict) -> Claim:
 def _judge_train_test(agr: dict) -> Claim:
     mantel = agr.get("mantel") or {}
     r = mantel.get("pearson", agr.get("mantel_r"))
-    p = mantel.get("p_value", agr.get("p_value"))
+    p = mantel.get("p_pearson", mantel.get("p_value"))
     resid = (agr.get("procrustes") or {}).get("residual", agr.get("procrustes_residual"))
     numbers = {"mantel_r": r, "p_value": p, "procrustes_residual": resid}
     if r is None or resid is None:
         return Claim("train_test", CLAIMS["train_test"], "inconclusive", _rule("train_test"), numbers)
-    ok = r >= 0.9 and (p is None or p < 0.05) and resid <= 0.1
+    ok = r >= 0.9 and p is not None and p < 0.05 and resid <= 0.1
     return Claim("train_test", CLAIMS["train_test"], "supported" if ok else "not supported",
                  _rule("train_test"), numbers)

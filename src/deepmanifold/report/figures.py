@@ -459,3 +459,54 @@ def accuracy_figure(picture: Picture, colours: Mapping[str, str]) -> dict:
             hovertemplate=f"<b>%{{text}}</b><br>epoch %{{x:.4g}} · {title} %{{y:.3f}}"
                           "<extra></extra>")
     return {"data": data, "layout": layout}
+
+
+def findings_figure(findings: Mapping[str, Any]) -> dict | None:
+    """Factor effects (with bootstrap intervals) and distances along progress.
+
+    Parameters
+    ----------
+    findings : mapping
+        ``Findings.to_dict()`` of :func:`deepmanifold.analysis.analyze_store`.
+
+    Returns
+    -------
+    dict or None
+        Plotly figure dictionary with two panels, or None when there is nothing to draw.
+        Left: mean trajectory distance over pairs of runs differing in one factor only,
+        with its 95 % bootstrap interval. Right: mean distance to the geodesic, and the
+        tube width of each configuration, against progress.
+    """
+    analyses = findings.get("analyses") or {}
+    effects = [e for e in (analyses.get("factor_effects") or {}).get("effects", [])
+               if e.get("status") == "measured" and e.get("mean") is not None]
+    geo = analyses.get("distance_to_geodesic") or {}
+    tubes = (analyses.get("tube_width") or {}).get("by_configuration") or {}
+    if not effects and not geo.get("mean"):
+        return None
+    layout = _panels(["factor effects", "along progress"], "", "mean d_B at equal progress")
+    layout["yaxis2"].pop("matches", None)
+    layout["xaxis2"]["title"] = {"text": "progress"}
+    layout["yaxis2"]["title"] = {"text": "d_B"}
+    data = []
+    if effects:
+        means = [float(e["mean"]) for e in effects]
+        data.append({
+            "type": "bar", "name": "factor effect", "x": [e["factor"] for e in effects], "y": means,
+            "error_y": {"type": "data", "symmetric": False,
+                        "array": [max(0.0, float(e["high"] or m) - m) for e, m in zip(effects, means)],
+                        "arrayminus": [max(0.0, m - float(e["low"] or m)) for e, m in zip(effects, means)]},
+            "marker": {"color": REFERENCE_COLOUR}, "showlegend": False,
+            "hovertemplate": "%{x}: %{y:.4g}<extra></extra>", **_panel_axes(0)})
+    grid = [float(t) for t in geo.get("grid") or []]
+
+    def _line(name, values, dash):
+        ys = [None if v is None else float(v) for v in values]
+        return {"type": "scatter", "mode": "lines", "name": name, "x": grid, "y": ys,
+                "line": {"dash": dash}, **_panel_axes(1)}
+
+    if grid and geo.get("mean"):
+        data.append(_line("distance to the geodesic (mean over runs)", geo["mean"], "solid"))
+    for name, values in tubes.items():
+        data.append(_line(f"tube width: {name}", values, "dot"))
+    return {"data": data, "layout": layout}

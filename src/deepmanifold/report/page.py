@@ -19,6 +19,7 @@ from deepmanifold.report import _assets
 from deepmanifold.report.figures import (
     accuracy_figure,
     axis_title,
+    findings_figure,
     group_colours,
     inpca_figure,
     progress_figure,
@@ -358,6 +359,15 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
     sections = [section for _, section in parts]
     if findings:
         sections.insert(0, _findings_section(findings))
+        fig = findings_figure(findings)
+        if fig is not None:
+            figures.append({"id": "dm-findings-figure", "kind": "2d", "figure": fig})
+            sections.insert(1, _section(
+                "dm-findings-figure-section", "Findings in figures",
+                "Left: mean trajectory distance between runs that differ in one factor only, with "
+                "95 % bootstrap intervals. Right: distance of the runs to the ignorance–truth "
+                "geodesic, and the spread of seeds around each configuration (tube width), "
+                "against progress.", _plot_div("dm-findings-figure")))
     sections.append(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
                              + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)))
     return "\n".join([
