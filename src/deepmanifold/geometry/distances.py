@@ -179,7 +179,7 @@ def pairwise_distances(
     >>> D.shape, bool(np.allclose(D, D.T)), float(D[2, 2])
     ((5, 5), True, 0.0)
     """
-    if metric not in _KERNELS:
+    if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     floor = check_floor(floor)
     if block_size is not None and (
@@ -454,43 +454,6 @@ class _Kernel:
         self.dtype = np.dtype(dtype)
 
 
-class _Bhattacharyya(_Kernel):
-    default_block = 128
-    clamp_what = "(pair, sample) Bhattacharyya coefficients"
-
-    def __init__(self, floor: float, dtype: np.dtype):
-        super().__init__(floor, dtype)
-        self.group = _group_size(self.dtype, floor)
-        if self.group == 0:  # floor below float32's smallest normal number
-            self.dtype, self.group = np.dtype(np.float64), _group_size(np.dtype(np.float64), floor)
-
-    def prepare(self, X: np.ndarray, log: bool) -> _Prepared:
-        T, n, _ = X.shape
-        # Samples first, so that one sample's (models x classes) slab is contiguous.
-        root = np.empty((n, T, X.shape[2]), dtype=self.dtype)
-        step = max(1, _TILE_ELEMENTS // X[0].size)
-        for t0 in range(0, T, step):  # chunks of models: no second full-size temporary
-            chunk = sqrt_probabilities(X[t0:t0 + step], log=log, dtype=self.dtype)
-            root[:, t0:t0 + step, :] = chunk.transpose(1, 0, 2)
-        return _Prepared(T, n, root=root)
-
-    def tile(self, px: _Prepared, py: _Prepared, rows: slice, cols: slice):
-        A, B = px.root[:, rows, :], py.root[:, cols, :]
-        n, b1, b2 = A.shape[0], A.shape[1], B.shape[1]
-        per_chunk = max(self.group, _TILE_ELEMENTS // (b1 * b2) // self.group * self.group)
-        buffer = np.empty((min(per_chunk, n), b1, b2), dtype=self.dtype)
-        log_sum = np.zeros(b1 * b2, dtype=np.float64)
-        counts = None
-        for s in range(0, n, per_chunk):
-            a, b = A[s:s + per_chunk], B[s:s + per_chunk]
-            bc = np.matmul(a, b.transpose(0, 2, 1), out=buffer[: a.shape[0]])
-            chunk_counts = clamp_coefficients(bc, self.floor)
-            if chunk_counts is not None:
-                counts = chunk_counts if counts is None else counts + chunk_counts
-            log_sum += _sum_log_products(bc.reshape(bc.shape[0], -1), self.group)
-        return (-log_sum / n).reshape(b1, b2), counts
-
-
 def _group_size(dtype: np.dtype, floor: float) -> int:
     """How many coefficients >= floor can be multiplied without underflow."""
     tiny = np.finfo(dtype).tiny
@@ -572,8 +535,8 @@ class _JensenShannon(_Kernel):
         return np.maximum(total / n, 0.0), None
 
 
+# Bhattacharyya has its own streamed path (_bhattacharyya_streamed); these are the companions.
 _KERNELS = {
-    "bhattacharyya": _Bhattacharyya,
     "hellinger": _Hellinger,
     "jensen_shannon": _JensenShannon,
     "symmetric_kl": _SymmetricKL,
