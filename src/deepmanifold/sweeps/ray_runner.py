@@ -17,15 +17,9 @@ __all__ = ["run_with_ray"]
 
 
 def _task(run: RunSpec, store_root: str):
-    import os
+    from deepmanifold.sweeps.runner import _execute_in_worker, _set_single_thread
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = "1"
-    import torch
-
-    torch.set_num_threads(1)
-    from deepmanifold.sweeps.runner import _execute_in_worker
-
+    _set_single_thread()  # one torch/BLAS thread per task, as in the process pool
     return _execute_in_worker(run, store_root)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepmanifold.store import Store
-from deepmanifold.sweeps.spec import RunSpec, SpecError, SweepSpec, _line_of
+from deepmanifold.sweeps.spec import RunSpec, SpecError, SweepSpec, _Checker
 
 __all__ = ["RUNNERS", "RunOutcome", "SweepResult", "preflight", "run_sweep", "execute_run"]
 
@@ -93,14 +93,13 @@ def preflight(spec: SweepSpec) -> None:
             text = fh.read()
     except OSError:
         pass
+    checker = _Checker(spec.source, text)  # errors name the spec line, like the parser's
     seen = set()
     for run in spec.runs:
         try:
             dataset, _ = _dataset_and_probes(run.config)
         except (ValueError, OSError) as exc:
-            line = _line_of(text, "data", "") if text else None
-            where = f"{spec.source}:{line}" if line else spec.source
-            raise SpecError(f"{where}: [data] {exc}") from exc
+            checker.fail("data", "", f"[data] {exc}")
         key = (run.config["arch"], repr(sorted(run.config["arch_options"].items())), dataset.input_shape)
         if key in seen:
             continue
@@ -109,9 +108,7 @@ def preflight(spec: SweepSpec) -> None:
             build_model(run.config["arch"], dataset.input_shape, dataset.n_classes, **run.config["arch_options"])
         except (ValueError, TypeError) as exc:
             section = f"arch.{run.config.get('arch_alias', run.config['arch'])}"
-            line = _line_of(text, section, "") if text else None
-            where = f"{spec.source}:{line}" if line else spec.source
-            raise SpecError(f"{where}: [{section}] {exc}") from exc
+            checker.fail(section, "", f"[{section}] {exc}")
 
 
 def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
