@@ -319,7 +319,6 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
 
 
 # ----------------------------------------------------------------------------- helpers
-_BOOKKEEPING = {"label", "seed", "probes", "data", "checkpoints"}
 
 
 def _arch_family(cfg: dict) -> str:
@@ -329,9 +328,12 @@ def _arch_family(cfg: dict) -> str:
 
 def _config_groups(configs: list[dict]) -> dict[str, list[int]]:
     """Runs grouped by configuration (everything but the seed and bookkeeping)."""
+    from deepmanifold.analysis.factors import IGNORED_KEYS
+
+    skip = set(IGNORED_KEYS) | {"seed"}  # the same bookkeeping keys the factor analysis ignores
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
-        key = json.dumps({k: v for k, v in cfg.items() if k not in _BOOKKEEPING}, sort_keys=True, default=str)
+        key = json.dumps({k: v for k, v in cfg.items() if k not in skip}, sort_keys=True, default=str)
         groups.setdefault(key, []).append(i)
     named = {}
     for key, members in groups.items():
