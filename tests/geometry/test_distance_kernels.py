@@ -164,3 +164,27 @@ def test_cuda_matches_cpu(rng):
     X = close_models(rng, 40, 300, 10)
     np.testing.assert_allclose(pairwise_distances(X, device="cuda"), pairwise_distances(X, device="cpu"),
                                rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("C", [3, 10])
+def test_real_tile_sizes_with_some_pairs_clamped(rng, C):
+    """Default tiles (128 rows x 256 columns), odd T, panels, and a few models whose
+    supports are disjoint from most others: only the tiles that meet them are clamped."""
+    T, n, floor = 301, 6, 1e-9
+    X = rng.dirichlet(np.ones(C), size=(T, n))
+    onehot = np.eye(C)[rng.integers(0, C, size=n)]
+    for t in (0, 130, 299):  # on the diagonal of the first and last row tiles, and between
+        X[t] = onehot
+    X[131] = np.roll(onehot, 1, axis=-1)  # disjoint from X[130] in every sample
+    sq = np.sqrt(X)
+    bc = np.einsum("sic,tic->sti", sq, sq)
+    expected_count = int(np.triu((bc < floor).sum(axis=-1), 1).sum())
+    ref = -np.mean(np.log(np.clip(bc, floor, 1.0)), axis=-1) * (1 - np.eye(T))
+    assert expected_count >= n
+    for max_memory in (None, 3 * n * C * 8 * 256):  # one panel, then panels of 256 models
+        with pytest.warns(ClampWarning, match=rf"^{expected_count} \(pair, sample\)"):
+            D = pairwise_distances(X, floor=floor, max_memory=max_memory)
+        np.testing.assert_allclose(D, ref, rtol=1e-12, atol=1e-15)
+        with pytest.warns(ClampWarning):
+            cross = pairwise_distances(X[:140], X, floor=floor, max_memory=max_memory)
+        np.testing.assert_allclose(cross, ref[:140], rtol=1e-12, atol=1e-15)

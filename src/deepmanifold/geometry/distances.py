@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from . import _kernels
-from ._validation import check_floor, check_probabilities, check_same_samples
+from ._validation import check_floor, check_probabilities, check_same_samples, sum_tolerance
 from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 __all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]
@@ -309,9 +309,15 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
         _check_out(out, (T, T2))
         D = out
     per_model = n * C * dtype.itemsize
-    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
-    engine = {"numba": _numba_engine, "numpy": _numpy_engine, "torch": _torch_engine}[backend]
     renorm = _kernels.renorm_interval(floor)
+    if backend == "numba":
+        with _kernels.set_threads(n_jobs):
+            clamped = _numba_streamed(X, Ysrc, T=T, T2=T2, symmetric=symmetric, log=log, floor=floor, block=block,
+                                      dtype=dtype, D=D, max_memory=max_memory, renorm=renorm)
+        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
+        return D
+    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
+    engine = {"numpy": _numpy_engine, "torch": _torch_engine}[backend]
     clamped = 0
     with _kernels.set_threads(n_jobs):
         for p0 in range(0, T, panel):
@@ -341,22 +347,102 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
     return D
 
 
-def _numba_engine(A, B, *, floor, upper, block, renorm, device):
-    """Tile (R, K) of d_B with the numba kernel; count restricted to upper if asked."""
-    n, K, C = B.shape
+def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, max_memory, renorm) -> int:
+    """Fill D with the numba kernel, panel by panel; return the number of clamped terms.
+
+    Roots are written straight into the kernel's layouts by parallel numba passes
+    (rows ``(n, R, C)``, column blocks ``(L, n, C, W)``), into two buffers allocated
+    once; a diagonal block takes its columns from the row panel already in memory.
+    Tiles go into D by a parallel copy (mirrored for the lower triangle) when D is
+    a NumPy array.
+    """
+    n, C = X.shape[1], X.shape[2]
+    per_model = n * C * dtype.itemsize
+    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
+    direct = isinstance(D, np.ndarray) and D.dtype in (np.float32, np.float64)
+    Dn = np.asarray(D) if direct else None
+    rows_buf = np.empty((n, min(panel, T), C), dtype=dtype)
+    cols_buf = _blocks_for(min(panel, T2), block, n, C, dtype)
+    clamped = 0
+    cols_hold = None  # (c0, c1) of the models now in cols_buf
+    for p0 in range(0, T, panel):
+        p1 = min(T, p0 + panel)
+        R = p1 - p0
+        A = rows_buf[:, :R] if R == rows_buf.shape[1] else np.empty((n, R, C), dtype=dtype)
+        _fill_roots(X, p0, p1, name="X", log=log, validate=True, out=A, rows=True)
+        for c0 in range(p0 if symmetric else 0, T2, panel):
+            c1 = min(T2, c0 + panel)
+            K = c1 - c0
+            diagonal = symmetric and c0 == p0
+            W = cols_buf.shape[3]
+            L = -(-K // W)
+            Bs = cols_buf[:L]
+            if diagonal:
+                _kernels.rows_to_blocks(A, Bs)
+                _pad_blocks(Bs, K)
+                cols_hold = None
+            elif cols_hold != (c0, c1):
+                # Y's models are validated on the first panel; X's ones as rows.
+                _fill_roots(Ysrc, c0, c1, name="X" if symmetric else "Y", log=log,
+                            validate=not symmetric and p0 == 0, out=Bs, rows=False)
+                _pad_blocks(Bs, K)
+                cols_hold = (c0, c1)
+            widths = np.full(L, W, dtype=np.int64)
+            widths[-1] = K - (L - 1) * W
+            tile = np.empty((R, L * W))
+            clamped += _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, 128), 0, 0, widths,
+                                                    diagonal)
+            if direct:
+                _kernels.store_tile(Dn, tile, p0, c0, K, diagonal, symmetric)
+            elif diagonal:
+                tile = np.triu(tile[:, :K], 1)
+                tile += tile.T
+                D[p0:p1, c0:c1] = tile
+            else:
+                D[p0:p1, c0:c1] = tile[:, :K]
+                if symmetric:
+                    D[c0:c1, p0:p1] = tile[:, :K].T
+    return int(clamped)
+
+
+def _blocks_for(K: int, block: int, n: int, C: int, dtype) -> np.ndarray:
+    """Empty column blocks ``(L, n, C, W)`` for K models (W = min(block, K))."""
     W = min(block, K)
-    L = -(-K // W)
-    Bs = np.empty((L, n, C, W), dtype=A.dtype)
-    widths = np.full(L, W, dtype=np.int64)
-    for l in range(L):
-        k0, k1 = l * W, min(K, (l + 1) * W)
-        Bs[l, :, :, : k1 - k0] = B[:, k0:k1, :].transpose(0, 2, 1)
-        if k1 - k0 < W:  # pad with copies of a real model (ignored below)
-            Bs[l, :, :, k1 - k0:] = B[:, k1 - 1:k1, :].transpose(0, 2, 1)
-            widths[l] = k1 - k0
-    tile = np.zeros((A.shape[1], L * W))
-    count = _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, 128), 0, 0, widths, upper)
-    return tile[:, :K], int(count)
+    return np.empty((-(-K // W), n, C, W), dtype=dtype)
+
+
+def _pad_blocks(Bs: np.ndarray, K: int) -> None:
+    """Fill the unused columns of the last block with copies of a real model (never written out)."""
+    tail = K - (Bs.shape[0] - 1) * Bs.shape[3]
+    if tail < Bs.shape[3]:
+        Bs[-1, :, :, tail:] = Bs[-1, :, :, tail - 1:tail]
+
+
+def _fill_roots(src, a: int, b: int, *, name: str, log: bool, validate: bool, out: np.ndarray, rows: bool):
+    """Square roots of ``src[a:b]`` into the rows layout (n, R, C) or the column blocks (L, n, C, W).
+
+    Validation is fused into the same pass; only a chunk it flags goes through
+    :func:`check_probabilities`, which names the model and sample (or, at the edge
+    of the tolerance, passes it).
+    """
+    n, C = src.shape[1], src.shape[2]
+    step = max(1, (1 << 22) // (n * C))  # ~16-32 MiB of raw input at a time
+    fill = _kernels.roots_rows if rows else _kernels.roots_blocks
+    for t0 in range(a, b, step):
+        t1 = min(b, t0 + step)
+        raw = src[t0:t1]
+        if isinstance(src, np.memmap) or isinstance(raw, np.memmap):
+            raw = np.array(raw)
+            _release(src)
+        raw = np.asarray(raw)
+        if raw.dtype.kind not in "fiub":
+            raise ValueError(f"{name}: expected a real floating-point array, got dtype {raw.dtype}")
+        tol = sum_tolerance(raw.dtype)
+        if raw.dtype not in (np.float32, np.float64):
+            raw = raw.astype(np.float64)
+        raw = np.ascontiguousarray(raw)
+        if not fill(raw, log, out, t0 - a, validate, tol):
+            check_probabilities(raw, name, log=log, ndim=3, offset=t0)
 
 
 def _torch_engine(A, B, *, floor, upper, block, renorm, device):
