@@ -192,3 +192,45 @@ def test_properties_on_random_simplex_inputs(X, metric, block):
     assert np.array_equal(D, D.T)
     assert np.all(np.diagonal(D) == 0)
     np.testing.assert_allclose(D, naive_matrix(X, X, REFERENCES[metric]) * (1 - np.eye(len(X))), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["hellinger", "jensen_shannon", "symmetric_kl"])
+def test_companions_stream_from_memmaps_in_panels(tmp_path, rng, models, metric):
+    """Panels of 4 models read from a float32 memmap (and a ModelStack of them),
+    written into a float32 ``out``, equal the plain definition; a bad model in a
+    later panel is named by its index in the whole array."""
+    from deepmanifold.geometry.sources import ModelStack
+
+    X = models(rng, 11, 20, 4, concentration=0.5).astype(np.float32)
+    X = (X / X.sum(axis=-1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    path = tmp_path / "x.f32"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    ro = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
+    ref = naive_matrix(X.astype(np.float64), X.astype(np.float64), REFERENCES[metric])
+    per_model = 20 * 4 * 8 * (2 if metric == "symmetric_kl" else 1)
+    small = dict(metric=metric, block_size=2, max_memory=2 * per_model * 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClampWarning)
+        out = np.full(ref.shape, np.nan, dtype=np.float32)
+        assert pairwise_distances(ro, out=out, **small) is out
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-7)
+        cross = pairwise_distances(ModelStack([ro[:3], ro[3:]]), ro[2:9], **small)
+        np.testing.assert_allclose(cross, ref[:, 2:9], rtol=1e-6, atol=1e-8)  # self-pairs: float32 sums off by ~1e-8
+    bad = X.copy()
+    bad[9, 3] = [0.5, 0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="X: model 9, sample 3"):
+        pairwise_distances(bad, **small)
+    with pytest.raises(ValueError, match="Y: model 9, sample 3"):
+        pairwise_distances(X[:2], bad, **small)
+
+
+def test_symmetric_kl_counts_each_clamped_entry_once_across_panels():
+    X = np.full((6, 2, 3), 1 / 3)
+    X[4, 1] = [0.5, 0.5, 0.0]  # one probability entry below the floor
+    for max_memory in (None, 2 * 2 * 3 * 16 * 2):  # one panel, then panels of 2 models
+        with pytest.warns(ClampWarning, match=r"^1 probability entries"):
+            pairwise_distances(X, metric="symmetric_kl", block_size=1, max_memory=max_memory)
+        with pytest.warns(ClampWarning, match=r"^2 probability entries"):  # once in X, once in Y
+            pairwise_distances(X, X, metric="symmetric_kl", block_size=1, max_memory=max_memory)

@@ -77,7 +77,7 @@ def pairwise_distances(
         Bhattacharyya metric any object with ``.shape``, ``.dtype`` and slicing
         ``X[a:b]`` along axis 0 is streamed (``np.memmap``, zarr arrays,
         :class:`~deepmanifold.geometry.sources.ModelStack`): only bounded
-        chunks of models are read at a time. The other metrics load ``X``.
+        panels of models are read at a time, for every metric.
     Y : array_like, shape (T2, n, C), optional
         Second set of models on the same samples (e.g. models to project). If
         None, distances within ``X``: only the upper triangle is computed and
@@ -116,11 +116,13 @@ def pairwise_distances(
         memory of the default float64 result), an ``np.memmap`` or a zarr
         array. Returned instead of a new array.
     max_memory : int, optional
-        Bhattacharyya only: bytes of prepared square roots held at once
-        (default 1 GiB). Roots take ``n*C*8`` bytes per model (``n*C*4`` with
-        ``precision="fast"``), e.g. 160 kB for n = 2000, C = 10. When all
-        ``T`` models do not fit, rows are processed in panels of models and
-        the column models are re-read from ``X`` once per panel.
+        Bytes of prepared models held at once (default 1 GiB). Bhattacharyya
+        and Hellinger keep ``sqrt p``, ``n*C*8`` bytes per model (``n*C*4``
+        with ``precision="fast"``), e.g. 160 kB for n = 2000, C = 10;
+        Jensen-Shannon keeps ``p`` (as much), symmetric KL ``p`` and
+        ``log p`` (twice). When all ``T`` models do not fit, rows are
+        processed in panels of models and the column models are re-read from
+        ``X`` once per panel.
 
     Returns
     -------
@@ -157,11 +159,11 @@ def pairwise_distances(
     half for the symmetric case), symmetric KL twice that; Jensen-Shannon needs
     ``T T2 n C`` logs and is by far the slowest.
 
-    Memory (Bhattacharyya): the result (``T T2 * 8`` bytes unless ``out`` is
-    given), at most ``max_memory`` bytes of roots, one chunk of raw input
-    models and the per-tile buffers (a few MB per thread). Pages of an input
-    ``np.memmap`` are released after each chunk is read. The other metrics
-    hold one or two transformed float64 copies of ``X`` (and ``Y``).
+    Memory: the result (``T T2 * 8`` bytes unless ``out`` is given), at most
+    ``max_memory`` bytes of prepared models, one chunk of raw input models
+    (Bhattacharyya; a whole panel for the other metrics) and the per-tile
+    buffers (a few MB per thread). Pages of an input ``np.memmap`` are
+    released after each chunk is read.
 
     References
     ----------
@@ -197,22 +199,65 @@ def pairwise_distances(
             X, Y, log=log, floor=floor, block=block_size or 256, precision=precision, n_jobs=n_jobs,
             device=device, backend=backend, out=out, max_memory=max_memory or _MAX_MEMORY,
         )
-    X = check_probabilities(X, "X", log=log, ndim=3)
-    if Y is not None:
-        Y = check_probabilities(Y, "Y", log=log, ndim=3)
-        check_same_samples(X, Y, "X", "Y")
-    dtype = np.result_type(X.dtype, (X if Y is None else Y).dtype)
-    kernel = _KERNELS[metric](floor, dtype)
-    px = kernel.prepare(X, log)
-    py = px if Y is None else kernel.prepare(Y, log)
-    D, clamped = _fill_tiles(kernel, px, py, symmetric=Y is None, block=block_size or kernel.default_block)
-    clamped += px.clamped + (0 if Y is None else py.clamped)
-    warn_clamped(clamped, kernel.clamp_what, floor)
-    if out is not None:
-        _check_out(out, D.shape)
-        out[...] = D
-        return out
+    return _companion_streamed(_KERNELS[metric](floor, np.float64), X, Y, log=log, floor=floor,
+                               block=block_size, out=out, max_memory=max_memory or _MAX_MEMORY)
+
+
+def _companion_streamed(kernel, X, Y, *, log, floor, block, out, max_memory):
+    """Hellinger, symmetric KL, Jensen-Shannon in panels of models, like Bhattacharyya.
+
+    Each panel of models is read, validated and transformed by ``kernel.prepare``
+    once; tiles of a row panel against a column panel go straight into ``out``.
+    Per-model clamp counts are taken once per model (as a row, or for ``Y`` on the
+    first row panel).
+    """
+    X, (T, n, C) = _shape_of(X, "X")
+    symmetric = Y is None
+    if symmetric:
+        Ysrc, T2 = X, T
+    else:
+        Ysrc, shape_y = _shape_of(Y, "Y")
+        if shape_y[1:] != (n, C):
+            check_same_samples(np.empty((0, n, C)), np.empty((0,) + shape_y[1:]), "X", "Y")
+        T2 = shape_y[0]
+    if out is None:
+        D = np.empty((T, T2), dtype=np.float64)
+    else:
+        _check_out(out, (T, T2))
+        D = out
+    block = block or kernel.default_block
+    per_model = n * C * 8 * kernel.arrays_per_model
+    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
+    clamped = 0
+    for p0 in range(0, T, panel):
+        p1 = min(T, p0 + panel)
+        px = kernel.prepare(_read_checked(X, p0, p1, "X", log), log)
+        clamped += px.clamped
+        for c0 in range(p0 if symmetric else 0, T2, panel):
+            c1 = min(T2, c0 + panel)
+            diagonal = symmetric and c0 == p0
+            if diagonal:
+                py = px
+            else:
+                py = kernel.prepare(_read_checked(Ysrc, c0, c1, "X" if symmetric else "Y", log), log)
+                if not symmetric and p0 == 0:
+                    clamped += py.clamped
+            tile, count = _fill_tiles(kernel, px, py, symmetric=diagonal, block=block)
+            clamped += count
+            D[p0:p1, c0:c1] = tile
+            if symmetric and not diagonal:
+                D[c0:c1, p0:p1] = tile.T
+    warn_clamped(clamped, kernel.clamp_what, floor, stacklevel=4)
     return D
+
+
+def _read_checked(src, a: int, b: int, name: str, log: bool) -> np.ndarray:
+    """Models ``src[a:b]``, validated (errors name the model by its index in ``src``)."""
+    raw = src[a:b]
+    if isinstance(src, np.memmap) or isinstance(raw, np.memmap):
+        raw = np.array(raw)
+        _release(src)
+    return check_probabilities(raw, name, log=log, ndim=3, offset=a)
 
 
 # ----------------------------------------------------------------------------
@@ -370,7 +415,13 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, m
         R = p1 - p0
         A = rows_buf[:, :R] if R == rows_buf.shape[1] else np.empty((n, R, C), dtype=dtype)
         _fill_roots(X, p0, p1, name="X", log=log, validate=True, out=A, rows=True)
-        for c0 in range(p0 if symmetric else 0, T2, panel):
+        starts = list(range(p0 if symmetric else 0, T2, panel))
+        if cols_hold is not None and cols_hold[0] in starts:
+            # Begin with the column panel still in the buffer, and end with another one that
+            # the next row panel needs: one preparation fewer per row panel.
+            starts.remove(cols_hold[0])
+            starts.insert(0, cols_hold[0])
+        for c0 in starts:
             c1 = min(T2, c0 + panel)
             K = c1 - c0
             diagonal = symmetric and c0 == p0
@@ -534,6 +585,7 @@ class _Kernel:
 
     default_block = 512
     clamp_what = ""  # what ClampWarning counts, for kernels that clamp
+    arrays_per_model = 1  # (n, C) float64 arrays that prepare() keeps per model
 
     def __init__(self, floor: float, dtype: np.dtype):
         self.floor = floor
@@ -574,6 +626,7 @@ class _Hellinger(_Kernel):
 
 class _SymmetricKL(_Kernel):
     clamp_what = "probability entries"
+    arrays_per_model = 2
 
     def prepare(self, X: np.ndarray, log: bool) -> _Prepared:
         T, n, _ = X.shape
