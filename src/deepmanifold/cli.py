@@ -87,6 +87,7 @@ def run(
     report: bool = typer.Option(True, help="Write the HTML report when the sweep ends."),
     runner: str = typer.Option("local", help="local (process pool) or ray (one Ray task per run)."),
     ray_address: Optional[str] = typer.Option(None, help="Existing Ray cluster (default: start a local one)."),
+    device: str = typer.Option("auto", help="auto (CUDA when a worker sees a GPU), cpu, cuda or cuda:N."),
 ) -> None:
     """Train every run of SPEC not yet in the store, then write the report.
 
@@ -122,7 +123,7 @@ def run(
     try:
         with progress:
             result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome,
-                               runner=runner, ray_address=ray_address)
+                               runner=runner, ray_address=ray_address, device=device)
     except SpecError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

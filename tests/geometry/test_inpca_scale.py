@@ -82,3 +82,20 @@ def test_iterative_zero_matrix():
     res = inpca(np.zeros((50, 50)), 3, solver="randomized")
     np.testing.assert_array_equal(res.coords, 0.0)
     np.testing.assert_array_equal(res.explained_stress, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [1, 4, 7])
+def test_panel_kernels_match_numpy_in_float64(rng, dtype, rows):
+    from deepmanifold.geometry import _panel_kernels
+
+    if not _panel_kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    P = rng.standard_normal((rows, 33)).astype(dtype)
+    X = rng.standard_normal((33, 5))
+    out = np.full((rows, 5), np.nan)
+    _panel_kernels.panel_matmat(P, X, out)
+    np.testing.assert_allclose(out, P.astype(np.float64) @ X, rtol=1e-12, atol=1e-12)
+    shift, col = rng.standard_normal(rows), rng.standard_normal(33)
+    expected = ((P.astype(np.float64) - shift[:, None] - col[None, :]) ** 2).sum()
+    assert _panel_kernels.centred_sq_sum(P, shift, col) == pytest.approx(expected, rel=1e-12)

@@ -41,6 +41,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
+from . import _panel_kernels
+
 # Rows of float64 temporaries per panel when converting/centring (~bounded memory).
 _PANEL_ELEMENTS = 1 << 24  # 128 MiB of float64
 
@@ -63,6 +65,11 @@ class PanelSource:
     def matmat(self, X: np.ndarray) -> np.ndarray:
         """``D @ X`` for ``X`` of shape (T, b), float64."""
         out = np.empty((self.n, X.shape[1]))
+        if _panel_kernels.AVAILABLE:
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            for start, stop, panel in self.panels():
+                _panel_kernels.panel_matmat(_plain(panel), X, out[start:stop])
+            return out
         step = self.panel_rows()
         for start, stop, panel in self.panels():
             for s in range(start, stop, step):
@@ -82,6 +89,11 @@ class PanelSource:
         total = 0.0
         step = self.panel_rows()
         shift = row_means - g  # W_ij = -1/2 (D_ij - (r_i - g) - r_j)
+        if _panel_kernels.AVAILABLE:
+            col = np.ascontiguousarray(row_means, dtype=np.float64)
+            for start, stop, panel in self.panels():
+                total += _panel_kernels.centred_sq_sum(_plain(panel), np.ascontiguousarray(shift[start:stop]), col)
+            return 0.25 * total
         for start, stop, panel in self.panels():
             for s in range(start, stop, step):
                 e = min(stop, s + step)
@@ -90,6 +102,14 @@ class PanelSource:
                 block -= row_means[None, :]
                 total += float(np.einsum("ij,ij->", block, block))
         return 0.25 * total
+
+
+def _plain(panel) -> np.ndarray:
+    """A C-contiguous float32/float64 ndarray view (or copy) of a panel, for the kernels."""
+    panel = np.asarray(panel)
+    if panel.dtype not in (np.float32, np.float64):
+        panel = panel.astype(np.float64)
+    return np.ascontiguousarray(panel)
 
 
 class ArraySource(PanelSource):

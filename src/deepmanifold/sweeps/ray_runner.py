@@ -16,16 +16,20 @@ from deepmanifold.sweeps.spec import RunSpec
 __all__ = ["run_with_ray"]
 
 
-def _task(run: RunSpec, store_root: str):
+def _task(run: RunSpec, store_root: str, device: str = "auto"):
+    import ray
+
     from deepmanifold.sweeps.runner import _execute_in_worker, _set_single_thread
 
     _set_single_thread()  # one torch/BLAS thread per task, as in the process pool
-    return _execute_in_worker(run, store_root)
+    if device == "auto":  # the GPU share Ray gave this task (Ray sets CUDA_VISIBLE_DEVICES)
+        device = "cuda" if ray.get_gpu_ids() else "cpu"
+    return _execute_in_worker(run, store_root, device)
 
 
 def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | None = None,
                  num_cpus: int | None = None, gpu_fraction: float = 0.25,
-                 on_outcome: Callable | None = None) -> list:
+                 on_outcome: Callable | None = None, device: str = "auto") -> list:
     """Execute ``runs`` as Ray tasks and return their :class:`RunOutcome` in completion order.
 
     Parameters
@@ -42,6 +46,9 @@ def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | Non
         GPU share per run when the cluster has GPUs.
     on_outcome : callable(RunOutcome), optional
         Called as each run finishes.
+    device : {"auto", "cpu", "cuda"}, default "auto"
+        ``"auto"``/``"cuda"``: ask for ``gpu_fraction`` of a GPU per task when the
+        cluster has GPUs, and train there; ``"cpu"``: ask for none, train on CPUs.
 
     Raises
     ------
@@ -62,9 +69,12 @@ def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | Non
         else:
             ray.init(address=address, **kwargs)
     try:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0 and device != "cpu"
+        if device.startswith("cuda") and not has_gpu:
+            raise ValueError(f"device {device!r} requested, but the Ray cluster has no GPU")
         remote = ray.remote(num_cpus=1, num_gpus=gpu_fraction if has_gpu else 0, max_retries=1)(_task)
-        pending = {remote.remote(run, store_root): run for run in runs}
+        pending = {remote.remote(run, store_root, "cuda" if device.startswith("cuda") else device): run
+                   for run in runs}
         outcomes = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)

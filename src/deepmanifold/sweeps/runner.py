@@ -111,8 +111,8 @@ def preflight(spec: SweepSpec) -> None:
             checker.fail(section, "", f"[{section}] {exc}")
 
 
-def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
-    """Train one run and commit it to the store (in the calling process)."""
+def execute_run(run: RunSpec, store_root: str, device: str = "auto") -> RunOutcome:
+    """Train one run on ``device`` and commit it to the store (in the calling process)."""
     from deepmanifold.training import train_run
 
     store = Store(store_root)
@@ -123,7 +123,7 @@ def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
         store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
                         dataset=dataset.name, indices=probe.indices, labels=probe.labels)
     train_config = {k: v for k, v in run.config.items() if k not in _SWEEP_ONLY_KEYS}
-    result = train_run(train_config, dataset, probes)
+    result = train_run(train_config, dataset, probes, device=device)
     metrics = {"step": result.steps, "epoch": result.epochs, **result.metrics}
     store.write_run(
         run.run_id,
@@ -134,7 +134,7 @@ def execute_run(run: RunSpec, store_root: str) -> RunOutcome:
         logp=result.logp,
         probes={name: p.fingerprint for name, p in probes.items()},
         info={"wall_time": result.wall_time, "n_parameters": result.n_parameters,
-              "init": _json_safe(getattr(result, "init_info", {}))},
+              "init": _json_safe(getattr(result, "init_info", {})), "device": result.device},
     )
     acc = result.metrics.get("test_acc")
     final = float(acc[-1]) if acc is not None and len(acc) else None
@@ -152,9 +152,9 @@ def _json_safe(value):
     return value
 
 
-def _execute_in_worker(run: RunSpec, store_root: str) -> RunOutcome:
+def _execute_in_worker(run: RunSpec, store_root: str, device: str = "auto") -> RunOutcome:
     try:
-        return execute_run(run, store_root)
+        return execute_run(run, store_root, device)
     except Exception as exc:  # noqa: BLE001 - one broken run must not stop the sweep
         return RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}")
 
@@ -162,7 +162,7 @@ def _execute_in_worker(run: RunSpec, store_root: str) -> RunOutcome:
 def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, workers: int | None = None,
               on_start: Callable[[int, int], None] | None = None,
               on_outcome: Callable[[RunOutcome], None] | None = None,
-              runner: str = "local", ray_address: str | None = None) -> SweepResult:
+              runner: str = "local", ray_address: str | None = None, device: str = "auto") -> SweepResult:
     """Run every run of ``spec`` that is not yet committed in the store.
 
     Parameters
@@ -181,6 +181,11 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         Ray task per run (see :mod:`deepmanifold.sweeps.ray_runner`).
     ray_address : str, optional
         Existing Ray cluster to use; None starts a local one with ``workers`` CPUs.
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default "auto"
+        Where each run trains (see :func:`deepmanifold.training.train_run`). ``"auto"``:
+        CUDA when the worker sees a GPU (with Ray: when the task was given a GPU share),
+        else CPU. Recorded in each run's info. Not part of a run's identity: a run
+        trained on a GPU is the same run (and is skipped on resume) as on the CPU.
 
     Returns
     -------
@@ -190,6 +195,13 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         raise SpecError(f"unknown runner {runner!r}; allowed: {', '.join(RUNNERS)}")
     start = time.perf_counter()
     root = str(store if store is not None else spec.store)
+    if runner == "local":
+        from deepmanifold.training import resolve_device
+
+        try:
+            resolve_device(device)  # a bad or missing device fails before anything is trained
+        except ValueError as exc:
+            raise SpecError(str(exc)) from exc
     preflight(spec)  # before the store is created: a bad spec leaves nothing behind
     st = Store(root)
     st.clean_staging()
@@ -209,15 +221,16 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
     if runner == "ray":
         from deepmanifold.sweeps.ray_runner import run_with_ray
 
-        run_with_ray(todo, root, address=ray_address, num_cpus=workers or spec.workers, on_outcome=record)
+        run_with_ray(todo, root, address=ray_address, num_cpus=workers or spec.workers, on_outcome=record,
+                     device=device)
     elif n_workers == 1:
         _set_single_thread()
         for run in todo:
-            record(_execute_in_worker(run, root))
+            record(_execute_in_worker(run, root, device))
     else:
         ctx = multiprocessing.get_context("spawn")  # fork + torch threads is unsafe
         with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_set_single_thread) as pool:
-            futures = {pool.submit(_execute_in_worker, run, root): run for run in todo}
+            futures = {pool.submit(_execute_in_worker, run, root, device): run for run in todo}
             try:
                 for fut in cf.as_completed(futures):
                     run = futures[fut]

@@ -12,6 +12,7 @@ from .run import (
     SCHEDULES,
     RunResult,
     steps_per_epoch,
+    resolve_device,
     train_run,
     warmup_steps,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "build_model",
     "checkpoint_steps",
     "crop_padding",
+    "resolve_device",
     "steps_per_epoch",
     "train_run",
     "warmup_steps",

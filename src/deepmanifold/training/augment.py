@@ -96,9 +96,12 @@ def augment_batch(
     if hflip:
         flip = torch.randint(0, 2, (b,), generator=generator).bool()
         cols = torch.where(flip[:, None], (w - 1) - cols, cols)
-    rows = dy[:, None] + torch.arange(h)[None, :]  # (B, H)
-    cols = dx[:, None] + cols  # (B, W)
+    # The draws above come from the (CPU) generator whatever x's device, so a run sees
+    # the same augmentations on a GPU; only the indices move to x's device.
+    dev = x.device
+    rows = (dy[:, None] + torch.arange(h)[None, :]).to(dev)  # (B, H)
+    cols = (dx[:, None] + cols).to(dev)  # (B, W)
     padded = F.pad(x, (pw, pw, ph, ph)) if (ph or pw) else x
-    bi = torch.arange(b)[:, None, None, None]
-    ci = torch.arange(x.shape[1])[None, :, None, None]
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(x.shape[1], device=dev)[None, :, None, None]
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]

@@ -114,6 +114,8 @@ class RunResult:
         ``"train_acc"`` (its accuracy on the whole training set with the true labels;
         NaN if its predictions are not finite) and, for ``"tiny_subset"``,
         ``"subset"`` (sorted list of the training indices used).
+    device : str
+        Where it was trained (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     """
 
     steps: np.ndarray
@@ -127,6 +129,7 @@ class RunResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
     steps_per_epoch: int = 0
     init_info: dict[str, Any] = field(default_factory=lambda: {"init": "default", "steps": 0})
+    device: str = "cpu"
 
     @property
     def n_checkpoints(self) -> int:
@@ -271,6 +274,29 @@ def _log_probs(model: nn.Module, x: torch.Tensor, n_classes: int) -> torch.Tenso
     return torch.cat(out) if out else torch.empty(0, n_classes)
 
 
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to train on: ``None``/``"auto"`` = CUDA when available, else CPU.
+
+    Raises ``ValueError`` for a CUDA device when torch sees no GPU (or not that one).
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested, but torch sees no CUDA GPU "
+                             "(torch.cuda.is_available() is False)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested, but torch sees only "
+                             f"{torch.cuda.device_count()} GPU(s)")
+    return dev
+
+
 def _stream_seed(seed: int, tag: int) -> int:
     """Seed of the random stream ``tag`` derived from the run seed (independent streams)."""
     return int(np.random.SeedSequence([int(seed), int(tag)]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -318,11 +344,12 @@ def _corner_init(
     """
     kind = cfg["init"]
     gen = torch.Generator().manual_seed(_init_seed(cfg["seed"]))
-    x_all, y_all = dataset.x_train, dataset.y_train
+    dev = next(model.parameters()).device
+    x_all, y_all = dataset.x_train.to(dev), dataset.y_train.to(dev)
     n_all = x_all.shape[0]
     info: dict[str, Any] = {"init": kind}
     if kind == "shuffled_labels":
-        x, y = x_all, y_all[torch.randperm(n_all, generator=gen)]
+        x, y = x_all, y_all[torch.randperm(n_all, generator=gen).to(dev)]
     else:
         k = int(cfg["init_subset"])
         if k > n_all:
@@ -330,7 +357,7 @@ def _corner_init(
                 f"config['init_subset'] ({k}) exceeds the {n_all} training samples"
             )
         subset = torch.randperm(n_all, generator=gen)[:k].sort().values
-        x, y = x_all[subset], y_all[subset]
+        x, y = x_all[subset.to(dev)], y_all[subset.to(dev)]
         info["subset"] = subset.tolist()
     n = x.shape[0]
     bs = min(int(cfg["batch_size"]), n)
@@ -341,7 +368,7 @@ def _corner_init(
     status, step = "complete", 0
     model.train()
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(dev)
         for b in range(spe):
             idx = perm[b * bs : (b + 1) * bs]
             for group in optimizer.param_groups:
@@ -376,6 +403,7 @@ def train_run(
     probes: Mapping[str, ProbeSet],
     *,
     on_checkpoint: Callable[[int, int, int], None] | None = None,
+    device: str | torch.device | None = "cpu",
 ) -> RunResult:
     """Train one model and record its probe-set predictions at checkpoints.
 
@@ -434,6 +462,12 @@ def train_run(
         sets are recorded too. Inputs come from ``dataset`` at the probe's indices.
     on_checkpoint : callable(index, total, step), optional
         Called after each recorded checkpoint (``index`` in ``0..total-1``).
+    device : str or torch.device, default "cpu"
+        Where to train: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``/None (CUDA
+        when available). The model is built and initialised on the CPU (the same
+        initial weights everywhere) and moved; minibatch orders, augmentations and
+        corner draws come from the same CPU generators, so a GPU run sees the same
+        data in the same order. GPU arithmetic is not bitwise equal to the CPU's.
 
     Returns
     -------
@@ -471,7 +505,8 @@ def train_run(
     for required in ("train", "test"):
         if required not in probes:
             raise ValueError(f"probes must contain {required!r}, got {sorted(probes)}")
-    probe_x = {name: p.inputs(dataset) for name, p in probes.items()}
+    dev = resolve_device(device)
+    probe_x = {name: p.inputs(dataset).to(dev) for name, p in probes.items()}
     probe_y = {name: torch.from_numpy(np.array(p.labels, dtype=np.int64)) for name, p in probes.items()}
 
     with torch.random.fork_rng(devices=[]):
@@ -480,8 +515,9 @@ def train_run(
             cfg["arch"], dataset.input_shape, dataset.n_classes, **dict(cfg["arch_options"])
         )
     n_params = count_parameters(model)
+    model.to(dev)
 
-    x_train, y_train = dataset.x_train, dataset.y_train
+    x_train, y_train = dataset.x_train.to(dev), dataset.y_train.to(dev)
     n_train = x_train.shape[0]
     bs = int(cfg["batch_size"])
     spe = steps_per_epoch(n_train, bs)
@@ -520,7 +556,7 @@ def train_run(
             return False
         rec_steps.append(step)
         for name, lp in lps.items():
-            rec_logp[name].append(lp)
+            rec_logp[name].append(lp.cpu())
         if on_checkpoint is not None:
             on_checkpoint(len(rec_steps) - 1, n_ckpt, step)
         return True
@@ -544,7 +580,7 @@ def train_run(
             else f"non-finite predictions at step 0 (the {cfg['init']!r} corner model)"
         )
     while status == "complete" and step < total:
-        perm = torch.randperm(n_train, generator=gen)
+        perm = torch.randperm(n_train, generator=gen).to(dev)
         for b in range(spe):
             idx = perm[b * bs : (b + 1) * bs]
             lr = _lr_at(cfg, step, total, warmup)
@@ -621,4 +657,5 @@ def train_run(
         fingerprints={name: p.fingerprint for name, p in probes.items()},
         steps_per_epoch=spe,
         init_info=init_info,
+        device=str(dev),
     )
