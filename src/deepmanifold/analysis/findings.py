@@ -280,7 +280,7 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     step("corners")
     is_corner = np.array([c.get("init", "default") != "default" for c in configs])
     if is_corner.any() and (~is_corner).any():
-        cor = _clean(corner_convergence(ts.sqrt_p, ts.reached, grid, is_corner))
+        cor = _clean(corner_convergence(ts.sqrt_p, ts.reached, grid, is_corner, run_ids=list(ts.labels)))
         analyses["corners"] = cor
         claims.append(_judge_corners(cor))
     else:

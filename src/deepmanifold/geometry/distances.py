@@ -142,13 +142,16 @@ def pairwise_distances(
 
     Notes
     -----
-    Algorithm (Bhattacharyya). ``sqrt p`` is computed once per model per
-    panel; for every sample the coefficients of a tile of model pairs are one
-    small matrix product, folded into a running float64 product per pair that
-    is renormalised every ~25 samples by moving its binary exponent into an
-    integer (exact; this is the underflow guard, valid because every factor is
-    clamped to ``>= floor``); one log per pair is taken at the end. Tiles run in
-    parallel on numba threads. The Gram form ``BC = sum_c sqrt(p) sqrt(q)`` is
+    Algorithm (Bhattacharyya). ``sqrt p`` is computed (and the input validated)
+    once per model per panel, in one parallel pass; for every sample the
+    coefficients of a tile of model pairs are one small matrix product, folded
+    into a running float64 product per pair that is renormalised every ~25
+    samples by moving its binary exponent into an integer (exact; this is the
+    underflow guard, valid while every factor is ``>= floor``); one log per pair
+    is taken at the end. A tile is first computed without clipping; only if it
+    met a coefficient below ``floor`` is it recomputed with clipping to
+    ``[floor, 1]`` and its clipped terms counted. Symmetric tiles skip the pairs
+    below the diagonal. Tiles run in parallel on numba threads. The Gram form ``BC = sum_c sqrt(p) sqrt(q)`` is
     used rather than ``1 - BC = 1/2 sum_c (sqrt p - sqrt q)^2``: the latter
     needs exactly normalised rows (float32 softmax rows are off by ~1e-7,
     which would dominate ``d_B`` of close models), while the float64 Gram

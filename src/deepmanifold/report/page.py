@@ -16,6 +16,7 @@ import numpy as np
 
 from deepmanifold import __version__
 from deepmanifold.report import _assets
+from deepmanifold.report.analysis_figures import analysis_figures
 from deepmanifold.report.figures import (
     accuracy_figure,
     axis_title,
@@ -368,6 +369,11 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
                 "95 % bootstrap intervals. Right: distance of the runs to the ignorance–truth "
                 "geodesic, and the spread of seeds around each configuration (tube width), "
                 "against progress.", _plot_div("dm-findings-figure")))
+        position = 2 if fig is not None else 1  # after the findings and their summary figure
+        for div_id, heading, lead, fig in analysis_figures(findings):
+            figures.append({"id": div_id, "kind": "2d", "figure": fig})
+            sections.insert(position, _section(f"{div_id}-section", heading, lead, _plot_div(div_id)))
+            position += 1
     sections.append(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
                              + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)))
     return "\n".join([
