@@ -88,6 +88,7 @@ def run(
     runner: str = typer.Option("local", help="local (process pool) or ray (one Ray task per run)."),
     ray_address: Optional[str] = typer.Option(None, help="Existing Ray cluster (default: start a local one)."),
     device: str = typer.Option("auto", help="auto (CUDA when a worker sees a GPU), cpu, cuda or cuda:N."),
+    ensemble: int = typer.Option(1, min=1, help="Train up to N seeds of one configuration at once (vmap)."),
 ) -> None:
     """Train every run of SPEC not yet in the store, then write the report.
 
@@ -123,7 +124,7 @@ def run(
     try:
         with progress:
             result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome,
-                               runner=runner, ray_address=ray_address, device=device)
+                               runner=runner, ray_address=ray_address, device=device, ensemble=ensemble)
     except SpecError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

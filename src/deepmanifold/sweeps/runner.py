@@ -19,7 +19,8 @@ from typing import Callable
 from deepmanifold.store import Store
 from deepmanifold.sweeps.spec import RunSpec, SpecError, SweepSpec, _Checker
 
-__all__ = ["RUNNERS", "RunOutcome", "SweepResult", "preflight", "run_sweep", "execute_run"]
+__all__ = ["RUNNERS", "RunOutcome", "SweepResult", "execute_group", "execute_run", "group_runs", "preflight",
+           "run_sweep"]
 
 RUNNERS = ("local", "ray")
 # Config keys that describe the sweep, not the training run: stored, not passed to train_run.
@@ -122,8 +123,60 @@ def execute_run(run: RunSpec, store_root: str, device: str = "auto") -> RunOutco
     for probe in probes.values():
         store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
                         dataset=dataset.name, indices=probe.indices, labels=probe.labels)
-    train_config = {k: v for k, v in run.config.items() if k not in _SWEEP_ONLY_KEYS}
-    result = train_run(train_config, dataset, probes, device=device)
+    result = train_run(_train_config(run), dataset, probes, device=device)
+    return _commit(store, run, result, probes)
+
+
+def _train_config(run: RunSpec) -> dict:
+    return {k: v for k, v in run.config.items() if k not in _SWEEP_ONLY_KEYS}
+
+
+def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
+    """Train runs that differ only in seed as one ensemble, then commit each one atomically.
+
+    One run (or none left to train) goes through :func:`execute_run`.
+    """
+    from deepmanifold.training import train_ensemble
+
+    store = Store(store_root)
+    outcomes = [RunOutcome(r.run_id, r.label, "skipped", "already in the store") for r in runs
+                if store.has_run(r.run_id)]
+    todo = [r for r in runs if not store.has_run(r.run_id)]
+    if len(todo) <= 1:
+        return outcomes + [execute_run(r, store_root, device) for r in todo]
+    dataset, probes = _dataset_and_probes(todo[0].config)
+    for probe in probes.values():
+        store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
+                        dataset=dataset.name, indices=probe.indices, labels=probe.labels)
+    results = train_ensemble([_train_config(r) for r in todo], dataset, probes, device=device)
+    return outcomes + [_commit(store, r, res, probes) for r, res in zip(todo, results)]
+
+
+def group_runs(runs: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    """Runs in groups of at most ``size`` that may train as one ensemble (equal configs
+    but for the seed, default initialisation); every other run alone. Order is kept
+    within and between groups as far as the grouping allows."""
+    from deepmanifold.training import ensemble_key
+
+    if size <= 1:
+        return [[r] for r in runs]
+    groups: dict[str, list[RunSpec]] = {}
+    out: list[list[RunSpec]] = []
+    for r in runs:
+        if r.config.get("init", "default") != "default":
+            out.append([r])
+            continue
+        key = ensemble_key({k: v for k, v in r.config.items() if k != "label"})
+        group = groups.get(key)
+        if group is None or len(group) >= size:
+            group = groups[key] = []
+            out.append(group)
+        group.append(r)
+    return out
+
+
+def _commit(store: Store, run: RunSpec, result, probes) -> RunOutcome:
+    """Write one trained run to the store (atomically) and say what happened."""
     metrics = {"step": result.steps, "epoch": result.epochs, **result.metrics}
     store.write_run(
         run.run_id,
@@ -159,10 +212,20 @@ def _execute_in_worker(run: RunSpec, store_root: str, device: str = "auto") -> R
         return RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}")
 
 
+def _execute_group_in_worker(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
+    if len(runs) == 1:
+        return [_execute_in_worker(runs[0], store_root, device)]
+    try:
+        return execute_group(runs, store_root, device)
+    except Exception as exc:  # noqa: BLE001 - one broken group must not stop the sweep
+        return [RunOutcome(r.run_id, r.label, "failed", f"{type(exc).__name__}: {exc}") for r in runs]
+
+
 def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, workers: int | None = None,
               on_start: Callable[[int, int], None] | None = None,
               on_outcome: Callable[[RunOutcome], None] | None = None,
-              runner: str = "local", ray_address: str | None = None, device: str = "auto") -> SweepResult:
+              runner: str = "local", ray_address: str | None = None, device: str = "auto",
+              ensemble: int = 1) -> SweepResult:
     """Run every run of ``spec`` that is not yet committed in the store.
 
     Parameters
@@ -186,6 +249,11 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         CUDA when the worker sees a GPU (with Ray: when the task was given a GPU share),
         else CPU. Recorded in each run's info. Not part of a run's identity: a run
         trained on a GPU is the same run (and is skipped on resume) as on the CPU.
+    ensemble : int, default 1
+        Train up to this many runs that differ only in ``seed`` (default
+        initialisation) together, vectorised (:func:`deepmanifold.training.train_ensemble`):
+        fewer, larger steps for small networks. Each run is still committed on its
+        own, but a kill loses the whole group in flight. Local runner only.
 
     Returns
     -------
@@ -193,6 +261,10 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
     """
     if runner not in RUNNERS:
         raise SpecError(f"unknown runner {runner!r}; allowed: {', '.join(RUNNERS)}")
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise SpecError(f"ensemble must be an integer >= 1, got {ensemble!r}")
+    if ensemble > 1 and runner != "local":
+        raise SpecError("ensemble > 1 is for the local runner; the Ray runner trains one run per task")
     start = time.perf_counter()
     root = str(store if store is not None else spec.store)
     if runner == "local":
@@ -225,19 +297,23 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
                      device=device)
     elif n_workers == 1:
         _set_single_thread()
-        for run in todo:
-            record(_execute_in_worker(run, root, device))
+        for group in group_runs(todo, ensemble):
+            for outcome in _execute_group_in_worker(group, root, device):
+                record(outcome)
     else:
         ctx = multiprocessing.get_context("spawn")  # fork + torch threads is unsafe
         with cf.ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_set_single_thread) as pool:
-            futures = {pool.submit(_execute_in_worker, run, root, device): run for run in todo}
+            futures = {pool.submit(_execute_group_in_worker, group, root, device): group
+                       for group in group_runs(todo, ensemble)}
             try:
                 for fut in cf.as_completed(futures):
-                    run = futures[fut]
+                    group = futures[fut]
                     try:
-                        record(fut.result())
+                        for outcome in fut.result():
+                            record(outcome)
                     except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OOM killer
-                        record(RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}"))
+                        for run in group:
+                            record(RunOutcome(run.run_id, run.label, "failed", f"{type(exc).__name__}: {exc}"))
             except KeyboardInterrupt:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise

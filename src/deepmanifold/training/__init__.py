@@ -16,6 +16,7 @@ from .run import (
     train_run,
     warmup_steps,
 )
+from .ensemble import ensemble_key, train_ensemble
 from .schedule import checkpoint_steps
 
 __all__ = [
@@ -33,8 +34,10 @@ __all__ = [
     "build_model",
     "checkpoint_steps",
     "crop_padding",
+    "ensemble_key",
     "resolve_device",
     "steps_per_epoch",
+    "train_ensemble",
     "train_run",
     "warmup_steps",
 ]

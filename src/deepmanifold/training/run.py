@@ -297,6 +297,24 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def _metrics_from_logp(logp: Mapping[str, np.ndarray], probe_y: Mapping[str, torch.Tensor]) -> dict:
+    """``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` per checkpoint, from (K, n, C) log-probs."""
+    metrics = {}
+    for split in ("train", "test"):
+        lp = logp[split]  # (K, n, C)
+        y = probe_y[split].numpy()
+        if lp.shape[1] == 0:
+            nll = np.full(lp.shape[0], np.nan)
+            acc = np.full(lp.shape[0], np.nan)
+        else:
+            picked = np.take_along_axis(lp, y[None, :, None], axis=2)[..., 0]
+            nll = -picked.astype(np.float64).mean(axis=1)
+            acc = (lp.argmax(axis=2) == y[None, :]).mean(axis=1).astype(np.float64)
+        metrics[f"{split}_loss"] = nll
+        metrics[f"{split}_acc"] = acc
+    return metrics
+
+
 def _stream_seed(seed: int, tag: int) -> int:
     """Seed of the random stream ``tag`` derived from the run seed (independent streams)."""
     return int(np.random.SeedSequence([int(seed), int(tag)]).generate_state(1, dtype=np.uint64)[0] >> 1)
@@ -622,19 +640,7 @@ def train_run(
         )
         for name, lps in rec_logp.items()
     }
-    metrics = {}
-    for split in ("train", "test"):
-        lp = logp[split]  # (K, n, C)
-        y = probe_y[split].numpy()
-        if lp.shape[1] == 0:
-            nll = np.full(lp.shape[0], np.nan)
-            acc = np.full(lp.shape[0], np.nan)
-        else:
-            picked = np.take_along_axis(lp, y[None, :, None], axis=2)[..., 0]
-            nll = -picked.astype(np.float64).mean(axis=1)
-            acc = (lp.argmax(axis=2) == y[None, :]).mean(axis=1).astype(np.float64)
-        metrics[f"{split}_loss"] = nll
-        metrics[f"{split}_acc"] = acc
+    metrics = _metrics_from_logp(logp, probe_y)
     if status == "complete":
         message = (
             f"{total} steps ({cfg['epochs']} epochs), {len(rec_steps)} checkpoints; "
