@@ -136,38 +136,44 @@ if AVAILABLE:
 
 
     @njit(fastmath=False, nogil=True, inline="always")
-    def _root_and_check(x, log, tol):  # pragma: no cover - compiled
-        """(sqrt p, p, ok) for one input value: ok is False for NaN, +-inf where illegal,
-        p < 0, or log p > tol."""
+    def _roots_of_row(src, dst, log, tol):  # pragma: no cover - compiled
+        """dst[c] = sqrt p_c for one (model, sample) row ``src`` of C inputs; return whether
+        the row passes the checks of check_probabilities: no NaN, p >= 0 and finite, or
+        log p <= tol (-inf allowed), and sum p within tol of 1. Branch-free per class."""
+        total = 0.0
         if log:
-            ok = x <= tol  # also False for NaN and +inf; -inf is p = 0
-            v = math.exp(0.5 * x)
-        else:
-            ok = x >= 0.0 and x < math.inf  # False for NaN, negative, inf
-            v = math.sqrt(x) if ok else 0.0
-        return v, v * v, ok
+            hi = -math.inf
+            for c in range(src.shape[0]):
+                x = np.float64(src[c])
+                hi = max(hi, x)
+                v = math.exp(0.5 * x)
+                dst[c] = v
+                total += v * v
+            return hi <= tol and total == total and abs(total - 1.0) <= tol  # NaN fails both
+        lo = 0.0
+        for c in range(src.shape[0]):
+            x = np.float64(src[c])
+            lo = min(lo, x)
+            dst[c] = math.sqrt(abs(x))
+            total += x
+        return lo >= 0.0 and total < math.inf and abs(total - 1.0) <= tol  # NaN, inf fail
 
     @njit(parallel=True, fastmath=False, cache=_CACHE)
     def roots_rows(raw, log, A, a_off, check, tol):  # pragma: no cover - compiled
         """A[:, a_off + k, :] = sqrt of model k of ``raw`` (t, n, C); A is (n, R, C).
 
-        With ``check``, also tests what :func:`check_probabilities` tests (finite,
-        in range, sums within ``tol`` of 1) and returns False if anything failed,
-        so the caller can ask the slow checker for the precise message.
+        With ``check``, also tests what :func:`check_probabilities` tests and returns
+        False if anything failed, so the caller can ask the slow checker for the
+        precise message.
         """
         t, n, C = raw.shape
         bad = np.zeros(n, np.bool_)
         for i in prange(n):
+            nb = 0
             for k in range(t):
-                total = 0.0
-                ok = True
-                for c in range(C):
-                    v, p, good = _root_and_check(np.float64(raw[k, i, c]), log, tol)
-                    A[i, a_off + k, c] = v
-                    total += p
-                    ok = ok and good
-                if check and (not ok or abs(total - 1.0) > tol):
-                    bad[i] = True
+                if not _roots_of_row(raw[k, i], A[i, a_off + k], log, tol):
+                    nb += 1
+            bad[i] = check and nb > 0
         return not bad.any()
 
     @njit(parallel=True, fastmath=False, cache=_CACHE)
@@ -177,24 +183,19 @@ if AVAILABLE:
         t, n, C = raw.shape
         W = Bs.shape[3]
         bad = np.zeros(n, np.bool_)
+        buf = np.empty((n, C))
         for i in prange(n):
-            k = 0
-            while k < t:  # runs of models that fall in one block
+            row = buf[i]
+            nb = 0
+            for k in range(t):
+                if not _roots_of_row(raw[k, i], row, log, tol):
+                    nb += 1
                 g = b_off + k
                 l = g // W
-                w0 = g - l * W
-                m = min(W - w0, t - k)
-                for q in range(m):
-                    total = 0.0
-                    ok = True
-                    for c in range(C):
-                        v, p, good = _root_and_check(np.float64(raw[k + q, i, c]), log, tol)
-                        Bs[l, i, c, w0 + q] = v
-                        total += p
-                        ok = ok and good
-                    if check and (not ok or abs(total - 1.0) > tol):
-                        bad[i] = True
-                k += m
+                w = g - l * W
+                for c in range(C):
+                    Bs[l, i, c, w] = row[c]
+            bad[i] = check and nb > 0
         return not bad.any()
 
     @njit(parallel=True, cache=_CACHE)

@@ -34,6 +34,8 @@ METRICS = ("bhattacharyya", "hellinger", "jensen_shannon", "symmetric_kl")
 _TILE_ELEMENTS = 1 << 21
 # Products of at most this many coefficients are taken before one log.
 _MAX_GROUP = 16
+# Row models per tile of the numba kernel (columns: block_size).
+_TILE_ROWS = 256  # 256 measured 2-5 % faster than 128 on 1 and 2 cores (T = 1000)
 
 
 def pairwise_distances(
@@ -444,7 +446,7 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, m
             widths = np.full(L, W, dtype=np.int64)
             widths[-1] = K - (L - 1) * W
             tile = np.empty((R, L * W))
-            clamped += _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, 128), 0, 0, widths,
+            clamped += _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, _TILE_ROWS), 0, 0, widths,
                                                     diagonal)
             if direct:
                 _kernels.store_tile(Dn, tile, p0, c0, K, diagonal, symmetric)
