@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from . import _kernels
-from ._validation import check_floor, check_probabilities, check_same_samples, sum_tolerance
+from ._validation import check_floor, check_probabilities, sum_tolerance
 from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 __all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]
@@ -216,20 +216,9 @@ def _companion_streamed(kernel, X, Y, *, log, floor, block, out, max_memory):
     Per-model clamp counts are taken once per model (as a row, or for ``Y`` on the
     first row panel).
     """
-    X, (T, n, C) = _shape_of(X, "X")
+    X, Ysrc, (T, n, C), T2 = _sources(X, Y)
     symmetric = Y is None
-    if symmetric:
-        Ysrc, T2 = X, T
-    else:
-        Ysrc, shape_y = _shape_of(Y, "Y")
-        if shape_y[1:] != (n, C):
-            check_same_samples(np.empty((0, n, C)), np.empty((0,) + shape_y[1:]), "X", "Y")
-        T2 = shape_y[0]
-    if out is None:
-        D = np.empty((T, T2), dtype=np.float64)
-    else:
-        _check_out(out, (T, T2))
-        D = out
+    D = _result(out, (T, T2))
     block = block or kernel.default_block
     per_model = n * C * 8 * kernel.arrays_per_model
     panel = max(block, int(max_memory // (2 * per_model)) // block * block)
@@ -325,19 +314,31 @@ def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: 
     return roots
 
 
-def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, device, backend, out, max_memory):
+def _sources(X, Y):
+    """``(X, Y or X, (T, n, C), T2)`` of the streamed paths, shapes checked, nothing loaded."""
     X, (T, n, C) = _shape_of(X, "X")
+    if Y is None:
+        return X, X, (T, n, C), T
+    Ysrc, shape_y = _shape_of(Y, "Y")
+    if shape_y[1:] != (n, C):
+        raise ValueError(
+            f"X has shape {(T, n, C)} and Y has shape {shape_y}: both must describe the same samples "
+            "and classes (last two axes (n, C) equal)"
+        )
+    return X, Ysrc, (T, n, C), shape_y[0]
+
+
+def _result(out, shape):
+    """``out`` after checking its shape, or a new float64 array."""
+    if out is None:
+        return np.empty(shape, dtype=np.float64)
+    _check_out(out, shape)
+    return out
+
+
+def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, device, backend, out, max_memory):
+    X, Ysrc, (T, n, C), T2 = _sources(X, Y)
     symmetric = Y is None
-    if symmetric:
-        Ysrc, T2 = X, T
-    else:
-        Ysrc, shape_y = _shape_of(Y, "Y")
-        if shape_y[1:] != (n, C):
-            raise ValueError(
-                f"X has shape {(T, n, C)} and Y has shape {shape_y}: both must describe the same samples "
-                "and classes (last two axes (n, C) equal)"
-            )
-        T2 = shape_y[0]
     for name, src in (("X", X), ("Y", Ysrc)):
         kind = np.dtype(src.dtype).kind
         if kind not in "fiub":
@@ -353,11 +354,7 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
     if backend == "numba" and not _kernels.AVAILABLE:
         raise ValueError("backend='numba' needs numba, which is not installed")
     dtype = np.dtype(np.float64 if precision == "exact" else np.float32)
-    if out is None:
-        D = np.empty((T, T2), dtype=np.float64)
-    else:
-        _check_out(out, (T, T2))
-        D = out
+    D = _result(out, (T, T2))
     per_model = n * C * dtype.itemsize
     renorm = _kernels.renorm_interval(floor)
     if backend == "numba":
