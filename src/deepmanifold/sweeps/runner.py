@@ -119,12 +119,18 @@ def execute_run(run: RunSpec, store_root: str, device: str = "auto") -> RunOutco
     store = Store(store_root)
     if store.has_run(run.run_id):
         return RunOutcome(run.run_id, run.label, "skipped", "already in the store")
-    dataset, probes = _dataset_and_probes(run.config)
+    dataset, probes = _prepared_data(store, run.config)
+    result = train_run(_train_config(run), dataset, probes, device=device)
+    return _commit(store, run, result, probes)
+
+
+def _prepared_data(store: Store, config: dict):
+    """The run's dataset and probe sets, the probes recorded in the store."""
+    dataset, probes = _dataset_and_probes(config)
     for probe in probes.values():
         store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
                         dataset=dataset.name, indices=probe.indices, labels=probe.labels)
-    result = train_run(_train_config(run), dataset, probes, device=device)
-    return _commit(store, run, result, probes)
+    return dataset, probes
 
 
 def _train_config(run: RunSpec) -> dict:
@@ -144,10 +150,7 @@ def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") ->
     todo = [r for r in runs if not store.has_run(r.run_id)]
     if len(todo) <= 1:
         return outcomes + [execute_run(r, store_root, device) for r in todo]
-    dataset, probes = _dataset_and_probes(todo[0].config)
-    for probe in probes.values():
-        store.put_probe(fingerprint=probe.fingerprint, name=probe.name, split=probe.split,
-                        dataset=dataset.name, indices=probe.indices, labels=probe.labels)
+    dataset, probes = _prepared_data(store, todo[0].config)
     results = train_ensemble([_train_config(r) for r in todo], dataset, probes, device=device)
     return outcomes + [_commit(store, r, res, probes) for r, res in zip(todo, results)]
 

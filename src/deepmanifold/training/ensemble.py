@@ -26,11 +26,12 @@ from torch.nn import functional as F
 
 from ..data import Dataset, ProbeSet
 from ..models import build_model, count_parameters
-from .augment import augment_batch, dataset_augmentations
+from .augment import augment_batch
 from .run import (
     _EVAL_CHUNK,
     RunResult,
     _augment_seed,
+    _augmentation_ops,
     _lr_at,
     _make_optimizer,
     _metrics_from_logp,
@@ -138,12 +139,7 @@ def _train_ensemble(configs, dataset, probes, device) -> list[RunResult]:
     total = int(cfg["epochs"]) * spe
     warmup = warmup_steps(cfg["warmup_epochs"], spe)
     ckpt = checkpoint_steps(total, int(cfg["checkpoints"]))
-    aug_ops: tuple[str, ...] = ()
-    if cfg["augmentation"] == "simple":
-        aug_ops = dataset_augmentations(dataset)
-        if not aug_ops:
-            raise ValueError(f"augmentation 'simple' requested but dataset {dataset.name!r} allows no "
-                             "augmentations (dataset.augmentations is empty)")
+    aug_ops = _augmentation_ops(cfg, dataset)
     aug_gens = [torch.Generator().manual_seed(_augment_seed(s)) for s in seeds] if aug_ops else None
     gens = [torch.Generator().manual_seed(_shuffle_seed(s)) for s in seeds]
     optimizer = _make_optimizer(cfg, list(params.values()))

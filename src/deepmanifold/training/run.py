@@ -297,6 +297,19 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def _augmentation_ops(cfg: Mapping[str, Any], dataset: Dataset) -> tuple[str, ...]:
+    """The augmentations a run applies (``()`` for ``"none"``); an error if the data allows none."""
+    if cfg["augmentation"] != "simple":
+        return ()
+    ops = dataset_augmentations(dataset)
+    if not ops:
+        raise ValueError(
+            f"augmentation 'simple' requested but dataset {dataset.name!r} allows no "
+            f"augmentations (dataset.augmentations is empty)"
+        )
+    return ops
+
+
 def _metrics_from_logp(logp: Mapping[str, np.ndarray], probe_y: Mapping[str, torch.Tensor]) -> dict:
     """``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` per checkpoint, from (K, n, C) log-probs."""
     metrics = {}
@@ -543,14 +556,7 @@ def train_run(
     warmup = warmup_steps(cfg["warmup_epochs"], spe)
     ckpt = checkpoint_steps(total, int(cfg["checkpoints"]))
     n_ckpt = len(ckpt)
-    aug_ops: tuple[str, ...] = ()
-    if cfg["augmentation"] == "simple":
-        aug_ops = dataset_augmentations(dataset)
-        if not aug_ops:
-            raise ValueError(
-                f"augmentation 'simple' requested but dataset {dataset.name!r} allows no "
-                f"augmentations (dataset.augmentations is empty)"
-            )
+    aug_ops = _augmentation_ops(cfg, dataset)
     aug_crop, aug_flip = "crop" in aug_ops, "hflip" in aug_ops
     aug_gen = torch.Generator().manual_seed(_augment_seed(cfg["seed"])) if aug_ops else None
 
