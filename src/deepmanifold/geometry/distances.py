@@ -220,8 +220,7 @@ def _companion_streamed(kernel, X, Y, *, log, floor, block, out, max_memory):
     symmetric = Y is None
     D = _result(out, (T, T2))
     block = block or kernel.default_block
-    per_model = n * C * 8 * kernel.arrays_per_model
-    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
+    panel = _panel_size(block, max_memory, n * C * 8 * kernel.arrays_per_model)
     clamped = 0
     for p0 in range(0, T, panel):
         p1 = min(T, p0 + panel)
@@ -238,20 +237,52 @@ def _companion_streamed(kernel, X, Y, *, log, floor, block, out, max_memory):
                     clamped += py.clamped
             tile, count = _fill_tiles(kernel, px, py, symmetric=diagonal, block=block)
             clamped += count
-            D[p0:p1, c0:c1] = tile
-            if symmetric and not diagonal:
-                D[c0:c1, p0:p1] = tile.T
+            # a diagonal tile comes back whole (mirrored inside _fill_tiles)
+            _store_panel(D, tile, p0, c0, c1 - c0, upper=False, mirror=symmetric and not diagonal)
     warn_clamped(clamped, kernel.clamp_what, floor, stacklevel=4)
     return D
 
 
 def _read_checked(src, a: int, b: int, name: str, log: bool) -> np.ndarray:
     """Models ``src[a:b]``, validated (errors name the model by its index in ``src``)."""
+    return check_probabilities(_read_models(src, a, b), name, log=log, ndim=3, offset=a)
+
+
+def _read_models(src, a: int, b: int) -> np.ndarray:
+    """``src[a:b]`` as an ndarray; pages of an np.memmap source are dropped after the copy."""
     raw = src[a:b]
     if isinstance(src, np.memmap) or isinstance(raw, np.memmap):
         raw = np.array(raw)
         _release(src)
-    return check_probabilities(raw, name, log=log, ndim=3, offset=a)
+    return np.asarray(raw)
+
+
+def _panel_size(block: int, max_memory: int, per_model: int) -> int:
+    """Models per panel: two panels (rows, columns) of ``per_model`` bytes fit in ``max_memory``."""
+    return max(block, int(max_memory // (2 * per_model)) // block * block)
+
+
+def _store_panel(D, tile: np.ndarray, p0: int, c0: int, K: int, *, upper: bool, mirror: bool) -> None:
+    """``D[p0:p0+R, c0:c0+K] = tile[:, :K]`` (only its strict upper triangle and a zero
+    diagonal if ``upper``); with ``mirror`` also the transpose at ``D[c0:c0+K, p0:p0+R]``.
+
+    A float NumPy ``D`` (memmaps included) is written by a parallel numba copy; any other
+    array-like (e.g. zarr) by slice assignment.
+    """
+    if (_kernels.AVAILABLE and isinstance(D, np.ndarray) and D.dtype in (np.float32, np.float64)
+            and tile.dtype == np.float64 and tile.flags.c_contiguous):
+        _kernels.store_tile(np.asarray(D), tile, p0, c0, K, upper, mirror)
+        return
+    R = tile.shape[0]
+    part = tile[:, :K]
+    if upper:
+        part = np.triu(part, 1)
+        if mirror:
+            part = part + part.T
+            mirror = False
+    D[p0:p0 + R, c0:c0 + K] = part
+    if mirror:
+        D[c0:c0 + K, p0:p0 + R] = part.T
 
 
 # ----------------------------------------------------------------------------
@@ -299,15 +330,11 @@ def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: 
     step = max(1, (1 << 22) // (n * C))  # ~32 MiB of raw input at a time
     for t0 in range(a, b, step):
         t1 = min(b, t0 + step)
-        raw = X[t0:t1]
-        if isinstance(X, np.memmap) or isinstance(raw, np.memmap):
-            raw = np.array(raw)
-            _release(X)
+        raw = _read_models(X, t0, t1)
         if validate:
             raw = check_probabilities(raw, name, log=log, ndim=3, offset=t0)
-        else:
-            raw = np.asarray(raw)
-            raw = raw.astype(np.float64) if raw.dtype not in (np.float32, np.float64) else raw
+        elif raw.dtype not in (np.float32, np.float64):
+            raw = raw.astype(np.float64)
         work = raw.astype(np.float64 if np.dtype(dtype) == np.float64 else raw.dtype, copy=False)
         root = np.exp(0.5 * work) if log else np.sqrt(work)
         roots[:, t0 - a:t1 - a, :] = root.transpose(1, 0, 2)
@@ -355,15 +382,14 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
         raise ValueError("backend='numba' needs numba, which is not installed")
     dtype = np.dtype(np.float64 if precision == "exact" else np.float32)
     D = _result(out, (T, T2))
-    per_model = n * C * dtype.itemsize
     renorm = _kernels.renorm_interval(floor)
+    panel = _panel_size(block, max_memory, n * C * dtype.itemsize)
     if backend == "numba":
         with _kernels.set_threads(n_jobs):
             clamped = _numba_streamed(X, Ysrc, T=T, T2=T2, symmetric=symmetric, log=log, floor=floor, block=block,
-                                      dtype=dtype, D=D, max_memory=max_memory, renorm=renorm)
+                                      dtype=dtype, D=D, panel=panel, renorm=renorm)
         warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
         return D
-    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
     engine = {"numpy": _numpy_engine, "torch": _torch_engine}[backend]
     clamped = 0
     with _kernels.set_threads(n_jobs):
@@ -382,19 +408,12 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
                 tile, count = engine(A, B, floor=floor, upper=diagonal, block=block, renorm=renorm,
                                      device=device)
                 clamped += count
-                if diagonal:
-                    tile = np.triu(tile, 1)
-                    tile += tile.T
-                    D[p0:p1, c0:c1] = tile
-                else:
-                    D[p0:p1, c0:c1] = tile
-                    if symmetric:
-                        D[c0:c1, p0:p1] = tile.T
+                _store_panel(D, tile, p0, c0, c1 - c0, upper=diagonal, mirror=symmetric)
     warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
     return D
 
 
-def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, max_memory, renorm) -> int:
+def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, panel, renorm) -> int:
     """Fill D with the numba kernel, panel by panel; return the number of clamped terms.
 
     Roots are written straight into the kernel's layouts by parallel numba passes
@@ -404,10 +423,6 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, m
     a NumPy array.
     """
     n, C = X.shape[1], X.shape[2]
-    per_model = n * C * dtype.itemsize
-    panel = max(block, int(max_memory // (2 * per_model)) // block * block)
-    direct = isinstance(D, np.ndarray) and D.dtype in (np.float32, np.float64)
-    Dn = np.asarray(D) if direct else None
     rows_buf = np.empty((n, min(panel, T), C), dtype=dtype)
     cols_buf = _blocks_for(min(panel, T2), block, n, C, dtype)
     clamped = 0
@@ -415,7 +430,7 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, m
     for p0 in range(0, T, panel):
         p1 = min(T, p0 + panel)
         R = p1 - p0
-        A = rows_buf[:, :R] if R == rows_buf.shape[1] else np.empty((n, R, C), dtype=dtype)
+        A = rows_buf if R == rows_buf.shape[1] else np.empty((n, R, C), dtype=dtype)
         _fill_roots(X, p0, p1, name="X", log=log, validate=True, out=A, rows=True)
         starts = list(range(p0 if symmetric else 0, T2, panel))
         if cols_hold is not None and cols_hold[0] in starts:
@@ -445,16 +460,7 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, m
             tile = np.empty((R, L * W))
             clamped += _kernels.bhattacharyya_tiles(A, Bs, tile, floor, renorm, min(block, _TILE_ROWS), 0, 0, widths,
                                                     diagonal)
-            if direct:
-                _kernels.store_tile(Dn, tile, p0, c0, K, diagonal, symmetric)
-            elif diagonal:
-                tile = np.triu(tile[:, :K], 1)
-                tile += tile.T
-                D[p0:p1, c0:c1] = tile
-            else:
-                D[p0:p1, c0:c1] = tile[:, :K]
-                if symmetric:
-                    D[c0:c1, p0:p1] = tile[:, :K].T
+            _store_panel(D, tile, p0, c0, K, upper=diagonal, mirror=symmetric)
     return int(clamped)
 
 
@@ -483,13 +489,7 @@ def _fill_roots(src, a: int, b: int, *, name: str, log: bool, validate: bool, ou
     fill = _kernels.roots_rows if rows else _kernels.roots_blocks
     for t0 in range(a, b, step):
         t1 = min(b, t0 + step)
-        raw = src[t0:t1]
-        if isinstance(src, np.memmap) or isinstance(raw, np.memmap):
-            raw = np.array(raw)
-            _release(src)
-        raw = np.asarray(raw)
-        if raw.dtype.kind not in "fiub":
-            raise ValueError(f"{name}: expected a real floating-point array, got dtype {raw.dtype}")
+        raw = _read_models(src, t0, t1)  # dtype kind checked by the caller
         tol = sum_tolerance(raw.dtype)
         if raw.dtype not in (np.float32, np.float64):
             raw = raw.astype(np.float64)

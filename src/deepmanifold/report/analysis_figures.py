@@ -153,8 +153,8 @@ def averaging_figure(findings: Mapping[str, Any]) -> dict | None:
         mean = ind.get(f"{key}_mean")
         if mean is not None:
             data.append({"type": "scatter", "mode": "lines", "x": [methods[0], methods[-1]],
-                         "y": [mean, mean], "name": f"individual models: mean {key}" if panel == 0 else
-                         "individual models: mean accuracy", "line": {"color": REFERENCE_COLOUR, "dash": "dash"},
+                         "y": [mean, mean], "name": f"individual models: mean {key}",
+                         "line": {"color": REFERENCE_COLOUR, "dash": "dash"},
                          **_panel_axes(panel)})
     return {"data": data, "layout": layout}
 

@@ -145,9 +145,9 @@ def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") ->
     from deepmanifold.training import train_ensemble
 
     store = Store(store_root)
-    outcomes = [RunOutcome(r.run_id, r.label, "skipped", "already in the store") for r in runs
-                if store.has_run(r.run_id)]
-    todo = [r for r in runs if not store.has_run(r.run_id)]
+    done = {r.run_id for r in runs if store.has_run(r.run_id)}
+    outcomes = [RunOutcome(r.run_id, r.label, "skipped", "already in the store") for r in runs if r.run_id in done]
+    todo = [r for r in runs if r.run_id not in done]
     if len(todo) <= 1:
         return outcomes + [execute_run(r, store_root, device) for r in todo]
     dataset, probes = _prepared_data(store, todo[0].config)
