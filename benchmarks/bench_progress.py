@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from deepmanifold.geometry import progress_and_distance
-from deepmanifold.geometry._validation import check_floor, check_labels, check_n_classes, check_probabilities
+from deepmanifold.geometry.validation import check_floor, check_labels, check_n_classes, check_probabilities
 from deepmanifold.geometry.divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 # --------------------------------------------------------------------------- baseline

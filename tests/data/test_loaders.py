@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from deepmanifold.data import (
-    AUGMENTATIONS,
+    AUGMENTATION_OPS,
     Dataset,
     available_datasets,
     load_cifar10,
@@ -440,7 +440,7 @@ def test_unknown_options(name, options):
 def test_augmentations_per_dataset(tmp_path):
     assert load_digits().augmentations == ("crop",)
     assert load_dataset("gaussian_teacher", n_train=20, n_test=5, dim=8).augmentations == ()
-    assert AUGMENTATIONS == ("crop", "hflip")
+    assert AUGMENTATION_OPS == ("crop", "hflip")
 
 
 def _toy_tensors(**extra):

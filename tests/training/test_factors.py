@@ -18,7 +18,7 @@ from deepmanifold.data import Dataset, ProbeSet, load_digits, make_probes
 from deepmanifold.data.probes import probe_fingerprint
 from deepmanifold.models import build_model
 from deepmanifold.training import (
-    AUGMENTATIONS,
+    AUGMENTATION_MODES,
     CONFIG_KEYS,
     INITS,
     OPTIMIZERS,
@@ -96,7 +96,7 @@ def _same(a, b):
 def test_exported_choices():
     assert OPTIMIZERS == ("sgd", "nesterov", "adam", "adamw")
     assert SCHEDULES == ("cosine", "constant")
-    assert AUGMENTATIONS == ("none", "simple")
+    assert AUGMENTATION_MODES == ("none", "simple")
     assert INITS == ("default", "shuffled_labels", "tiny_subset")
     assert set(OPTIONAL_KEYS) == {
         "data", "warmup_epochs", "augmentation", "init", "init_epochs", "init_subset"

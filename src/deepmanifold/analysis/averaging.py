@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from deepmanifold import geometry
-from deepmanifold.geometry._validation import check_probabilities
+from deepmanifold.geometry.validation import check_probabilities
 
 __all__ = ["METHODS", "average_models", "bhattacharyya_centroid", "mean_model"]
 

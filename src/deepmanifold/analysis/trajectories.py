@@ -43,7 +43,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from deepmanifold import geometry
-from deepmanifold.geometry._validation import check_probabilities
+from deepmanifold.geometry.validation import check_probabilities
 
 __all__ = [
     "Resampled",

@@ -1,7 +1,7 @@
 """Datasets as tensors plus labels, and probe sets (fixed evaluation samples)."""
 
 from .datasets import (
-    AUGMENTATIONS,
+    AUGMENTATION_OPS,
     Dataset,
     available_datasets,
     load_cifar10,
@@ -14,7 +14,7 @@ from .datasets import (
 from .probes import ProbeSet, make_probes, probe_fingerprint
 
 __all__ = [
-    "AUGMENTATIONS",
+    "AUGMENTATION_OPS",
     "Dataset",
     "ProbeSet",
     "available_datasets",

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "AUGMENTATIONS",
+    "AUGMENTATION_OPS",
     "Dataset",
     "available_datasets",
     "load_cifar10",
@@ -49,7 +49,7 @@ __all__ = [
 
 #: The label-preserving augmentations a dataset may name (``Dataset.augmentations``):
 #: ``"crop"`` = random crop after padding, ``"hflip"`` = random horizontal flip.
-AUGMENTATIONS = ("crop", "hflip")
+AUGMENTATION_OPS = ("crop", "hflip")
 
 #: Where the Debian package ``dataset-fashion-mnist`` installs the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -75,7 +75,7 @@ class Dataset:
         Number of classes ``C``.
     augmentations : tuple[str, ...], default ()
         The label-preserving augmentations that make sense for this data, a subset of
-        :data:`AUGMENTATIONS` (``"crop"``, ``"hflip"``); training code may apply them
+        :data:`AUGMENTATION_OPS` (``"crop"``, ``"hflip"``); training code may apply them
         to training batches, never to probe samples (SPEC §1).
     """
 
@@ -93,10 +93,10 @@ class Dataset:
                 f"augmentations must be a sequence of names, got the string {self.augmentations!r}"
             )
         augs = tuple(self.augmentations)
-        unknown = [a for a in augs if a not in AUGMENTATIONS]
+        unknown = [a for a in augs if a not in AUGMENTATION_OPS]
         if unknown:
             raise ValueError(
-                f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATIONS)}"
+                f"unknown augmentation(s) {unknown}; known: {', '.join(AUGMENTATION_OPS)}"
             )
         if len(set(augs)) != len(augs):
             raise ValueError(f"augmentations repeat a name: {augs}")

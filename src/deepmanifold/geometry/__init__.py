@@ -15,6 +15,8 @@ framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
 - :func:`landmark_inpca`, :func:`landmark_error` -- landmark (Nystrom) InPCA for
   millions of models, and its error against exact InPCA.
 - :class:`ModelStack` -- several arrays (e.g. one memmap per run) as one model axis.
+- :func:`check_probabilities`, :func:`check_distance_matrix`, :func:`check_labels`
+  -- the input checks every room uses (:mod:`deepmanifold.geometry.validation`).
 - :func:`ignorance`, :func:`truth`, :func:`geodesic`, :func:`progress`,
   :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
   ignorance-to-truth geodesic and where a model lies along it.
@@ -27,6 +29,7 @@ from .divergences import ClampWarning, bhattacharyya
 from .geodesics import (distance_to_geodesic, geodesic, geodesic_coefficients, ignorance, progress,
                         progress_and_distance, progress_from_coefficients, truth)
 from .sources import ModelStack
+from .validation import check_distance_matrix, check_labels, check_probabilities
 from .embedding import InPCAResult, embedded_sq_distances, inpca
 from .landmark import LandmarkError, LandmarkInPCAResult, landmark_error, landmark_inpca
 from .outofcore import DiskDistanceMatrix, compute_distance_matrix_on_disk, inpca_out_of_core
@@ -48,6 +51,9 @@ __all__ = [
     "ClampWarning",
     "InPCAResult",
     "bhattacharyya",
+    "check_distance_matrix",
+    "check_labels",
+    "check_probabilities",
     "distance_to_geodesic",
     "embedded_sq_distances",
     "geodesic",

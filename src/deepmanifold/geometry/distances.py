@@ -18,7 +18,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from . import _kernels
-from ._validation import check_floor, check_probabilities, sum_tolerance
+from .validation import check_floor, check_probabilities, sum_tolerance
 from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 __all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]

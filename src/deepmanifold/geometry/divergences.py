@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_floor, check_probabilities, check_same_samples
+from .validation import check_floor, check_probabilities, check_same_samples
 
 __all__ = ["ClampWarning", "bhattacharyya"]
 

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _eigen
-from ._validation import check_distance_matrix
+from .validation import check_distance_matrix
 
 __all__ = ["InPCAResult", "embedded_sq_distances", "inpca"]
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_floor, check_labels, check_n_classes, check_probabilities
+from .validation import check_floor, check_labels, check_n_classes, check_probabilities
 from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 __all__ = [

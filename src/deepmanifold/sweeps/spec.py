@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepmanifold.training import AUGMENTATIONS, INITS, OPTIMIZERS, SCHEDULES, available_models
+from deepmanifold.training import AUGMENTATION_MODES, INITS, OPTIMIZERS, SCHEDULES, available_models
 
 __all__ = ["SpecError", "SweepSpec", "RunSpec", "load_spec", "parse_spec"]
 
@@ -99,7 +99,7 @@ _TRAIN_KEYS = {
     "momentum": ((int, float), "a number in [0, 1)"),
     "weight_decay": ((int, float), "a non-negative number"),
     "warmup_epochs": ((int, float), "a non-negative number of epochs"),
-    "augmentation": (str, f"one of {', '.join(AUGMENTATIONS)}"),
+    "augmentation": (str, f"one of {', '.join(AUGMENTATION_MODES)}"),
     "init": (str, f"one of {', '.join(INITS)}"),
     "init_epochs": (int, "a positive integer"),
     "init_subset": (int, "a positive integer"),
@@ -114,7 +114,7 @@ _GRID_KEYS = {
     "batch_size": (int, "positive integers"),
     "epochs": (int, "positive integers"),
     "weight_decay": ((int, float), "non-negative numbers"),
-    "augmentation": (str, f"augmentations ({', '.join(AUGMENTATIONS)})"),
+    "augmentation": (str, f"augmentations ({', '.join(AUGMENTATION_MODES)})"),
     "init": (str, f"initialisations ({', '.join(INITS)})"),
     "width": (int, "positive integers (architecture knob)"),
     "depth": (int, "positive integers (architecture knob)"),
@@ -261,7 +261,7 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
         chk.choice("grid", "arch", arch, sorted(set(models) | set(aliases)), "architecture")
     for opt in grid.get("optimizer", []):
         chk.choice("grid", "optimizer", opt, OPTIMIZERS, "optimizer")
-    for key, allowed in (("augmentation", AUGMENTATIONS), ("init", INITS), ("schedule", SCHEDULES)):
+    for key, allowed in (("augmentation", AUGMENTATION_MODES), ("init", INITS), ("schedule", SCHEDULES)):
         if key in train:
             chk.choice("train", key, train[key], allowed, key)
         for value in grid.get(key, []):

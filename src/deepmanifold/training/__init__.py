@@ -2,7 +2,7 @@
 checkpoint schedule, and the recorder."""
 
 from ..models import available_models, build_model
-from .augment import AUGMENTATION_OPS, AUGMENTATIONS, augment_batch, crop_padding
+from .augment import AUGMENTATION_MODES, augment_batch, crop_padding
 from .run import (
     CONFIG_KEYS,
     INITS,
@@ -20,8 +20,7 @@ from .ensemble import ensemble_key, train_ensemble
 from .schedule import checkpoint_steps
 
 __all__ = [
-    "AUGMENTATIONS",
-    "AUGMENTATION_OPS",
+    "AUGMENTATION_MODES",
     "CONFIG_KEYS",
     "INITS",
     "OPTIMIZERS",

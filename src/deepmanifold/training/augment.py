@@ -7,18 +7,18 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..data import AUGMENTATION_OPS
+
 __all__ = [
-    "AUGMENTATIONS",
-    "AUGMENTATION_OPS",
+    "AUGMENTATION_MODES",
     "augment_batch",
     "crop_padding",
     "dataset_augmentations",
 ]
 
-#: Values of the ``augmentation`` config key.
-AUGMENTATIONS: tuple[str, ...] = ("none", "simple")
-#: Operations a dataset may allow in its ``augmentations`` attribute.
-AUGMENTATION_OPS: tuple[str, ...] = ("crop", "hflip")
+#: Values of the ``augmentation`` config key (what a run applies; the operations a
+#: dataset allows are :data:`deepmanifold.data.AUGMENTATION_OPS`).
+AUGMENTATION_MODES: tuple[str, ...] = ("none", "simple")
 #: What a dataset without an ``augmentations`` attribute allows.
 _DEFAULT_OPS: tuple[str, ...] = ("crop",)
 

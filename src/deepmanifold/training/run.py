@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data import Dataset, ProbeSet
 from ..models import build_model, count_parameters
-from .augment import AUGMENTATIONS, augment_batch, dataset_augmentations
+from .augment import AUGMENTATION_MODES, augment_batch, dataset_augmentations
 from .schedule import checkpoint_steps
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "OPTIONAL_DEFAULTS",
     "OPTIMIZERS",
     "SCHEDULES",
-    "AUGMENTATIONS",
+    "AUGMENTATION_MODES",
     "INITS",
     "steps_per_epoch",
     "warmup_steps",
@@ -218,9 +218,9 @@ def _validate(config: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"config['warmup_epochs'] ({w!r}) exceeds config['epochs'] ({cfg['epochs']!r})"
         )
-    if not isinstance(cfg["augmentation"], str) or cfg["augmentation"] not in AUGMENTATIONS:
+    if not isinstance(cfg["augmentation"], str) or cfg["augmentation"] not in AUGMENTATION_MODES:
         raise ValueError(
-            f"config['augmentation'] must be one of {AUGMENTATIONS}, got {cfg['augmentation']!r}"
+            f"config['augmentation'] must be one of {AUGMENTATION_MODES}, got {cfg['augmentation']!r}"
         )
     if not isinstance(cfg["init"], str) or cfg["init"] not in INITS:
         raise ValueError(f"config['init'] must be one of {INITS}, got {cfg['init']!r}")
@@ -463,7 +463,7 @@ def train_run(
           reaching ``lr`` at ``s = W - 1``), then ``lr`` (constant) or
           ``lr * (1 + cos(pi (s - W) / (S - W))) / 2`` (cosine over the remaining
           ``S - W`` updates). ``W = 0`` is the plain schedule;
-        - ``augmentation`` (optional, :data:`AUGMENTATIONS`, default ``"none"``):
+        - ``augmentation`` (optional, :data:`AUGMENTATION_MODES`, default ``"none"``):
           ``"simple"`` = random crop with zero padding ``floor(H/8 + 1/2)`` /
           ``floor(W/8 + 1/2)`` px and/or random horizontal flip, each only if listed in
           ``dataset.augmentations`` (``("crop",)`` when the dataset has no such

@@ -1,6 +1,7 @@
-"""Input checks shared by the public functions of :mod:`deepmanifold.geometry`.
+"""Input checks for probability arrays, labels and distance matrices.
 
-Every check is vectorised and runs over the models axis in chunks, so validating
+Public so that every room validates the same way: :mod:`deepmanifold.geometry`'s own
+functions, the analyses, and user code holding arrays from any framework. Every check is vectorised and runs over the models axis in chunks, so validating
 a large ``(T, n, C)`` array needs only a bounded amount of temporary memory.
 Errors are :class:`ValueError` whose message names the argument, the offending
 model/sample and what was expected.
@@ -11,6 +12,17 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+
+__all__ = [
+    "SUM_TOLERANCE",
+    "check_distance_matrix",
+    "check_floor",
+    "check_labels",
+    "check_n_classes",
+    "check_probabilities",
+    "check_same_samples",
+    "sum_tolerance",
+]
 
 # Tolerance on |sum_c p_c - 1| (and on positive log-probabilities), by input dtype.
 # float32 softmax outputs are normalised to ~C * 6e-8; float64 arrays are often

@@ -1,0 +1,61 @@
+"""Small helpers every room shares: JSON-ready values and flattened configurations.
+
+They depend on nothing but NumPy, so any room (store, sweeps, analysis, report) may
+import them without importing another room.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["flatten", "jsonable"]
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as strict JSON data, recursively.
+
+    Mappings become dicts with string keys; lists, tuples and arrays become lists;
+    NumPy scalars become Python scalars; NaN and ±inf become ``None`` (strict JSON has
+    no such numbers). Anything else is returned as it is.
+
+    Examples
+    --------
+    >>> jsonable({"a": np.float32(0.5), 1: (np.int64(2), float("nan"))})
+    {'a': 0.5, '1': [2, None]}
+    """
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys; other values unchanged.
+
+    Examples
+    --------
+    >>> flatten({"arch": "mlp", "arch_options": {"width": 32, "depth": 2}})
+    {'arch': 'mlp', 'arch_options.width': 32, 'arch_options.depth': 2}
+    """
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
