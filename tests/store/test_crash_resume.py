@@ -173,7 +173,7 @@ import numpy as np
 import deepmanifold.store.store as store_mod
 from deepmanifold.store import Store
 
-real_write_bytes = store_mod._write_bytes
+real_write_bytes = store_mod.write_bytes
 
 def slow_write_bytes(path, data):  # stall inside the commit: arrays staged, run.json not yet
     if path.name == "run.json":
@@ -181,7 +181,7 @@ def slow_write_bytes(path, data):  # stall inside the commit: arrays staged, run
         time.sleep(60)
     real_write_bytes(path, data)
 
-store_mod._write_bytes = slow_write_bytes
+store_mod.write_bytes = slow_write_bytes
 st = Store(sys.argv[1])
 logp = np.log(np.full((3, 4, 2), 0.5, dtype=np.float32))
 st.write_run("victim", config={"arch": "mlp"}, status="complete",

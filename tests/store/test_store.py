@@ -39,6 +39,57 @@ def test_roundtrip_and_lazy_slices(tmp_path):
                                   logp["test"][[0, 3]][:, 2:5])
 
 
+def test_reads_are_memory_maps_of_only_what_is_sliced(tmp_path):
+    store = Store(tmp_path / "s")
+    _, _, logp = _write(store, "run-a", np.random.default_rng(0))
+    whole = store.logp("run-a", "test")
+    part = store.logp("run-a", "test", checkpoints=slice(1, 3), samples=slice(0, 4))
+    assert isinstance(whole, np.memmap) and isinstance(part, np.memmap) and not whole.flags.writeable
+    np.testing.assert_array_equal(part, logp["test"][1:3, :4])
+    picked = store.logp("run-a", "test", checkpoints=[4, 0])  # index lists copy only the selection
+    assert not isinstance(picked, np.memmap) and picked.shape == (2, 7, 3)
+    np.testing.assert_array_equal(picked, logp["test"][[4, 0]])
+
+
+def test_measurement_arrays_roundtrip_listed_in_record_and_catalog(tmp_path):
+    rng = np.random.default_rng(5)
+    store = Store(tmp_path / "s")
+    metrics, logp = _fake_run(rng)
+    corr = rng.normal(size=(5, 3))
+    diag = rng.uniform(size=(5, 64)).astype(np.float32)
+    steps = np.arange(5, dtype=np.int64)
+    assert store.write_run("r", config={"arch": "mlp"}, status="complete", metrics=metrics, logp=logp,
+                           probes={"test": "fp-test", "train": "fp-train"},
+                           arrays={"nfa": {"corr": corr, "agop_diag": diag}, "rank": {"": steps}})
+    rec = store.record("r")
+    assert rec.arrays == {"logp_test": "logp", "logp_train": "logp", "nfa_corr": "nfa",
+                          "nfa_agop_diag": "nfa", "rank": "rank"}
+    assert set(rec.measurements) == {"logp", "nfa", "rank"}
+    np.testing.assert_array_equal(store.array("r", "nfa_corr"), corr)  # dtype kept: float64
+    assert store.array("r", "nfa_agop_diag").dtype == np.float32
+    np.testing.assert_array_equal(store.array("r", "rank", checkpoints=[1, 2]), steps[[1, 2]])
+    np.testing.assert_array_equal(store.array("r", "logp_test"), logp["test"])
+    row = store.catalog(on_error="raise").iloc[0]
+    assert row["arrays"] == ("logp_test", "logp_train", "nfa_agop_diag", "nfa_corr", "rank")
+    with pytest.raises(StoreError, match="no array 'nfa_x'"):
+        store.array("r", "nfa_x")
+
+
+def test_a_damaged_measurement_array_marks_the_run_damaged(tmp_path):
+    rng = np.random.default_rng(6)
+    store = Store(tmp_path / "s")
+    metrics, logp = _fake_run(rng)
+    store.write_run("r", config={}, status="complete", metrics=metrics, logp=logp,
+                    probes={"test": "a", "train": "b"}, arrays={"nfa": {"corr": np.zeros((5, 2))}})
+    path = tmp_path / "s" / "runs" / "r" / "nfa_corr.npy"
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(StoreError, match="run r .*damaged: nfa_corr.npy has shape"):
+        store.record("r")
+    path.unlink()
+    with pytest.raises(StoreError, match="nfa_corr.npy is missing"):
+        store.record("r")
+
+
 def test_second_commit_of_same_run_is_refused_and_changes_nothing(tmp_path):
     rng = np.random.default_rng(1)
     store = Store(tmp_path / "s")
@@ -87,6 +138,11 @@ def test_store_of_another_version_is_refused(tmp_path):
     ({"run_id": "../escape"}, "run id"),
     ({"status": "running"}, "status"),
     ({"logp": {"test": np.zeros((2, 3, 4), np.float32)}}, "shape"),
+    ({"arrays": {"logp": {"x": np.zeros(5)}}}, "not 'logp'"),
+    ({"arrays": {"NFA": {"x": np.zeros(5)}}}, "measurement name 'NFA'"),
+    ({"arrays": {"nfa": {"../x": np.zeros(5)}}}, "array key '../x'"),
+    ({"arrays": {"nfa": {"x": np.zeros(4)}}}, r"'nfa_x' must be numeric with shape \(K=5"),
+    ({"arrays": {"nfa": {"x": np.array(["a"] * 5)}}}, "must be numeric"),
 ])
 def test_bad_writes_raise_and_store_nothing(tmp_path, bad, match):
     rng = np.random.default_rng(3)

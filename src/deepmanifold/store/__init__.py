@@ -1,5 +1,6 @@
 """Runs on disk: atomic commit, catalog (DataFrame + safe queries), lazy readers. Knows nothing about models."""
 
-from .store import FORMAT_VERSION, RunRecord, Store, StoredProbe, StoreError
+from .files import StoreError
+from .store import FORMAT_VERSION, PREDICTIONS, RunRecord, Store, StoredProbe
 
-__all__ = ["FORMAT_VERSION", "RunRecord", "Store", "StoredProbe", "StoreError"]
+__all__ = ["FORMAT_VERSION", "PREDICTIONS", "RunRecord", "Store", "StoredProbe", "StoreError"]

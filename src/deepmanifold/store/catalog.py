@@ -1,6 +1,8 @@
 """The store catalog: one flat row per committed run, cached in ``catalog.jsonl``.
 
-A row holds ``run_id``, ``status``, ``label``, ``n_checkpoints``, ``message``, the
+A row holds ``run_id``, ``status``, ``label``, ``n_checkpoints``, ``message``,
+``arrays`` (names of the run's arrays: ``logp_test``, ``logp_train``, those of any
+other measurement), the
 run's config flattened (nested dicts as dotted names such as
 ``arch_options.width`` or ``data.name``; lists as tuples), ``final_<column>`` for
 every column of ``metrics.csv`` (its last row), ``best_test_acc`` (the maximum
@@ -30,12 +32,12 @@ import math
 import os
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .store import Store
+from ..utils import flatten
+from .files import StoreError, write_bytes
 
 try:
     import fcntl
@@ -45,26 +47,8 @@ except ImportError:  # pragma: no cover - not POSIX: the index is only a cache, 
 INDEX_NAME = "catalog.jsonl"
 LOCK_NAME = ".catalog.lock"
 INDEX_FORMAT = "deepmanifold-catalog"
-INDEX_VERSION = 1
-FIXED_COLUMNS = ("run_id", "status", "label", "n_checkpoints", "message")
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys; lists as tuples (recursively)."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def _tupled(value):
-    if isinstance(value, (list, tuple)):
-        return tuple(_tupled(v) for v in value)
-    return value
+INDEX_VERSION = 2  # rows carry the arrays column
+FIXED_COLUMNS = ("run_id", "status", "label", "n_checkpoints", "message", "arrays")
 
 
 def run_signature(run_dir: Path) -> str | None:
@@ -79,10 +63,14 @@ def run_signature(run_dir: Path) -> str | None:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def build_row(store: "Store", run_id: str) -> dict[str, Any]:
-    """The catalog row of one run, read from its files; StoreError if it is damaged."""
-    from .store import StoreError
+def build_row(store, run_id: str) -> dict[str, Any]:
+    """The catalog row of one run of a :class:`~deepmanifold.store.Store`, read from its files.
 
+    Raises
+    ------
+    StoreError
+        The run is damaged.
+    """
     rec = store.record(run_id)
     metrics = store.metrics(run_id)
     k = len(metrics["step"])
@@ -90,7 +78,8 @@ def build_row(store: "Store", run_id: str) -> dict[str, Any]:
         raise StoreError(f"run {run_id} in {store.root} is damaged: metrics.csv has {k} rows, "
                          f"run.json says {rec.n_checkpoints} checkpoints")
     row: dict[str, Any] = {"run_id": rec.run_id, "status": rec.status, "label": rec.config.get("label", ""),
-                           "n_checkpoints": rec.n_checkpoints, "message": rec.message}
+                           "n_checkpoints": rec.n_checkpoints, "message": rec.message,
+                           "arrays": sorted(rec.arrays)}
 
     def put(name, value, prefix):
         if name in row:
@@ -168,9 +157,8 @@ def read_index(root: Path) -> tuple[dict[str, dict], bool]:
     return entries, clean
 
 
-def entry_for(store: "Store", run_id: str, sig: str | None = None) -> dict:
-    from .store import StoreError
-
+def entry_for(store, run_id: str, sig: str | None = None) -> dict:
+    """The index entry of one run: its row, or why it is damaged."""
     sig = sig if sig is not None else run_signature(store.run_dir(run_id))
     try:
         return {"run_id": run_id, "sig": sig, "row": build_row(store, run_id)}
@@ -178,7 +166,7 @@ def entry_for(store: "Store", run_id: str, sig: str | None = None) -> dict:
         return {"run_id": run_id, "sig": sig, "damaged": str(exc)}
 
 
-def append_entry(store: "Store", entry: dict) -> None:
+def append_entry(store, entry: dict) -> None:
     """Append one entry (called after a commit); a missing index is left for the next reader to build."""
     path = store.root / INDEX_NAME
     with _locked(store.root):
@@ -191,20 +179,18 @@ def append_entry(store: "Store", entry: dict) -> None:
             os.close(fd)
 
 
-def _rewrite(store: "Store", entries: dict[str, dict]) -> None:
-    from .store import _write_bytes
-
+def _rewrite(store, entries: dict[str, dict]) -> None:
     body = [_line({"format": INDEX_FORMAT, "version": INDEX_VERSION})]
     body += [_line(entries[r]) for r in sorted(entries)]
     tmp = store.root / ".staging" / f"catalog.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
-        _write_bytes(tmp, b"".join(body))
+        write_bytes(tmp, b"".join(body))
         os.replace(tmp, store.root / INDEX_NAME)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def current_entries(store: "Store", *, refresh: bool = False) -> dict[str, dict]:
+def current_entries(store, *, refresh: bool = False) -> dict[str, dict]:
     """Up-to-date index entries of every committed run, refreshing the index file if needed."""
     runs = store.root / "runs"
     sigs = {}

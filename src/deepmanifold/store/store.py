@@ -7,9 +7,11 @@ Layout of a store folder::
       catalog.jsonl               cached catalog rows (see deepmanifold.store.catalog)
       probes/<fingerprint>.npz    probe sets: indices, labels (+ name, split, dataset)
       runs/<run_id>/              one committed run
-          run.json                resolved config, status, message, probe fingerprints, ...
+          run.json                resolved config, status, message, probe fingerprints,
+                                  the run's arrays and the measurement each belongs to, ...
           metrics.csv             one row per checkpoint: step, epoch, losses, accuracies
           logp_<probe>.npy        (K, n, C) float32 log-probabilities per probe set
+          <measurement>_<key>.npy (K, ...) any other measurement recorded per checkpoint
       .staging/                   runs being written (never read as runs)
 
 A run is written completely into ``.staging/`` and then renamed into ``runs/``
@@ -18,28 +20,19 @@ killed with ``kill -9``) sees either the whole run or nothing of it.  Several
 processes may write to one store: each stages under a unique name, and when two
 commit the same run id the second rename fails and its copy is discarded.
 Staging leftovers of killed writers (named after the writer's pid) are removed
-by :meth:`Store.clean_staging`, which every sweep calls before it starts; a real
-sweep killed with SIGKILL at random moments and restarted ends with every run
-exactly once (``tests/store/test_crash_resume.py``).
+by :meth:`Store.clean_staging`, which every sweep calls before it starts
+(``tests/store/test_crash_resume.py`` kills a real sweep at random moments).
 
 Finding runs: :meth:`Store.catalog` gives one row per run as a DataFrame and
 :meth:`Store.query` filters it with a safe expression language
 (``'arch == "wrn" and final_test_acc > 0.9'``; :mod:`deepmanifold.store.query`).
 A damaged run (missing or truncated array, bad JSON, another format version) is
-named and left out; the rest of the store stays readable.
+named and left out; the rest of the store stays readable. Arrays are read through
+memory maps (:meth:`Store.array`, :meth:`Store.logp`): only what is sliced is read.
 
-Precision of stored predictions (``benchmarks/bench_store_precision.py``):
-log-probabilities are stored as float32. Rounding them to float16 would halve the
-bytes per checkpoint (``2 x n x C x itemsize`` for train + test probes plus a
-~80-byte ``metrics.csv`` row: 40 kB -> 20 kB for n = 500, C = 10), but on real
-digits checkpoints (8 runs x 25 checkpoints, n = 450) it changes the
-Bhattacharyya distance ``d_B`` by a median 1.4e-5 relative, 9e-4 at the 99th
-percentile, 3 % for the worst pair of consecutive checkpoints and 28 % for the
-closest pairs (``d_B`` ~ 4e-8), with absolute errors up to 2.5e-5: float16's
-spacing near ``log p = -10`` is 0.008, i.e. 0.8 % of each small probability.
-float32 stays at ~1e-7 relative (2.4e-6 max, 3e-9 absolute; against float64 on
-synthetic trajectories), far below anything the picture can show. float16 is not
-clearly good enough, so the store keeps float32.
+Predictions are stored as float32 log-probabilities: float16 would halve the bytes but
+moves the distance of close checkpoints by up to 28 % (benchmarks/README.md,
+"Precision of stored predictions").
 """
 
 from __future__ import annotations
@@ -48,6 +41,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -57,7 +51,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
-from . import catalog as _catalog
+from . import catalog
+from .files import StoreError, fsync_dir, npy_header, tupled, write_bytes, write_npy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,10 +60,8 @@ if TYPE_CHECKING:
 FORMAT = "deepmanifold-store"
 FORMAT_VERSION = 1
 STATUSES = ("complete", "diverged")
-
-
-class StoreError(RuntimeError):
-    """A store or one of its runs cannot be read as written by this version."""
+#: The measurement whose arrays are the predictions, ``logp_<probe>`` (K, n, C).
+PREDICTIONS = "logp"
 
 
 @dataclass(frozen=True)
@@ -87,6 +80,10 @@ class RunRecord:
     n_checkpoints : int
     info : dict
         Everything else recorded (wall time, parameter count, ...).
+    arrays : dict of str to str
+        Name of every array of the run (``logp_test``, ``nfa_corr``, ...) -> the
+        measurement that recorded it (``"logp"`` for the predictions). Each is stored
+        as ``<name>.npy`` with ``n_checkpoints`` rows; read it with :meth:`Store.array`.
     """
 
     run_id: str
@@ -96,6 +93,12 @@ class RunRecord:
     probes: dict[str, str]
     n_checkpoints: int
     info: dict
+    arrays: dict[str, str]
+
+    @property
+    def measurements(self) -> tuple[str, ...]:
+        """The measurements recorded at every checkpoint, in order of first array."""
+        return tuple(dict.fromkeys(self.arrays.values()))
 
 
 @dataclass(frozen=True)
@@ -108,28 +111,6 @@ class StoredProbe:
     dataset: str
     indices: np.ndarray
     labels: np.ndarray
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _metrics_csv(metrics: Mapping[str, np.ndarray]) -> bytes:
@@ -187,7 +168,7 @@ class Store:
         # temporary file lives in .staging/ (named after this pid) so that clean_staging()
         # removes it if we are killed before the rename.
         tmp = self.root / ".staging" / f"store.json.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        _write_bytes(tmp, json.dumps({"format": FORMAT, "version": FORMAT_VERSION}).encode())
+        write_bytes(tmp, json.dumps({"format": FORMAT, "version": FORMAT_VERSION}).encode())
         os.replace(tmp, marker)
 
     def __repr__(self) -> str:
@@ -229,7 +210,8 @@ class Store:
 
     def write_run(self, run_id: str, *, config: dict, status: str, message: str = "",
                   metrics: Mapping[str, np.ndarray], logp: Mapping[str, np.ndarray],
-                  probes: Mapping[str, str], info: Mapping[str, Any] | None = None) -> bool:
+                  probes: Mapping[str, str], info: Mapping[str, Any] | None = None,
+                  arrays: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> bool:
         """Commit one run atomically.
 
         Parameters
@@ -242,17 +224,30 @@ class Store:
         metrics : mapping of str to ndarray, each (K,)
             Per-checkpoint columns; must include ``step`` and ``epoch``.
         logp : mapping of str to ndarray, each (K, n, C)
-            Log-probabilities per probe set, stored as float32.
+            Log-probabilities per probe set (the predictions), stored as float32 in
+            ``logp_<probe>.npy``.
         probes : mapping of str to str
             Probe name -> fingerprint (stored beforehand with :meth:`put_probe`).
         info : mapping, optional
             Extra facts (wall time, parameter count, ...).
+        arrays : mapping of str to mapping of str to ndarray, optional
+            Other measurements: measurement name -> its arrays by key, each
+            ``(K, ...)`` of a numeric dtype, stored as they are in
+            ``<measurement>_<key>.npy`` (``<measurement>.npy`` for the key ``""``).
+            Names are lower-case letters, digits and ``_``; ``"logp"`` is the
+            predictions' own.
 
         Returns
         -------
         bool
             True if this call committed the run, False if it was already committed
             (by an earlier sweep or a concurrent writer); the store is unchanged then.
+
+        Raises
+        ------
+        ValueError
+            A bad run id, status or array name, missing ``step``/``epoch`` metrics, or
+            arrays whose first axis is not the ``K`` checkpoints of ``metrics``.
         """
         if not run_id or any(not (c.isalnum() or c in "-_.") for c in run_id) or run_id.startswith("."):
             raise ValueError(f"run id {run_id!r} must be letters, digits, '-', '_' or '.' only")
@@ -264,9 +259,7 @@ class Store:
         k = len(np.asarray(metrics["step"]))
         if set(logp) != set(probes):
             raise ValueError(f"logp probes {sorted(logp)} differ from fingerprints given for {sorted(probes)}")
-        for name, arr in logp.items():
-            if np.ndim(arr) != 3 or len(arr) != k:
-                raise ValueError(f"logp[{name!r}] must have shape (K={k}, n, C); got {np.shape(arr)}")
+        files = _array_files(k, logp, arrays or {})
         if self.has_run(run_id):
             return False
 
@@ -282,22 +275,23 @@ class Store:
                 "probes": dict(probes),
                 "n_checkpoints": k,
                 "info": dict(info or {}),
+                "arrays": {name: measurement for name, (measurement, _) in files.items()},
             }
-            for name, arr in logp.items():
-                _write_npy(staging / f"logp_{name}.npy", np.asarray(arr, dtype=np.float32))
-            _write_bytes(staging / "metrics.csv", _metrics_csv(metrics))
+            for name, (_, arr) in files.items():
+                write_npy(staging / f"{name}.npy", arr)
+            write_bytes(staging / "metrics.csv", _metrics_csv(metrics))
             # run.json last: its presence is what marks a run as committed.
-            _write_bytes(staging / "run.json", json.dumps(record, indent=1, sort_keys=True).encode())
-            _fsync_dir(staging)
+            write_bytes(staging / "run.json", json.dumps(record, indent=1, sort_keys=True).encode())
+            fsync_dir(staging)
             try:
                 os.rename(staging, self.run_dir(run_id))
             except OSError:
                 if self.has_run(run_id):  # a concurrent writer committed it first
                     return False
                 raise
-            _fsync_dir(self.root / "runs")
+            fsync_dir(self.root / "runs")
             try:  # the catalog index is a cache: failing to update it never fails a commit
-                _catalog.append_entry(self, _catalog.entry_for(self, run_id))
+                catalog.append_entry(self, catalog.entry_for(self, run_id))
             except (OSError, ValueError):
                 pass
             return True
@@ -340,9 +334,13 @@ class Store:
                 raise StoreError(f"run {run_id} in {self.root} was written by another version of deepmanifold: "
                                  f"found run format version {raw.get('format_version')!r}, this version "
                                  f"supports version {FORMAT_VERSION}")
+            probes = dict(raw["probes"])
+            # Runs with predictions only may omit "arrays": then they are logp_<probe>.
+            arrays = raw.get("arrays", {f"{PREDICTIONS}_{p}": PREDICTIONS for p in probes})
             rec = RunRecord(run_id=raw["run_id"], config=dict(raw["config"]), status=raw["status"],
-                            message=raw.get("message", ""), probes=dict(raw["probes"]),
-                            n_checkpoints=int(raw["n_checkpoints"]), info=dict(raw.get("info", {})))
+                            message=raw.get("message", ""), probes=probes,
+                            n_checkpoints=int(raw["n_checkpoints"]), info=dict(raw.get("info", {})),
+                            arrays={str(name): str(m) for name, m in dict(arrays).items()})
         except FileNotFoundError as exc:
             raise StoreError(f"run {run_id} is not in {self.root}") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -354,28 +352,29 @@ class Store:
         return rec
 
     def _verify_files(self, rec: RunRecord) -> None:
-        """Cheap integrity check: metrics.csv present, each logp file's header and size consistent."""
+        """Cheap integrity check: metrics.csv present, each array's header and size consistent."""
         run_dir = self.run_dir(rec.run_id)
         if not (run_dir / "metrics.csv").is_file():
             raise StoreError(f"run {rec.run_id} in {self.root} is damaged: metrics.csv is missing")
-        for probe in rec.probes:
-            path = run_dir / f"logp_{probe}.npy"
+        missing = [p for p in rec.probes if f"{PREDICTIONS}_{p}" not in rec.arrays]
+        if missing:
+            raise StoreError(f"run {rec.run_id} in {self.root} is damaged: run.json lists no predictions "
+                             f"for probe set(s) {missing}")
+        for name, measurement in rec.arrays.items():
+            path = run_dir / f"{name}.npy"
             try:
-                with open(path, "rb") as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(fh)
-                    offset = fh.tell()
-                    size = os.fstat(fh.fileno()).st_size
+                shape, dtype, offset, size = npy_header(path)
             except FileNotFoundError:
                 raise StoreError(f"run {rec.run_id} in {self.root} is damaged: {path.name} is missing") from None
             except (OSError, ValueError) as exc:
                 raise StoreError(f"run {rec.run_id} in {self.root} is damaged: {path.name} unreadable ({exc})") from exc
             expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if dtype.hasobject or len(shape) != 3 or shape[0] != rec.n_checkpoints or size != expected:
+            ndim_ok = len(shape) == 3 if measurement == PREDICTIONS else len(shape) >= 1
+            if dtype.hasobject or not ndim_ok or shape[0] != rec.n_checkpoints or size != expected:
+                what = "(K, n, C)" if measurement == PREDICTIONS else "(K, ...)"
                 raise StoreError(f"run {rec.run_id} in {self.root} is damaged: {path.name} has shape {shape} "
-                                 f"and {size} bytes; expected ({rec.n_checkpoints}, n, C) in {expected} bytes")
+                                 f"and {size} bytes; expected {what} with K = {rec.n_checkpoints} in "
+                                 f"{expected} bytes")
 
     def records(self, *, on_error: str = "raise") -> tuple[list[RunRecord], list[tuple[str, str]]]:
         """All catalog entries.
@@ -422,12 +421,12 @@ class Store:
 
         if on_error not in ("warn", "skip", "raise"):
             raise ValueError(f"on_error must be 'warn', 'skip' or 'raise', got {on_error!r}")
-        entries = _catalog.current_entries(self, refresh=refresh)
+        entries = catalog.current_entries(self, refresh=refresh)
         rows, damaged = [], []
         for run_id in sorted(entries):
             entry = entries[run_id]
             if "row" in entry:
-                rows.append({k: _catalog._tupled(v) for k, v in entry["row"].items()})
+                rows.append({k: tupled(v) for k, v in entry["row"].items()})
             else:
                 damaged.append((run_id, entry["damaged"]))
         if damaged and on_error == "raise":
@@ -436,7 +435,7 @@ class Store:
             warnings.warn(f"{len(damaged)} damaged run(s) left out of the catalog of {self.root}: "
                           + "; ".join(reason for _, reason in damaged), UserWarning, stacklevel=2)
         frame = pd.DataFrame.from_records(rows, columns=_column_order(rows)) if rows else \
-            pd.DataFrame(columns=list(_catalog.FIXED_COLUMNS))
+            pd.DataFrame(columns=list(catalog.FIXED_COLUMNS))
         frame.attrs["damaged"] = damaged
         return frame
 
@@ -477,36 +476,91 @@ class Store:
         cols["step"] = cols["step"].astype(np.int64)
         return cols
 
-    def logp(self, run_id: str, probe: str, checkpoints: slice | Iterable[int] | None = None,
-             samples: slice | Iterable[int] | None = None) -> np.ndarray:
-        """Log-probabilities of one run on one probe set, read lazily.
+    def array(self, run_id: str, name: str, checkpoints: slice | Iterable[int] | None = None,
+              index: slice | Iterable[int] | None = None) -> np.ndarray:
+        """One array of one run (``logp_test``, ``nfa_corr``, ...), read lazily.
 
-        The file is memory-mapped, so only the selected checkpoints and samples
-        are read from disk.
+        Parameters
+        ----------
+        run_id : str
+        name : str
+            An array of the run: a key of :attr:`RunRecord.arrays`.
+        checkpoints : slice or sequence of int, optional
+            Rows (checkpoints) to read; default all.
+        index : slice or sequence of int, optional
+            Entries of the second axis to read (e.g. probe samples); default all.
 
         Returns
         -------
-        ndarray, shape (K', n', C), float32
+        ndarray, shape (K', ...)
+            A read-only memory map of the file when only slices are asked for (nothing
+            is read until used); a copy of just the selected entries for index lists.
+
+        Raises
+        ------
+        StoreError
+            The run has no such array, or its file is unreadable.
         """
-        path = self.run_dir(run_id) / f"logp_{probe}.npy"
+        path = self.run_dir(run_id) / f"{name}.npy"
         if not path.exists():
-            raise StoreError(f"run {run_id} has no predictions on probe set {probe!r}")
+            raise StoreError(f"run {run_id} in {self.root} has no array {name!r}")
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise StoreError(f"run {run_id} in {self.root} is damaged: {path.name} unreadable ({exc})") from exc
-        ck = slice(None) if checkpoints is None else checkpoints
-        sm = slice(None) if samples is None else samples
-        if not isinstance(ck, slice):
-            ck = np.asarray(list(ck), dtype=np.int64)
-        if not isinstance(sm, slice):
-            sm = np.asarray(list(sm), dtype=np.int64)
-        return np.array(arr[ck][:, sm], dtype=np.float32)
+        if checkpoints is not None:
+            arr = arr[checkpoints if isinstance(checkpoints, slice) else np.asarray(list(checkpoints), dtype=np.int64)]
+        if index is not None:
+            arr = arr[:, index if isinstance(index, slice) else np.asarray(list(index), dtype=np.int64)]
+        return arr
+
+    def logp(self, run_id: str, probe: str, checkpoints: slice | Iterable[int] | None = None,
+             samples: slice | Iterable[int] | None = None) -> np.ndarray:
+        """Log-probabilities of one run on one probe set, read lazily (see :meth:`array`).
+
+        Returns
+        -------
+        ndarray, shape (K', n', C), float32
+            A read-only memory map for slices, a copy of the selection for index lists.
+        """
+        name = f"{PREDICTIONS}_{probe}"
+        if not (self.run_dir(run_id) / f"{name}.npy").exists():
+            raise StoreError(f"run {run_id} has no predictions on probe set {probe!r}")
+        return self.array(run_id, name, checkpoints, samples)
+
+
+def _array_files(k: int, logp: Mapping[str, np.ndarray],
+                 arrays: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, tuple[str, np.ndarray]]:
+    """File name -> (measurement, array) of a run's arrays, checked: K rows each, safe names."""
+    files = {f"{PREDICTIONS}_{probe}": (PREDICTIONS, np.asarray(arr, dtype=np.float32)) for probe, arr in logp.items()}
+    for probe, (_, arr) in zip(logp, files.values()):
+        if arr.ndim != 3 or len(arr) != k:
+            raise ValueError(f"logp[{probe!r}] must have shape (K={k}, n, C); got {arr.shape}")
+    for measurement, parts in arrays.items():
+        if measurement == PREDICTIONS or not _NAME.fullmatch(str(measurement)):
+            raise ValueError(f"measurement name {measurement!r} must be lower-case letters, digits and '_' "
+                             f"(starting with a letter), and not {PREDICTIONS!r}")
+        for key, value in parts.items():
+            if key and not _NAME.fullmatch(str(key)):
+                raise ValueError(f"array key {key!r} of measurement {measurement!r} must be lower-case letters, "
+                                 "digits and '_'")
+            arr = np.asarray(value)
+            name = f"{measurement}_{key}" if key else measurement
+            if arr.dtype.kind not in "biuf" or arr.ndim < 1 or len(arr) != k:
+                raise ValueError(f"array {name!r} must be numeric with shape (K={k}, ...); got dtype {arr.dtype}, "
+                                 f"shape {arr.shape}")
+            if name in files:
+                raise ValueError(f"two arrays are named {name!r}")
+            files[name] = (str(measurement), arr)
+    return files
+
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _column_order(rows: list[dict]) -> list[str]:
     """Fixed columns, then config, then final_*/best_test_acc, then info, each in order of first appearance."""
-    fixed = [c for c in _catalog.FIXED_COLUMNS if any(c in row for row in rows)]
+    fixed = [c for c in catalog.FIXED_COLUMNS if any(c in row for row in rows)]
     config: dict[str, None] = {}
     results: dict[str, None] = {}
     info: dict[str, None] = {}
@@ -514,7 +568,7 @@ def _column_order(rows: list[dict]) -> list[str]:
         keys = list(row)  # a row's keys are in that order (see catalog.build_row)
         cut = keys.index("best_test_acc") if "best_test_acc" in keys else len(keys)
         for i, key in enumerate(keys):
-            if key in _catalog.FIXED_COLUMNS:
+            if key in catalog.FIXED_COLUMNS:
                 continue
             if key.startswith("final_") or key == "best_test_acc":
                 results.setdefault(key, None)
