@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
-from .zoo import _check_positive
+from ._common import SequentialClassifier, fully_connected
 
 __all__ = ["DeepLinear"]
 
 
-class DeepLinear(nn.Module):
+def _linear(fan_in: int, width: int) -> list[nn.Module]:
+    return [nn.Linear(fan_in, width, bias=False)]
+
+
+class DeepLinear(SequentialClassifier):
     """Deep linear network.
 
     ``flatten -> Linear(width) * depth -> Linear(n_classes)``, all without bias and
@@ -32,23 +35,9 @@ class DeepLinear(nn.Module):
         Number of hidden linear layers (>= 1); ``depth + 1`` weight matrices in all.
     """
 
-    def __init__(
-        self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128, depth: int = 2
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128,
+                 depth: int = 2) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
-        c, h, w = input_shape
-        fan_in = c * h * w
-        layers: list[nn.Module] = [nn.Flatten()]
-        for _ in range(depth):
-            layers.append(nn.Linear(fan_in, width, bias=False))
-            fan_in = width
-        layers.append(nn.Linear(fan_in, n_classes, bias=False))
-        for layer in layers[1:]:
+        self.net = fully_connected(input_shape, n_classes, width, depth, _linear, head_bias=False)
+        for layer in self.net[1:]:
             nn.init.normal_(layer.weight, std=1.0 / math.sqrt(layer.in_features))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> logits (B, n_classes)."""
-        return self.net(x)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .zoo import _check_positive
+from ._common import check_positive_ints, check_positive_number
 
 __all__ = ["ViT"]
 
@@ -61,28 +59,12 @@ class ViT(nn.Module):
         at least 1).
     """
 
-    def __init__(
-        self,
-        input_shape: tuple[int, int, int],
-        n_classes: int,
-        width: int = 64,
-        depth: int = 4,
-        heads: int = 4,
-        patch_size: int = 4,
-        mlp_ratio: float = 2.0,
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 64,
+                 depth: int = 4, heads: int = 4, patch_size: int = 4,
+                 mlp_ratio: float = 2.0) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
-        _check_positive("heads", heads)
-        _check_positive("patch_size", patch_size)
-        if (
-            isinstance(mlp_ratio, bool)
-            or not isinstance(mlp_ratio, (int, float))
-            or not math.isfinite(mlp_ratio)
-            or mlp_ratio <= 0
-        ):
-            raise ValueError(f"mlp_ratio must be a positive number, got {mlp_ratio!r}")
+        check_positive_ints(width=width, depth=depth, heads=heads, patch_size=patch_size)
+        check_positive_number("mlp_ratio", mlp_ratio)
         if width % heads != 0:
             raise ValueError(f"width ({width}) must be divisible by heads ({heads})")
         c, h, w = input_shape

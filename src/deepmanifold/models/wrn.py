@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .zoo import _check_positive
+from ._common import check_positive_ints
 
 __all__ = ["WideResNet"]
 
@@ -72,18 +72,10 @@ class WideResNet(nn.Module):
         Channels of the stem conv and unit of the group widths (16 in the paper).
     """
 
-    def __init__(
-        self,
-        input_shape: tuple[int, int, int],
-        n_classes: int,
-        width: int = 4,
-        depth: int = 10,
-        base: int = 16,
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 4,
+                 depth: int = 10, base: int = 16) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
-        _check_positive("base", base)
+        check_positive_ints(width=width, depth=depth, base=base)
         if depth < 10 or (depth - 4) % 6 != 0:
             raise ValueError(f"depth must be 6n+4 with n >= 1 (10, 16, 22, ...), got {depth!r}")
         n = (depth - 4) // 6

@@ -10,19 +10,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._common import SequentialClassifier, check_positive_ints, fully_connected
+
 __all__ = ["MLP", "AllCNN", "ConvMixer"]
 
 
-def _check_positive(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+def _linear_bn_relu(fan_in: int, width: int) -> list[nn.Module]:
+    return [nn.Linear(fan_in, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
 
 
-class MLP(nn.Module):
+class MLP(SequentialClassifier):
     """Fully connected network with BatchNorm.
 
-    ``flatten -> [Linear(width) -> BatchNorm1d -> ReLU] * depth -> Linear(n_classes)``.
+    ``flatten -> [Linear(width) -> BatchNorm1d -> ReLU] * depth -> Linear(n_classes)``;
+    the hidden linear layers have no bias (BatchNorm's shift replaces it).
 
     Parameters
     ----------
@@ -34,24 +35,12 @@ class MLP(nn.Module):
         Number of hidden layers (>= 1).
     """
 
-    def __init__(
-        self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128, depth: int = 2
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128,
+                 depth: int = 2) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
-        c, h, w = input_shape
-        layers: list[nn.Module] = [nn.Flatten()]
-        fan_in = c * h * w
-        for _ in range(depth):
-            layers += [nn.Linear(fan_in, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
-            fan_in = width
-        layers.append(nn.Linear(fan_in, n_classes))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> logits (B, n_classes)."""
-        return self.net(x)
+        self.net = fully_connected(
+            input_shape, n_classes, width, depth, _linear_bn_relu, head_bias=True
+        )
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> list[nn.Module]:
@@ -62,7 +51,7 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1, kernel: int = 3) -> li
     ]
 
 
-class AllCNN(nn.Module):
+class AllCNN(SequentialClassifier):
     """Small All-CNN-like network (Springenberg et al. 2015) with BatchNorm.
 
     Convolutions only, no max pooling: ``depth`` stages, each a 3x3 conv followed
@@ -81,12 +70,10 @@ class AllCNN(nn.Module):
         Number of stages (>= 1), each 2 conv layers.
     """
 
-    def __init__(
-        self, input_shape: tuple[int, int, int], n_classes: int, width: int = 32, depth: int = 2
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 32,
+                 depth: int = 2) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
+        check_positive_ints(width=width, depth=depth)
         c, h, w = input_shape
         layers: list[nn.Module] = []
         c_in, size = c, min(h, w)
@@ -103,10 +90,6 @@ class AllCNN(nn.Module):
             nn.Flatten(),
         ]
         self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> logits (B, n_classes)."""
-        return self.net(x)
 
 
 class _Residual(nn.Module):
@@ -139,20 +122,11 @@ class ConvMixer(nn.Module):
         Patch size and stride of the embedding; clipped to the input size.
     """
 
-    def __init__(
-        self,
-        input_shape: tuple[int, int, int],
-        n_classes: int,
-        width: int = 64,
-        depth: int = 4,
-        kernel_size: int = 5,
-        patch_size: int = 1,
-    ) -> None:
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 64,
+                 depth: int = 4, kernel_size: int = 5, patch_size: int = 1) -> None:
         super().__init__()
-        _check_positive("width", width)
-        _check_positive("depth", depth)
-        _check_positive("kernel_size", kernel_size)
-        _check_positive("patch_size", patch_size)
+        check_positive_ints(width=width, depth=depth, kernel_size=kernel_size,
+                            patch_size=patch_size)
         c, h, w = input_shape
         p = min(patch_size, h, w)
         self.embed = nn.Sequential(
