@@ -1,29 +1,7 @@
 """Datasets as tensors plus labels, and probe sets (fixed evaluation samples)."""
 
-from .datasets import (
-    AUGMENTATION_OPS,
-    Dataset,
-    available_datasets,
-    load_cifar10,
-    load_dataset,
-    load_digits,
-    load_fashion_mnist,
-    load_gaussian_teacher,
-    load_mnist,
-)
-from .probes import ProbeSet, make_probes, probe_fingerprint
+from . import datasets, probes
+from .datasets import *  # noqa: F403 -- exactly the names of datasets.__all__
+from .probes import *  # noqa: F403 -- exactly the names of probes.__all__
 
-__all__ = [
-    "AUGMENTATION_OPS",
-    "Dataset",
-    "ProbeSet",
-    "available_datasets",
-    "load_cifar10",
-    "load_dataset",
-    "load_digits",
-    "load_fashion_mnist",
-    "load_gaussian_teacher",
-    "load_mnist",
-    "make_probes",
-    "probe_fingerprint",
-]
+__all__ = datasets.__all__ + probes.__all__

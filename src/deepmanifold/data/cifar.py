@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import files_key
+
 __all__ = [
     "CIFAR10_RECORD_BYTES",
     "CIFAR10_TRAIN_FILES",
@@ -122,9 +124,4 @@ def load_cifar10_split(
             "(the binary version, cifar-10-binary.tar.gz, is needed; the pickled "
             "Python version is never read)"
         )
-    key = []
-    for n in names:
-        p = (folder / n).resolve()
-        st = p.stat()
-        key.append((str(p), st.st_size, st.st_mtime_ns))
-    return _load_cached(tuple(key))
+    return _load_cached(files_key(folder / n for n in names))

@@ -35,6 +35,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ._common import check_int
+
 __all__ = [
     "AUGMENTATION_OPS",
     "Dataset",
@@ -137,6 +139,23 @@ class Dataset:
         )
 
 
+def _stratified_draw(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``n`` of the labels ``y``, each class in proportion.
+
+    Class ``c`` gets ``n * count_c / N`` samples rounded by largest remainders (ties
+    broken by class order), so the total is exactly ``n``; its members are drawn
+    uniformly without replacement, one ``rng.permutation`` per class in class order.
+    """
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts * (n / len(y)) if len(y) else counts * 0.0
+    take = np.floor(exact).astype(np.int64)
+    take[np.argsort(-(exact - take), kind="stable")[: n - int(take.sum())]] += 1
+    parts = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
 def _stratified_split(
     y: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -147,49 +166,33 @@ def _stratified_split(
     y : np.ndarray, shape (N,)
         Integer labels.
     test_fraction : float
-        Fraction of the samples (over all classes) that goes to the test split.
+        Fraction of the samples (over all classes) that goes to the test split:
+        ``ceil(test_fraction * N)`` test samples, as scikit-learn's ``train_test_split``.
     seed : int
-        Seed of the permutation.
+        Seed of the draw (``np.random.default_rng(seed)``).
 
     Returns
     -------
     train_idx, test_idx : np.ndarray, int64
         Disjoint, sorted, covering ``range(N)``.
     """
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    # Same convention as scikit-learn's train_test_split: ceil(fraction * N) test samples.
-    n_test_total = min(len(y) - 1, int(np.ceil(test_fraction * len(y))))
-    # Largest-remainder allocation so the total is exact and each class is proportional.
-    exact = counts * (n_test_total / len(y))
-    n_test = np.floor(exact).astype(np.int64)
-    remainder = n_test_total - int(n_test.sum())
-    order = np.argsort(-(exact - n_test), kind="stable")
-    n_test[order[:remainder]] += 1
-    test_parts = []
-    for c, k in zip(classes, n_test):
-        members = np.flatnonzero(y == c)
-        test_parts.append(rng.permutation(members)[:k])
-    test_idx = np.sort(np.concatenate(test_parts)).astype(np.int64)
+    n_test = min(len(y) - 1, int(np.ceil(test_fraction * len(y))))
+    test_idx = _stratified_draw(y, n_test, np.random.default_rng(seed))
     mask = np.ones(len(y), dtype=bool)
     mask[test_idx] = False
-    train_idx = np.flatnonzero(mask).astype(np.int64)
-    return train_idx, test_idx
+    return np.flatnonzero(mask).astype(np.int64), test_idx
 
 
 def _check_train_size(train_size: Any, n_available: int, name: str) -> int | None:
     if train_size is None:
         return None
-    if isinstance(train_size, bool) or not isinstance(train_size, (int, np.integer)):
-        raise ValueError(
-            f"train_size must be an integer or None, got {train_size!r} ({type(train_size).__name__})"
-        )
-    if not 1 <= int(train_size) <= n_available:
+    train_size = check_int("train_size", train_size, 1)
+    if train_size > n_available:
         raise ValueError(
             f"train_size must lie in [1, {n_available}] (the {name} training split has "
             f"{n_available} samples), got {train_size}"
         )
-    return int(train_size)
+    return train_size
 
 
 def stratified_subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -213,19 +216,7 @@ def stratified_subsample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     y = np.asarray(y)
     if not 0 <= n <= len(y):
         raise ValueError(f"cannot draw {n} of {len(y)} samples")
-    rng = np.random.default_rng([int(seed), 1])
-    classes, counts = np.unique(y, return_counts=True)
-    exact = counts * (n / len(y)) if len(y) else counts * 0.0
-    take = np.floor(exact).astype(np.int64)
-    remainder = n - int(take.sum())
-    order = np.argsort(-(exact - take), kind="stable")
-    take[order[:remainder]] += 1
-    parts = [
-        rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)
-    ]
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate(parts)).astype(np.int64)
+    return _stratified_draw(y, n, np.random.default_rng([int(seed), 1]))
 
 
 def _subsample_train(
@@ -353,29 +344,74 @@ def load_digits(
     )
 
 
-def _idx_dataset(
-    name: str, folder: Path, train_size: int | None, seed: int
-) -> Dataset:
+_IDX_FILES = (
+    "train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]"
+)
+
+
+def _read_idx_folder(folder: Path) -> tuple[np.ndarray, ...]:
     from .idx import load_idx_split
 
     x_train, y_train, x_test, y_test = load_idx_split(folder)
+    return x_train[:, None], y_train, x_test[:, None], y_test  # grey: one channel
+
+
+def _read_cifar10_folder(folder: Path) -> tuple[np.ndarray, ...]:
+    from .cifar import load_cifar10_split
+
+    return load_cifar10_split(folder)
+
+
+@dataclass(frozen=True)
+class _FileFormat:
+    """A dataset read from files the user already has (nothing is downloaded)."""
+
+    title: str  # the dataset's usual name, for messages
+    contents: str  # the files its folder holds, for messages
+    read: Callable[[Path], tuple[np.ndarray, ...]]  # folder -> uint8 (N, C, H, W) and labels
+    augmentations: tuple[str, ...]
+    install: str = ""  # the command that installs the files in the default folder
+
+
+_FILE_FORMATS = {
+    "fashion_mnist": _FileFormat(
+        "Fashion-MNIST", _IDX_FILES, _read_idx_folder, ("crop", "hflip"),
+        install="apt-get install dataset-fashion-mnist",
+    ),
+    # No flips: a mirrored digit is not a digit.
+    "mnist": _FileFormat("MNIST", _IDX_FILES, _read_idx_folder, ("crop",)),
+    "cifar10": _FileFormat(
+        "CIFAR-10", "data_batch_1.bin .. data_batch_5.bin and test_batch.bin (the binary "
+        "version)", _read_cifar10_folder, ("crop", "hflip"),
+    ),
+}
+
+
+def _from_files(
+    name: str, path: Any, train_size: int | None, seed: int, default: Path | None = None
+) -> Dataset:
+    """The 10-class dataset ``name`` from the folder ``path`` (or ``default``)."""
+    fmt = _FILE_FORMATS[name]
+    if path is None and default is None:
+        raise ValueError(
+            f"{name} needs path=<folder with {fmt.contents}>; deepmanifold downloads nothing"
+        )
+    folder = default if path is None else Path(path)
+    if not folder.is_dir():
+        how = f"install it with `{fmt.install}`, or " if path is None and fmt.install else ""
+        raise FileNotFoundError(
+            f"{fmt.title} folder not found: {folder}; {how}pass path=<folder with {fmt.contents}>"
+        )
+    x_train, y_train, x_test, y_test = fmt.read(folder)
     return _pixel_dataset(
-        name,
-        x_train[:, None],
-        y_train,
-        x_test[:, None],
-        y_test,
-        n_classes=10,
-        augmentations=("crop", "hflip") if name == "fashion_mnist" else ("crop",),
-        train_size=train_size,
-        seed=seed,
+        name, x_train, y_train, x_test, y_test, n_classes=10,
+        augmentations=fmt.augmentations, train_size=train_size, seed=seed,
     )
 
 
 def load_fashion_mnist(
-    path: str | os.PathLike | None = None,
-    train_size: int | None = None,
-    seed: int = 0,
+    path: str | os.PathLike | None = None, train_size: int | None = None, seed: int = 0
 ) -> Dataset:
     """Fashion-MNIST (Zalando; 28x28 grey images of 10 kinds of clothing).
 
@@ -405,25 +441,18 @@ def load_fashion_mnist(
     FileNotFoundError
         If the folder or a file is missing (says how to install the package).
     """
-    folder = FASHION_MNIST_DIR if path is None else Path(path)
-    if not folder.is_dir():
-        if path is None:
-            raise FileNotFoundError(
-                f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install it with "
-                "`apt-get install dataset-fashion-mnist`, or pass path=<folder with "
-                "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz>"
-            )
-        raise FileNotFoundError(f"Fashion-MNIST folder not found: {folder}")
-    return _idx_dataset("fashion_mnist", folder, train_size, seed)
+    return _from_files("fashion_mnist", path, train_size, seed, default=FASHION_MNIST_DIR)
 
 
 def load_mnist(
-    path: str | os.PathLike | None = None,
-    train_size: int | None = None,
-    seed: int = 0,
+    path: str | os.PathLike | None = None, train_size: int | None = None, seed: int = 0
 ) -> Dataset:
     """MNIST handwritten digits from IDX files the user already has (no download).
+
+    The four IDX files may be gzip-compressed or plain. Official split: 60,000 training
+    and 10,000 test images. Pixels are divided by 255 then standardised with the
+    training mean and std (see the module docstring). The files are read once per
+    process.
 
     Parameters
     ----------
@@ -440,25 +469,25 @@ def load_mnist(
     Dataset
         ``(N, 1, 28, 28)`` (official 60k/10k split); ``augmentations = ("crop",)``
         (no flips: a mirrored digit is not a digit).
+
+    Raises
+    ------
+    ValueError
+        Without ``path``.
+    FileNotFoundError
+        If the folder or one of the four files is missing.
     """
-    if path is None:
-        raise ValueError(
-            "mnist needs path=<folder with train-images-idx3-ubyte[.gz], "
-            "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-            "t10k-labels-idx1-ubyte[.gz]>; deepmanifold downloads nothing"
-        )
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"MNIST folder not found: {folder}")
-    return _idx_dataset("mnist", folder, train_size, seed)
+    return _from_files("mnist", path, train_size, seed)
 
 
 def load_cifar10(
-    path: str | os.PathLike | None = None,
-    train_size: int | None = None,
-    seed: int = 0,
+    path: str | os.PathLike | None = None, train_size: int | None = None, seed: int = 0
 ) -> Dataset:
     """CIFAR-10 from the files of its **binary** version (never unpickles anything).
+
+    Each batch file is a sequence of 3,073-byte records (a label byte, then the red,
+    green and blue planes); see :mod:`deepmanifold.data.cifar`. The files are read
+    once per process.
 
     Parameters
     ----------
@@ -476,31 +505,20 @@ def load_cifar10(
         ``(N, 3, 32, 32)``, channels R, G, B, each divided by 255 and standardised with
         its own training mean and std; official 50k/10k split;
         ``augmentations = ("crop", "hflip")``.
+
+    Raises
+    ------
+    ValueError
+        Without ``path``, or a batch file that is not a CIFAR-10 binary batch.
+    FileNotFoundError
+        If the folder or a batch file is missing.
     """
-    from .cifar import load_cifar10_split
-
-    if path is None:
-        raise ValueError(
-            "cifar10 needs path=<folder with data_batch_1.bin .. data_batch_5.bin and "
-            "test_batch.bin> (the binary version); deepmanifold downloads nothing"
-        )
-    x_train, y_train, x_test, y_test = load_cifar10_split(path)
-    return _pixel_dataset(
-        "cifar10", x_train, y_train, x_test, y_test, n_classes=10,
-        augmentations=("crop", "hflip"), train_size=train_size, seed=seed,
-    )
+    return _from_files("cifar10", path, train_size, seed)
 
 
-def load_gaussian_teacher(
-    n_train: int = 10_000,
-    n_test: int = 2_000,
-    dim: int = 200,
-    n_classes: int = 5,
-    seed: int = 0,
-    tau: float = 20.0,
-    width: int = 100,
-    train_size: int | None = None,
-) -> Dataset:
+def load_gaussian_teacher(n_train: int = 10_000, n_test: int = 2_000, dim: int = 200,
+                          n_classes: int = 5, seed: int = 0, tau: float = 20.0,
+                          width: int = 100, train_size: int | None = None) -> Dataset:
     """Synthetic: Gaussian inputs with eigenvalues ∝ exp(−k/τ) in a random rotation,
     labelled by a random one-hidden-layer ReLU teacher (argmax of its logits).
 
@@ -530,14 +548,10 @@ def load_gaussian_teacher(
     """
     from .synthetic import make_gaussian_teacher, sample_gaussian_teacher
 
-    for label, v, lo in (("n_train", n_train, 1), ("n_test", n_test, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{label} must be an integer >= {lo}, got {v!r}")
-    train_size = _check_train_size(train_size, int(n_train), "gaussian_teacher")
+    n_train, n_test = check_int("n_train", n_train, 1), check_int("n_test", n_test, 0)
+    train_size = _check_train_size(train_size, n_train, "gaussian_teacher")
     teacher = make_gaussian_teacher(dim=dim, n_classes=n_classes, seed=seed, tau=tau, width=width)
-    x_train, y_train, x_test, y_test = sample_gaussian_teacher(
-        teacher, int(n_train), int(n_test), int(seed)
-    )
+    x_train, y_train, x_test, y_test = sample_gaussian_teacher(teacher, n_train, n_test, int(seed))
     x_train, y_train = _subsample_train(x_train, y_train, train_size, int(seed))
     return Dataset(
         name="gaussian_teacher",
@@ -550,12 +564,10 @@ def load_gaussian_teacher(
     )
 
 
+# The registry name of each dataset is its loader's name without "load_".
 _REGISTRY: dict[str, Callable[..., Dataset]] = {
-    "digits": load_digits,
-    "fashion_mnist": load_fashion_mnist,
-    "mnist": load_mnist,
-    "cifar10": load_cifar10,
-    "gaussian_teacher": load_gaussian_teacher,
+    f.__name__.removeprefix("load_"): f
+    for f in (load_digits, load_fashion_mnist, load_mnist, load_cifar10, load_gaussian_teacher)
 }
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import files_key
+
 __all__ = [
     "IDX_LABELS_MAGIC",
     "IDX_IMAGES_MAGIC",
@@ -167,14 +169,6 @@ def find_idx_file(folder: str | os.PathLike, stem: str) -> Path:
     )
 
 
-def _stat_key(paths: tuple[Path, ...]) -> tuple:
-    out = []
-    for p in paths:
-        st = p.stat()
-        out.append((str(p.resolve()), st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
 @lru_cache(maxsize=4)
 def _load_idx_split_cached(key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     (tri, _, _), (trl, _, _), (tei, _, _), (tel, _, _) = key
@@ -215,4 +209,4 @@ def load_idx_split(
         find_idx_file(folder, IDX_FILES[k])
         for k in ("train_images", "train_labels", "test_images", "test_labels")
     )
-    return _load_idx_split_cached(_stat_key(paths))
+    return _load_idx_split_cached(files_key(paths))

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._common import check_int
+
 __all__ = ["GaussianTeacher", "make_gaussian_teacher", "sample_gaussian_teacher"]
 
 _N_CALIBRATION = 20_000
@@ -102,15 +104,10 @@ def make_gaussian_teacher(
     width: int = 100,
 ) -> GaussianTeacher:
     """The seeded input distribution and teacher MLP (see the module docstring)."""
-    if int(dim) < 1:
-        raise ValueError(f"dim must be >= 1, got {dim!r}")
-    if int(n_classes) < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes!r}")
-    if int(width) < 1:
-        raise ValueError(f"width must be >= 1, got {width!r}")
+    d, c = check_int("dim", dim, 1), check_int("n_classes", n_classes, 2)
+    w = check_int("width", width, 1)
     if not float(tau) > 0.0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
-    d, c, w = int(dim), int(n_classes), int(width)
     rng = np.random.default_rng([int(seed), _STREAM_TASK])
     lam = np.exp(-np.arange(d) / float(tau))
     lam *= d / lam.sum()
