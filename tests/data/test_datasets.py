@@ -1,4 +1,4 @@
-"""Tests of the bundled datasets (SPEC §1: fixed samples, no augmentation).
+"""Tests of ``Dataset``, the bundled digits, ``train_size`` and the dataset registry.
 
 References are computed independently from scikit-learn's raw ``load_digits`` images
 (integers 0..16), never from the package's own intermediate values.
@@ -128,11 +128,42 @@ def test_deterministic_per_seed_and_different_across_seeds(ds0):
     assert not torch.equal(ds0.x_test, other.x_test)
 
 
+# --------------------------------------------------------------------------- train_size
+
+def test_train_size_digits_stratified_seeded():
+    full = load_digits(seed=0)
+    a = load_dataset("digits", train_size=200)
+    b = load_dataset("digits", train_size=200)
+    c = load_dataset("digits", train_size=200, seed=0)
+    assert len(a.y_train) == 200 and torch.equal(a.x_train, b.x_train) and torch.equal(a.x_train, c.x_train)
+    counts = np.bincount(full.y_train.numpy(), minlength=10)
+    sub = np.bincount(a.y_train.numpy(), minlength=10)
+    assert sub.sum() == 200 and np.all(np.abs(sub - counts * 200 / counts.sum()) < 1.0)
+    # Test split and normalisation unchanged.
+    assert torch.equal(a.x_test, full.x_test) and torch.equal(a.y_test, full.y_test)
+    # Each kept sample is a training sample of the full split, original order kept.
+    rows = {tuple(r) for r in full.x_train.flatten(1).numpy().tolist()}
+    keys = [tuple(r) for r in a.x_train.flatten(1).numpy().tolist()]
+    assert all(k in rows for k in keys)
+    pos = {tuple(r): i for i, r in enumerate(full.x_train.flatten(1).numpy().tolist())}
+    assert all(np.diff([pos[k] for k in keys]) > 0)
+    # Another seed: another subsample (and another split, digits' seed drives both).
+    other = load_dataset("digits", train_size=200, seed=1)
+    assert not torch.equal(other.x_train, a.x_train)
+    # train_size = whole split is the full dataset.
+    assert torch.equal(load_digits(train_size=len(full.y_train)).x_train, full.x_train)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 10**7, 2.5, "100", True])
+def test_train_size_invalid(bad):
+    with pytest.raises(ValueError, match="train_size"):
+        load_dataset("digits", train_size=bad)
+
+
 # --------------------------------------------------------------------------- registry
 
 def test_registry_and_load_dataset():
-    names = available_datasets()
-    assert "digits" in names and names == sorted(names)
+    assert available_datasets() == ["cifar10", "digits", "fashion_mnist", "gaussian_teacher", "mnist"]
     a = load_dataset("digits", seed=3, test_fraction=0.5)
     b = load_digits(seed=3, test_fraction=0.5)
     assert torch.equal(a.x_test, b.x_test) and torch.equal(a.y_train, b.y_train)
@@ -141,12 +172,25 @@ def test_registry_and_load_dataset():
 def test_load_dataset_unknown_name():
     with pytest.raises(ValueError, match="cifar99") as err:
         load_dataset("cifar99")
-    assert "digits" in str(err.value)  # lists what is available
+    for name in available_datasets():  # lists what is available
+        assert name in str(err.value)
 
 
-def test_load_dataset_unknown_option():
-    with pytest.raises(ValueError, match="augment"):
-        load_dataset("digits", seed=0, augment=True)
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("digits", dict(path="/tmp")),
+        ("digits", dict(augment=True)),
+        ("fashion_mnist", dict(test_fraction=0.2)),
+        ("mnist", dict(augment=True)),
+        ("cifar10", dict(n_train=5)),
+        ("gaussian_teacher", dict(path="/tmp")),
+    ],
+)
+def test_load_dataset_unknown_option(name, options):
+    (bad,) = options
+    with pytest.raises(ValueError, match=rf"unknown option.*{bad}.*{name}"):
+        load_dataset(name, **options)
 
 
 # --------------------------------------------------------------------------- Dataset
@@ -166,6 +210,7 @@ def _tensors(n_train=6, n_test=4, shape=(1, 2, 2), n_classes=3):
 def test_dataset_valid_construction():
     ds = Dataset(**_tensors())
     assert ds.input_shape == (1, 2, 2)
+    assert ds.augmentations == ()  # by default a dataset allows no augmentation
     with pytest.raises(AttributeError):
         ds.name = "other"  # frozen
 
@@ -189,3 +234,20 @@ def test_dataset_validation_errors(change, match):
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         Dataset(**kwargs)
+
+
+def test_dataset_augmentations_field():
+    ds = Dataset(**_tensors(), augmentations=["hflip", "crop"])
+    assert ds.augmentations == ("hflip", "crop") and isinstance(ds.augmentations, tuple)
+    with pytest.raises(AttributeError):
+        ds.augmentations = ()
+    for bad, match in ((("rotate",), "rotate"), ("crop", "string"), (("crop", "crop"), "repeat")):
+        with pytest.raises(ValueError, match=match):
+            Dataset(**_tensors(), augmentations=bad)
+
+
+def test_augmentations_each_dataset_allows():
+    # A mirrored digit is not a digit: digits allow crops only; the synthetic vectors
+    # have no spatial structure to crop or flip.
+    assert load_digits().augmentations == ("crop",)
+    assert load_dataset("gaussian_teacher", n_train=20, n_test=5, dim=8).augmentations == ()

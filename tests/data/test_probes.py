@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepmanifold.data import Dataset, ProbeSet, load_digits, make_probes, probe_fingerprint
+from deepmanifold.data import Dataset, ProbeSet, load_dataset, load_digits, make_probes, probe_fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,13 @@ def test_none_and_oversized_mean_whole_split(ds):
     assert len(default["train"]) == 500 and len(default["test"]) == 450
 
 
+def test_probes_drawn_from_train_size_subsample():
+    ds = load_dataset("digits", train_size=120)
+    probes = make_probes(ds, n_train=500, n_test=None)
+    assert len(probes["train"]) == 120  # clipped to the subsample
+    assert torch.equal(probes["train"].inputs(ds), ds.x_train)
+
+
 def test_empty_and_negative_sizes(ds):
     probes = make_probes(ds, n_train=0, n_test=3)
     assert len(probes["train"]) == 0 and len(probes["test"]) == 3
@@ -87,7 +94,7 @@ def test_probe_fingerprint_matches_stored(ds):
         assert p.fingerprint == probe_fingerprint("digits", split, p.indices, p.labels, inputs=x)
         # The inputs are part of it: the same indices and labels of other pixels differ.
         assert p.fingerprint != probe_fingerprint("digits", split, p.indices, p.labels, inputs=x + 1)
-        assert len(p.fingerprint) == 64 and int(p.fingerprint, 16) >= 0
+        assert len(p.fingerprint) == 64 and set(p.fingerprint) <= set("0123456789abcdef")
 
 
 # --------------------------------------------------------------------------- fingerprint

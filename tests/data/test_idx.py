@@ -1,8 +1,7 @@
-"""Tests of the file-based loaders (IDX for MNIST/Fashion-MNIST, CIFAR-10 binary),
-``train_size``, ``Dataset.augmentations`` and the registry.
+"""Tests of the IDX reader (MNIST, Fashion-MNIST) and of the datasets read from IDX folders.
 
-The file formats are written here byte by byte with ``struct``, independently of the
-readers under test.
+The files are written here byte by byte with ``struct``, independently of the reader
+under test.
 """
 
 import gzip
@@ -13,18 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepmanifold.data import (
-    AUGMENTATION_OPS,
-    Dataset,
-    available_datasets,
-    load_cifar10,
-    load_dataset,
-    load_digits,
-    load_fashion_mnist,
-    load_mnist,
-    make_probes,
-)
-from deepmanifold.data.cifar import read_cifar10_batch
+from deepmanifold.data import load_dataset, load_fashion_mnist, load_mnist
 from deepmanifold.data.idx import read_idx, read_idx_images, read_idx_labels
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -77,30 +65,6 @@ def _write_idx_folder(folder: Path, arrays, gz: bool) -> Path:
     ):
         _write(folder / stem, _idx_bytes(a), gz)
     return folder
-
-
-def _cifar_record(label: int, r: np.ndarray, g: np.ndarray, b: np.ndarray) -> bytes:
-    return bytes([label]) + r.astype(np.uint8).tobytes() + g.astype(np.uint8).tobytes() + b.astype(np.uint8).tobytes()
-
-
-def _write_cifar_folder(folder: Path, n_per_file=7, seed=0):
-    """Six batch files of ``n_per_file`` records; returns the images/labels written,
-    in (R, G, B) plane order, as the reference."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    written = {}
-    names = [f"data_batch_{k}.bin" for k in range(1, 6)] + ["test_batch.bin"]
-    for f, name in enumerate(names):
-        imgs, labs, payload = [], [], b""
-        for i in range(n_per_file):
-            lab = int((f * n_per_file + i) % 10)
-            planes = rng.integers(0, 256, size=(3, 32, 32), dtype=np.uint8)
-            payload += _cifar_record(lab, planes[0], planes[1], planes[2])
-            imgs.append(planes)
-            labs.append(lab)
-        (folder / name).write_bytes(payload)
-        written[name] = (np.stack(imgs), np.array(labs))
-    return written
 
 
 # --------------------------------------------------------------------------- IDX reader
@@ -292,105 +256,6 @@ def test_real_fashion_mnist_train_size_keeps_test_split(fashion):
     assert len(hits) >= 1
 
 
-# --------------------------------------------------------------------------- CIFAR-10 binary
-
-def test_cifar_batch_plane_order(tmp_path):
-    r = np.full((32, 32), 200, np.uint8)
-    g = np.full((32, 32), 100, np.uint8)
-    b = np.arange(1024).reshape(32, 32).astype(np.uint8)  # row-major within a plane
-    payload = _cifar_record(7, r, g, b) + _cifar_record(0, b, r, g)
-    p = tmp_path / "one.bin"
-    p.write_bytes(payload)
-    imgs, labs = read_cifar10_batch(p)
-    assert imgs.shape == (2, 3, 32, 32) and imgs.dtype == np.uint8
-    assert labs.tolist() == [7, 0]
-    assert np.all(imgs[0, 0] == 200) and np.all(imgs[0, 1] == 100)
-    assert np.array_equal(imgs[0, 2], b) and imgs[0, 2, 0, 5] == 5 and imgs[0, 2, 1, 0] == 32
-    assert np.array_equal(imgs[1, 0], b) and np.all(imgs[1, 2] == 100)
-
-
-@pytest.mark.parametrize("size", [0, 3072, 3074, 3073 * 2 + 1])
-def test_cifar_bad_size(tmp_path, size):
-    p = tmp_path / "bad_batch.bin"
-    p.write_bytes(b"\x01" * size)
-    with pytest.raises(ValueError, match=r"bad_batch\.bin.*3073"):
-        read_cifar10_batch(p)
-
-
-def test_cifar_bad_label(tmp_path):
-    p = tmp_path / "lab.bin"
-    p.write_bytes(_cifar_record(3, *np.zeros((3, 32, 32))) + _cifar_record(12, *np.zeros((3, 32, 32))))
-    with pytest.raises(ValueError, match=r"lab\.bin.*record 1.*12"):
-        read_cifar10_batch(p)
-
-
-def test_cifar_loader(tmp_path):
-    written = _write_cifar_folder(tmp_path / "c10")
-    ds = load_cifar10(path=tmp_path / "c10")
-    assert ds.name == "cifar10" and ds.augmentations == ("crop", "hflip")
-    assert ds.x_train.shape == (35, 3, 32, 32) and ds.x_test.shape == (7, 3, 32, 32)
-    x_tr = np.concatenate([written[f"data_batch_{k}.bin"][0] for k in range(1, 6)]).astype(np.float64)
-    y_tr = np.concatenate([written[f"data_batch_{k}.bin"][1] for k in range(1, 6)])
-    x_te, y_te = written["test_batch.bin"]
-    assert np.array_equal(ds.y_train.numpy(), y_tr) and np.array_equal(ds.y_test.numpy(), y_te)
-    # Per-channel standardisation with the training statistics of x/255.
-    px = x_tr / 255.0
-    mean = px.mean(axis=(0, 2, 3), keepdims=True)
-    std = px.std(axis=(0, 2, 3), keepdims=True)
-    np.testing.assert_allclose(ds.x_train.numpy(), (px - mean) / std, atol=1e-5)
-    np.testing.assert_allclose(ds.x_test.numpy(), (x_te / 255.0 - mean) / std, atol=1e-5)
-    # The tarball layout (parent of cifar-10-batches-bin/) is accepted too.
-    _write_cifar_folder(tmp_path / "tar" / "cifar-10-batches-bin")
-    assert load_dataset("cifar10", path=tmp_path / "tar").x_train.shape == (35, 3, 32, 32)
-
-
-def test_cifar_loader_errors(tmp_path):
-    with pytest.raises(ValueError, match="path"):
-        load_cifar10()
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        load_cifar10(path=tmp_path / "nowhere")
-    _write_cifar_folder(tmp_path / "c")
-    (tmp_path / "c" / "data_batch_4.bin").unlink()
-    with pytest.raises(FileNotFoundError, match="data_batch_4.bin"):
-        load_cifar10(path=tmp_path / "c")
-    _write_cifar_folder(tmp_path / "d")
-    with open(tmp_path / "d" / "test_batch.bin", "ab") as fh:
-        fh.write(b"\x00" * 10)
-    with pytest.raises(ValueError, match=r"test_batch\.bin.*multiple of 3073"):
-        load_cifar10(path=tmp_path / "d")
-    # Pickled-version files alone are not read.
-    (tmp_path / "py").mkdir()
-    (tmp_path / "py" / "data_batch_1").write_bytes(b"\x80\x04fake pickle")
-    with pytest.raises(FileNotFoundError, match="binary"):
-        load_cifar10(path=tmp_path / "py")
-
-
-# --------------------------------------------------------------------------- train_size
-
-def test_train_size_digits_stratified_seeded():
-    full = load_digits(seed=0)
-    a = load_dataset("digits", train_size=200)
-    b = load_dataset("digits", train_size=200)
-    c = load_dataset("digits", train_size=200, seed=0)
-    assert len(a.y_train) == 200 and torch.equal(a.x_train, b.x_train) and torch.equal(a.x_train, c.x_train)
-    counts = np.bincount(full.y_train.numpy(), minlength=10)
-    sub = np.bincount(a.y_train.numpy(), minlength=10)
-    assert sub.sum() == 200 and np.all(np.abs(sub - counts * 200 / counts.sum()) < 1.0)
-    # Test split and normalisation unchanged.
-    assert torch.equal(a.x_test, full.x_test) and torch.equal(a.y_test, full.y_test)
-    # Each kept sample is a training sample of the full split, original order kept.
-    rows = {tuple(r) for r in full.x_train.flatten(1).numpy().tolist()}
-    keys = [tuple(r) for r in a.x_train.flatten(1).numpy().tolist()]
-    assert all(k in rows for k in keys)
-    pos = {tuple(r): i for i, r in enumerate(full.x_train.flatten(1).numpy().tolist())}
-    assert all(np.diff([pos[k] for k in keys]) > 0)
-    # Another seed: another subsample (and another split, digits' seed drives both).
-    other = load_dataset("digits", train_size=200, seed=1)
-    assert not torch.equal(other.x_train, a.x_train)
-    # train_size = whole split is the full dataset.
-    assert torch.equal(load_digits(train_size=len(full.y_train)).x_train, full.x_train)
-
-
 def test_train_size_seed_changes_subsample_on_fixed_split(tmp_path):
     folder = _write_idx_folder(tmp_path / "m", _toy_idx(n_train=100, n_test=10), gz=False)
     a = load_mnist(path=folder, train_size=30, seed=0)
@@ -400,67 +265,3 @@ def test_train_size_seed_changes_subsample_on_fixed_split(tmp_path):
     assert np.array_equal(np.bincount(a.y_train.numpy()), np.full(10, 3))
     assert not torch.equal(a.x_train, b.x_train)
     assert torch.equal(a.x_test, b.x_test) and torch.equal(a.x_test, full.x_test)
-
-
-def test_probes_drawn_from_subsample():
-    ds = load_dataset("digits", train_size=120)
-    probes = make_probes(ds, n_train=500, n_test=None)
-    assert len(probes["train"]) == 120  # clipped to the subsample
-    assert torch.equal(probes["train"].inputs(ds), ds.x_train)
-
-
-@pytest.mark.parametrize("bad", [0, -5, 10**7, 2.5, "100", True])
-def test_train_size_invalid(bad):
-    with pytest.raises(ValueError, match="train_size"):
-        load_dataset("digits", train_size=bad)
-
-
-# --------------------------------------------------------------------------- registry, augmentations
-
-def test_registry_lists_all_loaders():
-    assert available_datasets() == ["cifar10", "digits", "fashion_mnist", "gaussian_teacher", "mnist"]
-
-
-@pytest.mark.parametrize(
-    "name, options",
-    [
-        ("digits", dict(path="/tmp")),
-        ("fashion_mnist", dict(test_fraction=0.2)),
-        ("mnist", dict(augment=True)),
-        ("cifar10", dict(n_train=5)),
-        ("gaussian_teacher", dict(path="/tmp")),
-    ],
-)
-def test_unknown_options(name, options):
-    (bad,) = options
-    with pytest.raises(ValueError, match=rf"unknown option.*{bad}.*{name}"):
-        load_dataset(name, **options)
-
-
-def test_augmentations_per_dataset(tmp_path):
-    assert load_digits().augmentations == ("crop",)
-    assert load_dataset("gaussian_teacher", n_train=20, n_test=5, dim=8).augmentations == ()
-    assert AUGMENTATION_OPS == ("crop", "hflip")
-
-
-def _toy_tensors(**extra):
-    return dict(
-        name="toy",
-        x_train=torch.zeros(4, 1, 2, 2),
-        y_train=torch.tensor([0, 1, 0, 1]),
-        x_test=torch.zeros(2, 1, 2, 2),
-        y_test=torch.tensor([0, 1]),
-        n_classes=2,
-        **extra,
-    )
-
-
-def test_dataset_augmentations_field():
-    assert Dataset(**_toy_tensors()).augmentations == ()  # backward compatible default
-    ds = Dataset(**_toy_tensors(augmentations=["hflip", "crop"]))
-    assert ds.augmentations == ("hflip", "crop") and isinstance(ds.augmentations, tuple)
-    with pytest.raises(AttributeError):
-        ds.augmentations = ()
-    for bad, match in ((("rotate",), "rotate"), ("crop", "string"), (("crop", "crop"), "repeat")):
-        with pytest.raises(ValueError, match=match):
-            Dataset(**_toy_tensors(augmentations=bad))
