@@ -1,5 +1,6 @@
 """The whole flow through the command line: spec -> training -> store -> picture -> report."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from deepmanifold.analysis import build_picture
+from deepmanifold.geometry import progress
 from deepmanifold.store import Store
 
 pytestmark = pytest.mark.slow
@@ -60,6 +62,15 @@ def swept(tmp_path_factory):
     return root, first
 
 
+@pytest.fixture(scope="module")
+def analyzed(swept):
+    """``deepmanifold analyze`` run once on the sweep: its output and its findings.json."""
+    root, _ = swept
+    out = _cli("analyze", "store", cwd=root)
+    findings = json.loads((root / "store" / "findings.json").read_text()) if out.returncode == 0 else None
+    return root, out, findings
+
+
 def test_sweep_trains_stores_and_reports(swept):
     root, first = swept
     assert first.returncode == 0, first.stdout + first.stderr
@@ -98,9 +109,13 @@ def test_picture_leaves_diverged_runs_out_and_starts_at_ignorance(swept):
         pic = build_picture(store, "test")
     assert {r.group for r in pic.runs} == {"mlp", "cnn"} and len(pic.runs) == 2
     assert len(pic.excluded) == 2
+    labels = store.probe(store.records()[0][0].probes["test"]).labels
     for run in pic.runs:
-        assert run.progress[-1] > run.progress[0]  # training moves towards truth
-        assert 0.0 <= run.progress.min() and run.progress.max() <= 1.0
+        # An untrained network predicts nearly uniformly; training moves it towards truth.
+        assert run.progress[0] < 0.05 and run.progress[-1] > 0.2
+        # The picture's progress is that of the stored predictions, recomputed here.
+        recomputed = progress(store.logp(run.run_id, "test"), labels, log=True)
+        np.testing.assert_allclose(run.progress, recomputed, atol=1e-9)
     assert pic.explained_stress[-1] <= 1.0 + 1e-12
     assert np.all(np.diff(pic.explained_stress) >= -1e-12)
 
@@ -151,13 +166,9 @@ def test_models_lists_the_zoo_with_parameter_counts(tmp_path):
     assert "26,378" in out.stdout  # the default MLP on 8x8 digits, counted in tests/models
 
 
-def test_analyze_judges_every_claim_and_skips_with_reasons(swept):
-    import json
-
-    root, _ = swept
-    out = _cli("analyze", "store", cwd=root)
+def test_analyze_judges_every_claim_and_skips_with_reasons(analyzed):
+    root, out, findings = analyzed
     assert out.returncode == 0, out.stdout + out.stderr
-    findings = json.loads((root / "store" / "findings.json").read_text())
     claims = {c["key"]: c for c in findings["claims"]}
     assert set(claims) == {"manifold", "architecture", "speed", "corners", "train_test"}
     assert all(c["verdict"] in ("supported", "not supported", "inconclusive", "skipped") for c in claims.values())
@@ -170,11 +181,9 @@ def test_analyze_judges_every_claim_and_skips_with_reasons(swept):
     assert 'id="dm-findings"' in html and "Training and test predictions give the same picture." in html
 
 
-def test_train_test_rule_reads_the_permutation_p_value(swept):
-    import json
-
-    root, _ = swept
-    findings = json.loads((root / "store" / "findings.json").read_text())
+def test_train_test_rule_reads_the_permutation_p_value(analyzed):
+    root, out, findings = analyzed
+    assert out.returncode == 0, out.stdout + out.stderr
     claim = next(c for c in findings["claims"] if c["key"] == "train_test")
     mantel = findings["analyses"]["train_test_agreement"]["mantel"]
     assert claim["numbers"]["p_value"] == mantel["p_pearson"] is not None
