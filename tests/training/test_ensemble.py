@@ -82,7 +82,7 @@ def test_sweep_with_ensembles_commits_each_run(tmp_path):
     once, and the stored predictions follow the runs trained one by one."""
     from deepmanifold.store import Store
     from deepmanifold.sweeps import load_spec, run_sweep
-    from deepmanifold.sweeps.runner import group_runs
+    from deepmanifold.sweeps.execute import group_runs
 
     spec_path = tmp_path / "s.toml"
     spec_path.write_text(

@@ -20,7 +20,7 @@ from deepmanifold.training import (
     steps_per_epoch,
     train_run,
 )
-from deepmanifold.training.run import _lr_at, _shuffle_seed
+from deepmanifold.training.plan import lr_at, shuffle_seed
 
 BASE = dict(
     arch="mlp",
@@ -54,7 +54,7 @@ def base_run(ds, probes):
     calls = []
     torch.manual_seed(12345)  # the caller's global seed must not matter
     state = torch.get_rng_state()
-    result = train_run(BASE, ds, probes, on_checkpoint=lambda *a: calls.append(a))
+    result = train_run(BASE, ds, probes, callback=lambda *a: calls.append(a))
     return result, calls, state, torch.get_rng_state()
 
 
@@ -170,7 +170,7 @@ def test_matches_an_independent_training_loop(ds, probes):
     torch.manual_seed(3)
     model = build_model("mlp", (1, 8, 8), 10, width=16, depth=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5, weight_decay=1e-3)
-    gen = torch.Generator().manual_seed(_shuffle_seed(3))
+    gen = torch.Generator().manual_seed(shuffle_seed(3))
     total = 2 * SPE
     wanted = set(checkpoint_steps(total, 6).tolist())
     px = {name: p.inputs(ds) for name, p in probes.items()}
@@ -206,13 +206,13 @@ def test_matches_an_independent_training_loop(ds, probes):
 
 def test_lr_schedule_closed_form():
     cos = {"lr": 0.2, "schedule": "cosine"}
-    assert _lr_at(cos, 0, 100) == pytest.approx(0.2, rel=1e-15)
-    assert _lr_at(cos, 50, 100) == pytest.approx(0.1, rel=1e-12)
-    assert _lr_at(cos, 25, 100) == pytest.approx(0.1 * (1 + math.sqrt(0.5)), rel=1e-12)
-    assert _lr_at(cos, 100, 100) == pytest.approx(0.0, abs=1e-15)
-    assert _lr_at(cos, 99, 100) > 0  # the last update still moves the model
+    assert lr_at(cos, 0, 100) == pytest.approx(0.2, rel=1e-15)
+    assert lr_at(cos, 50, 100) == pytest.approx(0.1, rel=1e-12)
+    assert lr_at(cos, 25, 100) == pytest.approx(0.1 * (1 + math.sqrt(0.5)), rel=1e-12)
+    assert lr_at(cos, 100, 100) == pytest.approx(0.0, abs=1e-15)
+    assert lr_at(cos, 99, 100) > 0  # the last update still moves the model
     const = {"lr": 0.2, "schedule": "constant"}
-    assert all(_lr_at(const, s, 100) == 0.2 for s in (0, 50, 99))
+    assert all(lr_at(const, s, 100) == 0.2 for s in (0, 50, 99))
 
 
 def test_constant_schedule_and_adam_without_momentum(ds, probes):
@@ -230,7 +230,9 @@ def test_extra_probes_are_recorded(ds, probes):
     r = train_run(dict(BASE, epochs=1, checkpoints=3), ds, {**probes, "extra": extra})
     assert set(r.logp) == {"train", "test", "extra"}
     assert np.array_equal(r.logp["extra"], r.logp["test"])
-    assert set(r.metrics) == {"train_loss", "train_acc", "test_loss", "test_acc"}
+    assert set(r.metrics) == {f"{p}_{m}" for p in ("train", "test", "extra") for m in ("loss", "acc")}
+    np.testing.assert_array_equal(r.metrics["extra_acc"], r.metrics["test_acc"])
+    np.testing.assert_array_equal(r.metrics["extra_loss"], r.metrics["test_loss"])
 
 
 # --------------------------------------------------------------------------- divergence

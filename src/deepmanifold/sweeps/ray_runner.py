@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from deepmanifold.sweeps.execute import RunOutcome, execute_group_in_worker, set_single_thread
 from deepmanifold.sweeps.spec import RunSpec
 
 __all__ = ["run_with_ray"]
@@ -19,12 +20,10 @@ __all__ = ["run_with_ray"]
 def _task(run: RunSpec, store_root: str, device: str = "auto"):
     import ray
 
-    from deepmanifold.sweeps.runner import _execute_in_worker, _set_single_thread
-
-    _set_single_thread()  # one torch/BLAS thread per task, as in the process pool
+    set_single_thread()  # one torch/BLAS thread per task, as in the process pool
     if device == "auto":  # the GPU share Ray gave this task (Ray sets CUDA_VISIBLE_DEVICES)
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-    return _execute_in_worker(run, store_root, device)
+    return execute_group_in_worker([run], store_root, device)[0]
 
 
 def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | None = None,
@@ -59,8 +58,6 @@ def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | Non
         import ray
     except ImportError as exc:  # pragma: no cover - ray is in the test extra
         raise RuntimeError("the Ray runner needs ray: pip install 'deepmanifold[ray]'") from exc
-    from deepmanifold.sweeps.runner import RunOutcome
-
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)

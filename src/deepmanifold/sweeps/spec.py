@@ -139,7 +139,24 @@ class RunSpec:
 
 @dataclass
 class SweepSpec:
-    """A parsed, validated sweep spec."""
+    """A parsed, validated sweep spec.
+
+    Attributes
+    ----------
+    name : str
+    store : Path
+        The store folder its runs go to.
+    workers : int
+    data : dict
+        The ``[data]`` table with its defaults.
+    runs : list of RunSpec
+    source : str
+        Where the spec came from (a path, or ``"<string>"``).
+    grid : dict
+        The grid axes and their values.
+    text : str
+        The spec's TOML text (for errors that name a line).
+    """
 
     name: str
     store: Path
@@ -148,6 +165,11 @@ class SweepSpec:
     runs: list[RunSpec]
     source: str = "<string>"
     grid: dict = field(default_factory=dict)
+    text: str = ""
+
+    def error(self, section: str | None, key: str, message: str) -> SpecError:
+        """A :class:`SpecError` for ``message`` naming the spec line of ``key`` in ``[section]``."""
+        return _located(self.source, self.text, section, key, message)
 
 
 def _line_of(text: str, section: str | None, key: str) -> int | None:
@@ -166,14 +188,18 @@ def _line_of(text: str, section: str | None, key: str) -> int | None:
     return None
 
 
+def _located(source: str, text: str, section: str | None, key: str, message: str) -> SpecError:
+    """``message`` prefixed with ``source:line`` of ``key`` in ``[section]`` (just ``source`` if not found)."""
+    line = _line_of(text, section, key) if text else None
+    return SpecError(f"{source}:{line}: {message}" if line else f"{source}: {message}")
+
+
 class _Checker:
     def __init__(self, source: str, text: str):
         self.source, self.text = source, text
 
     def fail(self, section: str | None, key: str, message: str):
-        line = _line_of(self.text, section, key) if self.text else None
-        where = f"{self.source}:{line}" if line else self.source
-        raise SpecError(f"{where}: {message}")
+        raise _located(self.source, self.text, section, key, message)
 
     def table(self, section: str, value: Any) -> dict:
         if not isinstance(value, dict):
@@ -329,6 +355,7 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
         runs=runs,
         source=source,
         grid=axes,
+        text=text,
     )
 
 
