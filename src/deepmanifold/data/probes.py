@@ -69,8 +69,8 @@ class ProbeSet:
     labels : np.ndarray, shape (n,), int64
         The labels of those samples, in the same order.
     fingerprint : str
-        Hex SHA-256 of dataset name + split + indices + labels
-        (see :func:`probe_fingerprint`).
+        Hex SHA-256 of dataset name + split + indices + labels, and of the input values
+        for probes made by :func:`make_probes` (see :func:`probe_fingerprint`).
     """
 
     name: str
