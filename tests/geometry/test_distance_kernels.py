@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepmanifold.geometry import ClampWarning
+from deepmanifold.geometry import ClampWarning, bhattacharyya
 from deepmanifold.geometry import _kernels
 from deepmanifold.geometry.distances import pairwise_distances
 from deepmanifold.geometry.sources import ModelStack
@@ -91,10 +91,9 @@ def test_memmap_and_model_stack_stream_like_in_memory(tmp_path, rng, models):
     np.testing.assert_allclose(pairwise_distances(ro), D, rtol=1e-13, atol=1e-15)
     stack = ModelStack([ro[:7], X[7:20], ro[20:]])
     np.testing.assert_allclose(pairwise_distances(stack, **small), D, rtol=1e-13, atol=1e-15)
-    # identical models: BC_i = sum p ~ 1 +- 1e-7 in float32 is clipped at 1 (the reference does not clip)
+    # identical models: BC_i = sum p ~ 1 +- 1e-7 in float32; d is clipped at 0 (the reference is not)
     cross, ref = pairwise_distances(X[:5], stack), reference(X[:5], X)
-    np.fill_diagonal(ref, 0.0)
-    np.testing.assert_allclose(cross, ref, rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(cross, np.maximum(ref, 0.0), rtol=1e-10, atol=1e-15)
 
 
 def test_out_parameter(rng, models):
@@ -126,8 +125,6 @@ def test_clamp_count_across_backends_and_panels():
 
 
 def test_threads_are_restored(rng, models):
-    if not _kernels.AVAILABLE:
-        pytest.skip("numba not installed")
     import numba
 
     before = numba.get_num_threads()
@@ -188,3 +185,53 @@ def test_real_tile_sizes_with_some_pairs_clamped(rng, C):
         with pytest.warns(ClampWarning):
             cross = pairwise_distances(X[:140], X, floor=floor, max_memory=max_memory)
         np.testing.assert_allclose(cross, ref[:140], rtol=1e-12, atol=1e-15)
+
+
+def test_one_clamping_rule_whatever_the_tile_and_backend(rng):
+    """A pair's d_B is the same alone, in a tile redone with the clamp, in another tile,
+    on every backend, and from bhattacharyya(): coefficients above 1 (float32 rows summing
+    to 1 +- 1e-7) are never clipped, only coefficients below floor are raised to it."""
+    n, C = 200, 10
+    base = rng.dirichlet(np.ones(C), size=n)
+    base[:, 0] = 1e-30  # class 0 has no mass: a one-hot model on it is disjoint from these
+    other = base.copy()
+    other[:20] = rng.dirichlet(np.ones(C), size=20)  # the pair differs on 10 % of the samples
+    other[:20, 0] = 1e-30
+    onehot = np.zeros((n, C))
+    onehot[:, 0] = 1.0
+    fillers = rng.dirichlet(np.ones(C), size=(9, n))
+    X = np.concatenate([[base, other, onehot], fillers]).astype(np.float64)
+    X = (X / X.sum(axis=-1, keepdims=True)).astype(np.float32)  # as a float32 softmax would
+    a, b = X[0].astype(np.float64), X[1].astype(np.float64)
+    bc = np.sum(np.sqrt(a) * np.sqrt(b), axis=-1)
+    assert np.count_nonzero(bc > 1.0) >= 20  # identical samples, rounded above 1
+    expected = -np.mean(np.log(np.maximum(bc, 1e-12)))  # plain definition: nothing clipped above
+    assert 1e-3 < expected < 1e-1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClampWarning)
+        got = {
+            "alone": pairwise_distances(X[:2])[0, 1],
+            "bhattacharyya()": bhattacharyya(X[0], X[1]),
+            # with the one-hot model in the same tile: that tile is redone with the clamp
+            "tile with a clamped model": pairwise_distances(X)[0, 1],
+            "cross, tile with a clamped model": pairwise_distances(X[:3], X)[0, 1],
+            # the pair in a tile of its own, far from the clamped one
+            "other tile": pairwise_distances(X[::-1], block_size=2)[-1, -2],
+            "other tile, one-model panels": pairwise_distances(X, block_size=1, max_memory=2 * n * C * 8)[0, 1],
+        }
+        for backend in ("numba", "numpy", "torch"):
+            got[f"{backend} backend"] = pairwise_distances(X, backend=backend, device="cpu")[0, 1]
+            got[f"{backend} backend, blocks of 2"] = pairwise_distances(X, backend=backend, device="cpu",
+                                                                         block_size=2)[1, 0]
+        assert pairwise_distances(X[:3])[0, 2] == pytest.approx(-np.log(1e-12), rel=1e-3)  # clamped indeed
+    for where, d in got.items():
+        assert d == pytest.approx(expected, rel=1e-12), where
+
+
+def test_identical_float32_models_are_at_zero_not_below(rng, models):
+    X = models(rng, 3, 50, 10).astype(np.float32)
+    X = np.concatenate([X, X])  # coefficients of the copies are 1 +- 1e-7, half of them above 1
+    for backend in ("numba", "numpy", "torch"):
+        D = pairwise_distances(X, backend=backend, device="cpu")
+        assert np.all(D >= 0.0) and np.all(np.diagonal(D, offset=3) <= 1e-7), backend
+    assert np.all(bhattacharyya(X[:3], X[3:]) >= 0.0)

@@ -75,3 +75,50 @@ def test_no_warning_without_clamping(rng, models):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bhattacharyya(P, Q)
+
+
+def test_stacks_are_paired_like_a_loop_over_pairs(rng, models):
+    P = models(rng, 6, 30, 5, concentration=0.4)
+    Q = models(rng, 6, 30, 5)
+    loop = np.array([reference_d_b(p, q) for p, q in zip(P, Q)])
+    np.testing.assert_allclose(bhattacharyya(P, Q), loop, rtol=1e-13)
+    # one model against each model of a stack, either way round
+    against_one = np.array([reference_d_b(p, Q[2]) for p in P])
+    np.testing.assert_allclose(bhattacharyya(P, Q[2]), against_one, rtol=1e-13)
+    np.testing.assert_allclose(bhattacharyya(Q[2], P), against_one, rtol=1e-13)
+    assert bhattacharyya(P, Q).shape == (6,) and isinstance(bhattacharyya(P[0], Q[0]), float)
+
+
+def test_stacks_in_chunks_of_models(rng, models, monkeypatch):
+    from deepmanifold.geometry import divergences
+
+    P, Q = models(rng, 7, 20, 4), models(rng, 7, 20, 4)
+    whole = bhattacharyya(P, Q)
+    monkeypatch.setattr(divergences, "_CHUNK_ELEMENTS", 3 * 20 * 4)  # chunks of 3 models
+    np.testing.assert_array_equal(bhattacharyya(P, Q), whole)
+    np.testing.assert_array_equal(bhattacharyya(P, Q[0]), np.array([bhattacharyya(p, Q[0]) for p in P]))
+
+
+def test_stack_clamps_are_counted_per_pair_and_sample():
+    P = np.eye(3)[[[0, 0], [1, 1], [2, 0]]]  # 3 one-hot models on 2 samples
+    Q = np.eye(3)[[1, 2, 0]][:, None, :].repeat(2, axis=1)
+    with pytest.warns(ClampWarning, match=r"^5 \(pair, sample\)"):
+        d = bhattacharyya(P, Q, floor=1e-8)
+    np.testing.assert_allclose(d, [-np.log(1e-8), -np.log(1e-8), -np.log(1e-8) / 2], rtol=1e-14)
+
+
+def test_stacks_of_different_lengths_are_rejected(rng, models):
+    P = models(rng, 3, 10, 4)
+    with pytest.raises(ValueError, match="P holds 3 models and Q holds 2"):
+        bhattacharyya(P, P[:2])
+
+
+def test_coefficients_above_one_are_kept_and_the_distance_clipped_at_zero():
+    p = np.array([[0.5, 0.5], [0.25, 0.75]])
+    q = np.array([[0.5, 0.5 + 4e-6], [0.25, 0.75]])  # rows within tolerance of 1, BC_0 > 1
+    bc = np.sum(np.sqrt(p * q), axis=1)
+    assert bc[0] > 1.0
+    assert bhattacharyya(p, q) == 0.0  # -mean(log bc) < 0, clipped
+    r = np.array([[0.5, 0.5 + 4e-6], [0.9, 0.1]])  # the second sample moves: BC_0 > 1 is kept
+    expected = -np.mean(np.log(np.sum(np.sqrt(p * r), axis=1)))
+    assert expected > 0 and bhattacharyya(p, r) == pytest.approx(expected, rel=1e-14)

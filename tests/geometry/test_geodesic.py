@@ -11,6 +11,7 @@ from deepmanifold.geometry import (
     ClampWarning,
     bhattacharyya,
     distance_to_geodesic,
+    distance_to_geodesic_point,
     geodesic,
     ignorance,
     pairwise_distances,
@@ -382,3 +383,38 @@ def test_progress_from_coefficients_warns_at_the_caller(rng):
     with pytest.warns(ClampWarning) as record:
         progress_from_coefficients(a, b, C, floor=0.5)
     assert len(record) == 1 and record[0].filename == __file__
+
+
+@pytest.mark.parametrize("C", [2, 10, 37])
+def test_distance_to_a_geodesic_point_is_bhattacharyya_to_it(rng, C):
+    n = 25
+    labels = rng.integers(0, C, size=n)
+    X = random_models_around_the_path(rng, 4, n, C, labels)
+    a, b = geodesic_coefficients(X, labels)
+    ts = np.array([0.0, 0.3, 0.77, 1.0])
+    got = distance_to_geodesic_point(a, b, C, ts)  # one t per model
+    for k, t in enumerate(ts):
+        assert got[k] == pytest.approx(bhattacharyya(X[k], geodesic(labels, C, t)), rel=1e-12, abs=1e-15)
+        assert distance_to_geodesic_point(a[k], b[k], C, t) == pytest.approx(got[k], rel=1e-15)
+    # one t for all models; at t = λ(P) it is the distance to the geodesic, elsewhere larger
+    lam, dist = progress_and_distance(X, labels)
+    np.testing.assert_allclose(distance_to_geodesic_point(a, b, C, lam), dist, rtol=1e-13, atol=1e-15)
+    assert np.all(distance_to_geodesic_point(a, b, C, 0.5) >= dist - 1e-15)
+    # along the geodesic: d_B(γ(s), γ(t)) = -ln cos(|s - t| θ)
+    s = np.array([0.1, 0.6])
+    ga, gb = geodesic_coefficients(geodesic(labels, C, s), labels)
+    np.testing.assert_allclose(distance_to_geodesic_point(ga, gb, C, 0.35),
+                               -np.log(np.cos(np.abs(s - 0.35) * theta(C))), rtol=1e-12)
+
+
+def test_distance_to_a_geodesic_point_rejects_bad_input(rng):
+    a, b = np.full((2, 5), 0.6), np.full((2, 5), 0.3)
+    for t in (-0.1, 1.5, np.nan, [0.1, 0.2, 0.3], [[0.5]]):
+        with pytest.raises(ValueError, match="t must be a value in \\[0, 1\\] or 2 such values"):
+            geodesics.distance_to_geodesic_point(a, b, 4, t)
+    with pytest.raises(ValueError, match="a must be positive"):
+        geodesics.distance_to_geodesic_point(-a, b, 4, 0.5)
+    with pytest.raises(ValueError, match="n_classes"):
+        geodesics.distance_to_geodesic_point(a, b, 1, 0.5)
+    with pytest.warns(ClampWarning, match="10 \\(model, sample\\) inner products"):
+        assert np.all(geodesics.distance_to_geodesic_point(a, b, 4, 0.5, floor=0.9) > 0)

@@ -169,3 +169,51 @@ def test_transform_and_embedding_shapes():
         res.transform([0.0, np.nan, 1.0])
     with pytest.raises(ValueError, match="signature"):
         embedded_sq_distances(res.coords, [1, 1, 1])
+
+
+def test_tiled_distance_matrix_check_reads_in_place(tmp_path, rng):
+    from deepmanifold.geometry.validation import check_distance_matrix, check_distance_matrix_tiled
+
+    x = rng.random(300)
+    D = ((x[:, None] - x[None, :]) ** 2).astype(np.float32)
+    mm = np.memmap(tmp_path / "d.f32", dtype=np.float32, mode="w+", shape=D.shape)
+    mm[:] = D
+    out, exact = check_distance_matrix_tiled(mm, tile=64)
+    assert out is mm and exact
+    near = D.astype(np.float64)
+    near[5, 290] += 1e-9  # within tolerance, across tiles
+    out, exact = check_distance_matrix_tiled(near, tile=64)
+    assert out is near and not exact
+    np.testing.assert_allclose(check_distance_matrix(near), (near + near.T) / 2)
+    assert check_distance_matrix_tiled(np.zeros((3, 3), dtype=int))[0].dtype == np.float64
+    # every rule, also across tiles, with the message naming the entry
+    bad = near.copy()
+    bad[70, 200] = np.inf
+    with pytest.raises(ValueError, match=re.escape("D[70, 200] = inf is not finite")):
+        check_distance_matrix_tiled(bad, tile=64)
+    bad = near.copy()
+    bad[250, 3] += 0.5
+    with pytest.raises(ValueError, match=re.escape("D is not symmetric: D[3, 250] =")):
+        check_distance_matrix_tiled(bad, tile=64)
+    bad = near.copy()
+    bad[130, 130] = 0.25
+    with pytest.raises(ValueError, match=re.escape("M must have a zero diagonal: M[130, 130] = 0.25")):
+        check_distance_matrix_tiled(bad, "M", tile=64)
+    with pytest.raises(ValueError, match="expected a real array"):
+        check_distance_matrix(near.astype(complex))
+    with pytest.raises(ValueError, match="empty"):
+        check_distance_matrix(np.zeros((0, 0)))
+
+
+def test_model_stack_shape_is_checked_without_reading():
+    from deepmanifold.geometry import ModelStack
+    from deepmanifold.geometry.validation import check_model_stack
+
+    stack = ModelStack([np.zeros((2, 3, 4)), np.zeros((1, 3, 4))])
+    assert check_model_stack(stack) == (stack, (3, 3, 4))
+    X, shape = check_model_stack([[[0.5, 0.5]]], "Y")
+    assert isinstance(X, np.ndarray) and shape == (1, 1, 2)
+    with pytest.raises(ValueError, match=re.escape("Y: expected shape (T, n, C), got shape (3, 4)")):
+        check_model_stack(np.zeros((3, 4)), "Y")
+    with pytest.raises(ValueError, match=re.escape("X: every axis must be non-empty, got shape (2, 0, 4)")):
+        check_model_stack(np.zeros((2, 0, 4)))

@@ -89,8 +89,6 @@ def test_iterative_zero_matrix():
 def test_panel_kernels_match_numpy_in_float64(rng, dtype, rows):
     from deepmanifold.geometry import _panel_kernels
 
-    if not _panel_kernels.AVAILABLE:
-        pytest.skip("numba not installed")
     P = rng.standard_normal((rows, 33)).astype(dtype)
     X = rng.standard_normal((33, 5))
     out = np.full((rows, 5), np.nan)
@@ -99,3 +97,12 @@ def test_panel_kernels_match_numpy_in_float64(rng, dtype, rows):
     shift, col = rng.standard_normal(rows), rng.standard_normal(33)
     expected = ((P.astype(np.float64) - shift[:, None] - col[None, :]) ** 2).sum()
     assert _panel_kernels.centred_sq_sum(P, shift, col) == pytest.approx(expected, rel=1e-12)
+
+
+def test_callback_reports_every_pass(rng):
+    x = rng.random(120)
+    D = (x[:, None] - x[None, :]) ** 2
+    calls = []
+    res = inpca(D, 3, solver="randomized", random_state=0, callback=lambda *a: calls.append(a))
+    assert calls and all(stage == "eigensolver" and total is None for stage, _, total in calls)
+    assert [done for _, done, _ in calls] == list(range(1, res.info["passes"] + 1))

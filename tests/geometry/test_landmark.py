@@ -44,9 +44,18 @@ def test_landmarks_project_to_their_own_coordinates(rng, models):
     np.testing.assert_allclose(res.transform(DL), res.landmark_result.coords, atol=1e-10)
     np.testing.assert_allclose(res.coords[res.landmark_indices], res.landmark_result.coords, atol=1e-10)
     idx = np.array([3, 1, 40, 7, 22])
-    assert np.array_equal(landmark_inpca(X, 0, 2, landmarks=idx).landmark_indices, np.sort(idx))
-    with pytest.raises(ValueError):
-        landmark_inpca(X, 0, 2, landmarks=np.array([1, 1, 2]))
+    assert np.array_equal(landmark_inpca(X, n_components=2, landmarks=idx).landmark_indices, np.sort(idx))
+    assert np.array_equal(landmark_inpca(X, 5, 2, landmarks=idx).landmark_indices, np.sort(idx))
+    with pytest.raises(ValueError, match="distinct"):
+        landmark_inpca(X, n_components=2, landmarks=np.array([1, 1, 2]))
+    with pytest.raises(ValueError, match="n_landmarks = 4 but 5 landmark indices"):
+        landmark_inpca(X, 4, 2, landmarks=idx)
+    with pytest.raises(ValueError, match="n_landmarks is required with landmarks='maxmin'"):
+        landmark_inpca(X, n_components=2, landmarks="maxmin")
+    with pytest.raises(ValueError, match=r"n_landmarks must be an integer in \[1, 80\]"):
+        landmark_inpca(X, 81)
+    with pytest.raises(ValueError, match="landmarks must be 'random', 'maxmin'"):
+        landmark_inpca(X, 5, landmarks="grid")
 
 
 def test_landmark_error_falls_with_m(rng):

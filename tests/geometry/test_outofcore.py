@@ -59,7 +59,7 @@ def test_resume_after_interruption(tmp_path, X):
         return progress
 
     with pytest.raises(Interrupt):
-        compute_distance_matrix_on_disk(X, tmp_path / "d", block_size=64, progress=stop_after(6))
+        compute_distance_matrix_on_disk(X, tmp_path / "d", block_size=64, callback=stop_after(6))
     partial = DiskDistanceMatrix(tmp_path / "d")
     assert not partial.complete and len(partial.missing_blocks()) == total - 6
     with pytest.raises(ValueError, match="incomplete"):
@@ -70,7 +70,7 @@ def test_resume_after_interruption(tmp_path, X):
 
     computed = []
     resumed = compute_distance_matrix_on_disk(
-        X, tmp_path / "d", block_size=64, progress=lambda s, done, tot: computed.append(done))
+        X, tmp_path / "d", block_size=64, callback=lambda s, done, tot: computed.append(done))
     assert computed[0] == 6 and computed[1:] == list(range(7, total + 1))  # only the missing tiles
     clean = compute_distance_matrix_on_disk(X, tmp_path / "clean", block_size=64)
     np.testing.assert_array_equal(resumed.to_numpy(), clean.to_numpy())

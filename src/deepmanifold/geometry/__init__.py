@@ -5,7 +5,10 @@ of ``n`` samples; ``T`` models stack to ``(T, n, C)``. Works on arrays from any
 framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
 
 - :func:`bhattacharyya`, :func:`pairwise_distances` -- intensive Bhattacharyya
-  distance (and Hellinger, Jensen-Shannon, symmetric KL), tiled over models.
+  distance between two models or matching models, and between all pairs of two
+  stacks (also Hellinger, Jensen-Shannon, symmetric KL), tiled over models;
+  :data:`FLOOR`, :class:`ClampWarning` -- the one clamping rule of every
+  Bhattacharyya coefficient (:mod:`deepmanifold.geometry.divergences`).
 - :func:`inpca`, :class:`InPCAResult`, :func:`embedded_sq_distances` --
   intensive PCA with signed (time-like) axes and Gower out-of-sample projection;
   dense, Lanczos or randomised eigensolvers.
@@ -19,15 +22,18 @@ framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
   -- the input checks every room uses (:mod:`deepmanifold.geometry.validation`).
 - :func:`ignorance`, :func:`truth`, :func:`geodesic`, :func:`progress`,
   :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
-  ignorance-to-truth geodesic and where a model lies along it.
+  ignorance-to-truth geodesic and where a model lies along it;
+  :func:`geodesic_coefficients`, :func:`progress_from_coefficients`,
+  :func:`distance_to_geodesic_point` -- the same from the ``2n`` numbers per
+  model that locate it.
 
 References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28), 2019.
 """
 
 from .distances import BACKENDS, METRICS, PRECISIONS, pairwise_distances
-from .divergences import ClampWarning, bhattacharyya
-from .geodesics import (distance_to_geodesic, geodesic, geodesic_coefficients, ignorance, progress,
-                        progress_and_distance, progress_from_coefficients, truth)
+from .divergences import FLOOR, ClampWarning, bhattacharyya
+from .geodesics import (distance_to_geodesic, distance_to_geodesic_point, geodesic, geodesic_coefficients,
+                        ignorance, progress, progress_and_distance, progress_from_coefficients, truth)
 from .sources import ModelStack
 from .validation import check_distance_matrix, check_labels, check_probabilities
 from .embedding import InPCAResult, embedded_sq_distances, inpca
@@ -36,6 +42,7 @@ from .outofcore import DiskDistanceMatrix, compute_distance_matrix_on_disk, inpc
 
 __all__ = [
     "BACKENDS",
+    "FLOOR",
     "DiskDistanceMatrix",
     "LandmarkError",
     "LandmarkInPCAResult",
@@ -55,6 +62,7 @@ __all__ = [
     "check_labels",
     "check_probabilities",
     "distance_to_geodesic",
+    "distance_to_geodesic_point",
     "embedded_sq_distances",
     "geodesic",
     "ignorance",

@@ -65,16 +65,9 @@ class PanelSource:
     def matmat(self, X: np.ndarray) -> np.ndarray:
         """``D @ X`` for ``X`` of shape (T, b), float64."""
         out = np.empty((self.n, X.shape[1]))
-        if _panel_kernels.AVAILABLE:
-            X = np.ascontiguousarray(X, dtype=np.float64)
-            for start, stop, panel in self.panels():
-                _panel_kernels.panel_matmat(_plain(panel), X, out[start:stop])
-            return out
-        step = self.panel_rows()
+        X = np.ascontiguousarray(X, dtype=np.float64)
         for start, stop, panel in self.panels():
-            for s in range(start, stop, step):
-                e = min(stop, s + step)
-                out[s:e] = np.asarray(panel[s - start:e - start], dtype=np.float64) @ X
+            _panel_kernels.panel_matmat(_plain(panel), X, out[start:stop])
         return out
 
     def row_sums(self) -> np.ndarray:
@@ -85,22 +78,11 @@ class PanelSource:
 
     def centred_sq_norm(self, row_means: np.ndarray) -> float:
         """Exact ``||W||_F^2``, summed panel by panel."""
-        g = float(row_means.mean())
+        shift = row_means - float(row_means.mean())  # W_ij = -1/2 (D_ij - (r_i - g) - r_j)
+        col = np.ascontiguousarray(row_means, dtype=np.float64)
         total = 0.0
-        step = self.panel_rows()
-        shift = row_means - g  # W_ij = -1/2 (D_ij - (r_i - g) - r_j)
-        if _panel_kernels.AVAILABLE:
-            col = np.ascontiguousarray(row_means, dtype=np.float64)
-            for start, stop, panel in self.panels():
-                total += _panel_kernels.centred_sq_sum(_plain(panel), np.ascontiguousarray(shift[start:stop]), col)
-            return 0.25 * total
         for start, stop, panel in self.panels():
-            for s in range(start, stop, step):
-                e = min(stop, s + step)
-                block = np.asarray(panel[s - start:e - start], dtype=np.float64)
-                block = block - shift[s:e, None]
-                block -= row_means[None, :]
-                total += float(np.einsum("ij,ij->", block, block))
+            total += _panel_kernels.centred_sq_sum(_plain(panel), np.ascontiguousarray(shift[start:stop]), col)
         return 0.25 * total
 
 
@@ -175,13 +157,13 @@ class ArraySource(PanelSource):
 class CentredOperator:
     """``X -> W X`` with ``W = -1/2 J D J``, from a :class:`PanelSource`."""
 
-    def __init__(self, source: PanelSource, row_means: np.ndarray, progress: Callable | None = None):
+    def __init__(self, source: PanelSource, row_means: np.ndarray, callback: Callable | None = None):
         self.source = source
         self.r = row_means
         self.g = float(row_means.mean())
         self.n = source.n
         self.n_products = 0  # number of passes over D
-        self.progress = progress
+        self.callback = callback
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -195,8 +177,8 @@ class CentredOperator:
         Y += self.g * colsum[None, :]
         Y *= -0.5
         self.n_products += 1
-        if self.progress is not None:
-            self.progress("eigensolver", self.n_products, None)
+        if self.callback is not None:
+            self.callback("eigensolver", self.n_products, None)
         return Y[:, 0] if vec else Y
 
 

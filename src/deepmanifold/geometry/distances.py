@@ -18,8 +18,8 @@ import numpy as np
 from scipy.special import xlogy
 
 from . import _kernels
-from .validation import check_floor, check_probabilities, sum_tolerance
-from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
+from .divergences import FLOOR, clamp_coefficients, sqrt_probabilities, warn_clamped
+from .validation import check_floor, check_model_stack, check_probabilities, sum_tolerance
 
 __all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]
 
@@ -35,7 +35,7 @@ _TILE_ELEMENTS = 1 << 21
 # Products of at most this many coefficients are taken before one log.
 _MAX_GROUP = 16
 # Row models per tile of the numba kernel (columns: block_size).
-_TILE_ROWS = 256  # 256 measured 2-5 % faster than 128 on 1 and 2 cores (T = 1000)
+_TILE_ROWS = 256  # the faster of 128 and 256 on 1 and 2 cores (benchmarks/bench_distances.py)
 
 
 def pairwise_distances(
@@ -44,7 +44,7 @@ def pairwise_distances(
     *,
     log: bool = False,
     metric: str = "bhattacharyya",
-    floor: float = 1e-12,
+    floor: float = FLOOR,
     block_size: int | None = None,
     precision: str = "exact",
     n_jobs: int | None = None,
@@ -87,11 +87,16 @@ def pairwise_distances(
     log : bool, default False
         Inputs are natural-log probabilities (``-inf`` allowed for ``p = 0``).
     metric : {"bhattacharyya", "hellinger", "jensen_shannon", "symmetric_kl"}
-    floor : float, default 1e-12
-        Clamp for the logarithms. Bhattacharyya: each ``BC_i`` is clamped to
-        ``[floor, 1]``, so a sample where two models have disjoint supports
-        contributes ``-log(floor)/n`` (27.6/n) instead of ``+inf``. Symmetric
-        KL: probabilities are raised to ``floor`` inside the logs. When anything
+    floor : float, default :data:`FLOOR` (1e-12)
+        Clamp for the logarithms. Bhattacharyya: each ``BC_i`` below ``floor``
+        is raised to it, so a sample where two models have disjoint supports
+        contributes ``-log(floor)/n`` (27.6/n) instead of ``+inf``;
+        coefficients above 1 (rounding of rows that sum to ``1 ± 1e-7``) are
+        kept, and the distance is clipped at 0. This one rule holds on every
+        backend and whatever the tiling (see
+        :mod:`deepmanifold.geometry.divergences`), so ``D[s, t]`` does not
+        depend on the other models computed with it. Symmetric KL:
+        probabilities are raised to ``floor`` inside the logs. When anything
         is clamped, one :class:`ClampWarning` gives the count of clamped
         (pair, sample) coefficients, respectively probability entries.
     block_size : int, optional
@@ -111,8 +116,9 @@ def pairwise_distances(
         Bhattacharyya only. None: ``"cuda"`` when ``torch.cuda.is_available()``,
         else ``"cpu"``. On ``"cuda"`` tiles are computed with torch on the GPU.
     backend : {None, "numba", "numpy", "torch"}
-        Bhattacharyya on the CPU: None picks numba when installed, else NumPy.
-        ``"torch"`` runs the torch tile kernel (the one used on CUDA) on the CPU.
+        Bhattacharyya only. None: torch on ``"cuda"``, numba on the CPU.
+        ``"numpy"`` (a plain reference) and ``"torch"`` (the CUDA tile kernel,
+        on the CPU with ``device="cpu"``) give the same numbers to rounding.
     out : array-like, shape (T, T2), optional
         Where to write the result tile by tile, e.g. a float32 ndarray (half the
         memory of the default float64 result), an ``np.memmap`` or a zarr
@@ -150,10 +156,11 @@ def pairwise_distances(
     into a running float64 product per pair that is renormalised every ~25
     samples by moving its binary exponent into an integer (exact; this is the
     underflow guard, valid while every factor is ``>= floor``); one log per pair
-    is taken at the end. A tile is first computed without clipping; only if it
-    met a coefficient below ``floor`` is it recomputed with clipping to
-    ``[floor, 1]`` and its clipped terms counted. Symmetric tiles skip the pairs
-    below the diagonal. Tiles run in parallel on numba threads. The Gram form ``BC = sum_c sqrt(p) sqrt(q)`` is
+    is taken at the end. A tile is first computed with the coefficients as they
+    are; only if it met one below ``floor`` is it computed again with the clamp
+    and its clamped terms counted (every other factor is the same in both
+    passes). Symmetric tiles skip the pairs below the diagonal. Tiles run in
+    parallel on numba threads. The Gram form ``BC = sum_c sqrt(p) sqrt(q)`` is
     used rather than ``1 - BC = 1/2 sum_c (sqrt p - sqrt q)^2``: the latter
     needs exactly normalised rows (float32 softmax rows are off by ~1e-7,
     which would dominate ``d_B`` of close models), while the float64 Gram
@@ -222,30 +229,44 @@ def _companion_streamed(kernel, X, Y, *, log, floor, block, out, max_memory):
     block = block or kernel.default_block
     panel = _panel_size(block, max_memory, n * C * 8 * kernel.arrays_per_model)
     clamped = 0
-    for p0 in range(0, T, panel):
-        p1 = min(T, p0 + panel)
-        px = kernel.prepare(_read_checked(X, p0, p1, "X", log), log)
-        clamped += px.clamped
-        for c0 in range(p0 if symmetric else 0, T2, panel):
-            c1 = min(T2, c0 + panel)
-            diagonal = symmetric and c0 == p0
-            if diagonal:
-                py = px
-            else:
-                py = kernel.prepare(_read_checked(Ysrc, c0, c1, "X" if symmetric else "Y", log), log)
-                if not symmetric and p0 == 0:
-                    clamped += py.clamped
-            tile, count = _fill_tiles(kernel, px, py, symmetric=diagonal, block=block)
-            clamped += count
-            # a diagonal tile comes back whole (mirrored inside _fill_tiles)
-            _store_panel(D, tile, p0, c0, c1 - c0, upper=False, mirror=symmetric and not diagonal)
+
+    def prepare(src, a, b, name, validate):
+        nonlocal clamped
+        prepared = kernel.prepare(_read_checked(src, a, b, name, log, validate=validate), log)
+        clamped += prepared.clamped if validate else 0  # each model is validated once
+        return prepared
+
+    for p0, c0, c1, px, py, diagonal in _panel_pairs(X, Ysrc, T, T2, panel, symmetric, prepare):
+        tile, count = _fill_tiles(kernel, px, py, symmetric=diagonal, block=block)
+        clamped += count
+        # a diagonal tile comes back whole (mirrored inside _fill_tiles)
+        _store_panel(D, tile, p0, c0, c1 - c0, upper=False, mirror=symmetric and not diagonal)
     warn_clamped(clamped, kernel.clamp_what, floor, stacklevel=4)
     return D
 
 
-def _read_checked(src, a: int, b: int, name: str, log: bool) -> np.ndarray:
-    """Models ``src[a:b]``, validated (errors name the model by its index in ``src``)."""
-    return check_probabilities(_read_models(src, a, b), name, log=log, ndim=3, offset=a)
+def _panel_pairs(X, Ysrc, T: int, T2: int, panel: int, symmetric: bool, prepare):
+    """Every (row panel, column panel) pair of a streamed path, each panel prepared once per row panel.
+
+    ``prepare(src, a, b, name, validate)`` reads and transforms models ``src[a:b]``.
+    Yields ``(p0, c0, c1, rows, cols, diagonal)``; with ``symmetric`` only the
+    column panels from the row panel's own (``diagonal``, which reuses ``rows``)
+    onwards. X's models are validated as rows, Y's on the first row panel.
+    """
+    for p0 in range(0, T, panel):
+        rows = prepare(X, p0, min(T, p0 + panel), "X", True)
+        for c0 in range(p0 if symmetric else 0, T2, panel):
+            c1 = min(T2, c0 + panel)
+            diagonal = symmetric and c0 == p0
+            cols = rows if diagonal else prepare(Ysrc, c0, c1, "X" if symmetric else "Y",
+                                                  not symmetric and p0 == 0)
+            yield p0, c0, c1, rows, cols, diagonal
+
+
+def _read_checked(src, a: int, b: int, name: str, log: bool, *, validate: bool = True) -> np.ndarray:
+    """Models ``src[a:b]``, validated (errors name the model by its index in ``src``) if asked."""
+    raw = _read_models(src, a, b)
+    return check_probabilities(raw, name, log=log, ndim=3, offset=a) if validate else raw
 
 
 def _read_models(src, a: int, b: int) -> np.ndarray:
@@ -269,7 +290,7 @@ def _store_panel(D, tile: np.ndarray, p0: int, c0: int, K: int, *, upper: bool, 
     A float NumPy ``D`` (memmaps included) is written by a parallel numba copy; any other
     array-like (e.g. zarr) by slice assignment.
     """
-    if (_kernels.AVAILABLE and isinstance(D, np.ndarray) and D.dtype in (np.float32, np.float64)
+    if (isinstance(D, np.ndarray) and D.dtype in (np.float32, np.float64)
             and tile.dtype == np.float64 and tile.flags.c_contiguous):
         _kernels.store_tile(np.asarray(D), tile, p0, c0, K, upper, mirror)
         return
@@ -292,18 +313,6 @@ def _store_panel(D, tile: np.ndarray, p0: int, c0: int, K: int, *, upper: bool, 
 def _check_out(out, shape):
     if tuple(getattr(out, "shape", ())) != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got {getattr(out, 'shape', None)}")
-
-
-def _shape_of(X, name):
-    """(T, n, C) of an array-like without loading it."""
-    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
-        X = np.asarray(X)
-    shape = tuple(int(s) for s in X.shape)
-    if len(shape) != 3:
-        raise ValueError(f"{name}: expected shape (T, n, C), got shape {shape}")
-    if 0 in shape:
-        raise ValueError(f"{name}: every axis must be non-empty, got shape {shape}")
-    return X, shape
 
 
 def _release(X) -> None:
@@ -343,10 +352,10 @@ def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: 
 
 def _sources(X, Y):
     """``(X, Y or X, (T, n, C), T2)`` of the streamed paths, shapes checked, nothing loaded."""
-    X, (T, n, C) = _shape_of(X, "X")
+    X, (T, n, C) = check_model_stack(X, "X")
     if Y is None:
         return X, X, (T, n, C), T
-    Ysrc, shape_y = _shape_of(Y, "Y")
+    Ysrc, shape_y = check_model_stack(Y, "Y")
     if shape_y[1:] != (n, C):
         raise ValueError(
             f"X has shape {(T, n, C)} and Y has shape {shape_y}: both must describe the same samples "
@@ -377,43 +386,32 @@ def _bhattacharyya_streamed(X, Y, *, log, floor, block, precision, n_jobs, devic
     if device == "cuda":
         backend = "torch"
     elif backend is None:
-        backend = "numba" if _kernels.AVAILABLE else "numpy"
-    if backend == "numba" and not _kernels.AVAILABLE:
-        raise ValueError("backend='numba' needs numba, which is not installed")
+        backend = "numba"
     dtype = np.dtype(np.float64 if precision == "exact" else np.float32)
     D = _result(out, (T, T2))
-    renorm = _kernels.renorm_interval(floor)
     panel = _panel_size(block, max_memory, n * C * dtype.itemsize)
     if backend == "numba":
         with _kernels.set_threads(n_jobs):
             clamped = _numba_streamed(X, Ysrc, T=T, T2=T2, symmetric=symmetric, log=log, floor=floor, block=block,
-                                      dtype=dtype, D=D, panel=panel, renorm=renorm)
+                                      dtype=dtype, D=D, panel=panel)
         warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
         return D
     engine = {"numpy": _numpy_engine, "torch": _torch_engine}[backend]
     clamped = 0
+
+    def prepare(src, a, b, name, validate):
+        return _prepare_roots(src, a, b, name=name, log=log, dtype=dtype, validate=validate)
+
     with _kernels.set_threads(n_jobs):
-        for p0 in range(0, T, panel):
-            p1 = min(T, p0 + panel)
-            A = _prepare_roots(X, p0, p1, name="X", log=log, dtype=dtype, validate=True)
-            for c0 in range(p0 if symmetric else 0, T2, panel):
-                c1 = min(T2, c0 + panel)
-                diagonal = symmetric and c0 == p0
-                if diagonal:
-                    B = A
-                else:
-                    # Y's models are validated on the first panel; X's ones as rows.
-                    B = _prepare_roots(Ysrc, c0, c1, name="X" if symmetric else "Y", log=log, dtype=dtype,
-                                       validate=not symmetric and p0 == 0)
-                tile, count = engine(A, B, floor=floor, upper=diagonal, block=block, renorm=renorm,
-                                     device=device)
-                clamped += count
-                _store_panel(D, tile, p0, c0, c1 - c0, upper=diagonal, mirror=symmetric)
+        for p0, c0, c1, A, B, diagonal in _panel_pairs(X, Ysrc, T, T2, panel, symmetric, prepare):
+            tile, count = engine(A, B, floor=floor, upper=diagonal, block=block, device=device)
+            clamped += count
+            _store_panel(D, tile, p0, c0, c1 - c0, upper=diagonal, mirror=symmetric)
     warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", floor, stacklevel=4)
     return D
 
 
-def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, panel, renorm) -> int:
+def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, panel) -> int:
     """Fill D with the numba kernel, panel by panel; return the number of clamped terms.
 
     Roots are written straight into the kernel's layouts by parallel numba passes
@@ -423,6 +421,7 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, p
     a NumPy array.
     """
     n, C = X.shape[1], X.shape[2]
+    renorm = _kernels.renorm_interval(floor)
     rows_buf = np.empty((n, min(panel, T), C), dtype=dtype)
     cols_buf = _blocks_for(min(panel, T2), block, n, C, dtype)
     clamped = 0
@@ -498,7 +497,7 @@ def _fill_roots(src, a: int, b: int, *, name: str, log: bool, validate: bool, ou
             check_probabilities(raw, name, log=log, ndim=3, offset=t0)
 
 
-def _torch_engine(A, B, *, floor, upper, block, renorm, device):
+def _torch_engine(A, B, *, floor, upper, block, device):
     from ._torch_kernels import bhattacharyya_tile
 
     R, K = A.shape[1], B.shape[1]
@@ -517,7 +516,7 @@ def _torch_engine(A, B, *, floor, upper, block, renorm, device):
     return tile, count
 
 
-def _numpy_engine(A, B, *, floor, upper, block, renorm, device):
+def _numpy_engine(A, B, *, floor, upper, block, device):
     R, K = A.shape[1], B.shape[1]
     n = A.shape[0]
     tile = np.zeros((R, K))
@@ -537,7 +536,7 @@ def _numpy_engine(A, B, *, floor, upper, block, renorm, device):
                 if c is not None:
                     counts += c
                 log_sum += _sum_log_products(bc.reshape(bc.shape[0], -1), group)
-            d = (-log_sum / n).reshape(b1, b2)
+            d = np.maximum(-log_sum / n, 0.0).reshape(b1, b2)
             if upper and k0 == r0:
                 counts = np.triu(counts, 1)
             elif upper:

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg
 
 from . import _eigen
-from .validation import check_distance_matrix
+from .validation import check_distance_matrix, check_distance_matrix_tiled
 
 __all__ = ["InPCAResult", "embedded_sq_distances", "inpca"]
 
@@ -124,7 +124,7 @@ def inpca(
     solver: str = "auto",
     tol: float = 1e-10,
     random_state=None,
-    progress=None,
+    callback=None,
 ) -> InPCAResult:
     r"""Intensive PCA of a matrix of (squared-distance-like) divergences.
 
@@ -156,8 +156,8 @@ def inpca(
         relative accuracy ``tol`` (``"lanczos"``).
     random_state : None, int or numpy.random.Generator
         Starting vectors of the iterative solvers.
-    progress : callable, optional
-        ``progress(stage, done, total)`` is called after each pass over ``D``
+    callback : callable, optional
+        ``callback(stage, done, total)`` is called after each pass over ``D``
         (``total`` is None where unknown), e.g. to report on long out-of-core
         runs.
 
@@ -206,9 +206,9 @@ def inpca(
         T = D.shape[0] if D.ndim == 2 and D.shape[0] == D.shape[1] else None
     _check_n_components(n_components, T)
     if solver == "auto":
-        # Measured (T = 20,000 in RAM, 2 cores): Lanczos needs ~3x more passes
-        # than block Krylov but each single-vector pass is ~4x cheaper; on disk
-        # every pass is I/O-bound, so fewer passes win.
+        # In memory Lanczos needs more passes than block Krylov, but each
+        # single-vector pass is much cheaper (benchmarks/bench_inpca.py); on disk
+        # every pass is I/O-bound, so the fewest passes win.
         if on_disk:
             solver = "randomized"
         else:
@@ -221,14 +221,14 @@ def inpca(
         return _inpca_dense(check_distance_matrix(D), n_components)
 
     if on_disk:
-        source, row_means, total_sq_norm = D._inpca_source(progress)
+        source, row_means, total_sq_norm = D._inpca_source(callback)
     else:
-        D, symmetric = _check_distance_matrix_blocked(D)
+        D, symmetric = check_distance_matrix_tiled(D)
         source = _eigen.ArraySource(D, symmetric=symmetric)
         row_means = source.row_sums() / T
         total_sq_norm = source.centred_sq_norm(row_means)
     rng = np.random.default_rng(random_state)
-    op = _eigen.CentredOperator(source, row_means, progress)
+    op = _eigen.CentredOperator(source, row_means, callback)
     if total_sq_norm == 0.0:
         lam, vecs = np.zeros(n_components), np.eye(T, n_components)
     elif solver == "lanczos":
@@ -277,66 +277,6 @@ def _result(lam, vecs, row_means, total_sq_norm, *, info) -> InPCAResult:
         _row_means=row_means,
         info=info,
     )
-
-
-def _check_distance_matrix_blocked(D, name: str = "D", tile: int = 256) -> tuple[np.ndarray, bool]:
-    """Validate a large distance matrix tile by tile, without copying it.
-
-    Same rules as :func:`check_distance_matrix` (finite, square, symmetric and
-    zero diagonal to within ``1e-6 max(1, max|D|)``), but the temporaries are
-    ``O(tile^2)``. Returns ``(D, exactly_symmetric)``; float32/float64 arrays
-    (and memmaps) are returned as they are.
-    """
-    D = np.asarray(D) if not isinstance(D, np.ndarray) else D
-    if D.dtype.kind not in "fiu":
-        raise ValueError(f"{name}: expected a real array, got dtype {D.dtype}")
-    if D.ndim != 2 or D.shape[0] != D.shape[1]:
-        raise ValueError(f"{name}: expected a square (T, T) matrix, got shape {D.shape}")
-    if D.shape[0] == 0:
-        raise ValueError(f"{name}: the matrix is empty")
-    if D.dtype.kind in "iu" or D.dtype == np.float16:
-        D = D.astype(np.float64)
-    T = D.shape[0]
-    max_abs, max_asym, asym_at, max_diag, diag_at = 0.0, 0.0, (0, 0), 0.0, 0
-
-    def finite_extent(A, row0, col0):
-        lo, hi = float(A.min()), float(A.max())  # NaN or inf shows up in one of them
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            i, j = np.unravel_index(int(np.argmax(~np.isfinite(A))), A.shape)
-            raise ValueError(f"{name}[{row0 + i}, {col0 + j}] = {A[i, j]} is not finite")
-        return max(abs(lo), abs(hi))
-
-    for s in range(0, T, tile):
-        e = min(T, s + tile)
-        for t in range(s, T, tile):
-            f = min(T, t + tile)
-            A = np.asarray(D[s:e, t:f])
-            max_abs = max(max_abs, finite_extent(A, s, t))
-            if t == s:
-                B = A
-            else:
-                B = np.asarray(D[t:f, s:e])
-                max_abs = max(max_abs, finite_extent(B, t, s))
-            diff = A - B.T
-            lo, hi = float(diff.min()), float(diff.max())
-            if max(hi, -lo) > max_asym:
-                i, j = np.unravel_index(int(np.argmax(np.abs(diff))), diff.shape)
-                max_asym, asym_at = max(hi, -lo), (s + i, t + j)
-            if t == s:
-                diag = np.abs(np.diagonal(A))
-                if float(diag.max()) > max_diag:
-                    max_diag, diag_at = float(diag.max()), s + int(np.argmax(diag))
-    tol = 1e-6 * max(1.0, max_abs)
-    if max_asym > tol:
-        i, j = asym_at
-        raise ValueError(
-            f"{name} is not symmetric: {name}[{i}, {j}] = {D[i, j]:.8g} but "
-            f"{name}[{j}, {i}] = {D[j, i]:.8g} (tolerance {tol:.3g})"
-        )
-    if max_diag > tol:
-        i = diag_at
-        raise ValueError(f"{name} must have a zero diagonal: {name}[{i}, {i}] = {D[i, i]:.8g}")
-    return D, max_asym == 0.0
 
 
 def _fix_signs(vectors: np.ndarray) -> np.ndarray:

@@ -23,18 +23,23 @@ these ``2n`` numbers (Mao et al., PNAS 2024). :func:`progress`,
 in blocks of models (an ``np.memmap`` of any size is fine), reduce each block to
 ``(a, b)`` and minimise over ``t`` for all models of the block at once.
 :func:`geodesic_coefficients` and :func:`progress_from_coefficients` split those
-two steps for callers that keep or stream the ``(a, b)`` of their models.
+two steps for callers that keep or stream the ``(a, b)`` of their models, and
+:func:`distance_to_geodesic_point` gives ``d_B(P, γ(t))`` at a given ``t`` from
+them. Inner products with the geodesic are clamped like Bhattacharyya
+coefficients (:mod:`deepmanifold.geometry.divergences`): raised to ``floor``
+when below it, kept above 1, and the distance clipped at 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .divergences import FLOOR, mean_log_distance, warn_clamped
 from .validation import check_floor, check_labels, check_n_classes, check_probabilities
-from .divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 __all__ = [
     "distance_to_geodesic",
+    "distance_to_geodesic_point",
     "geodesic",
     "geodesic_coefficients",
     "ignorance",
@@ -52,6 +57,7 @@ _INPUT_ELEMENTS = 1 << 20
 _SOLVE_ELEMENTS = 1 << 16
 _T_TOL = 1e-12  # the solver stops once its Newton step is at most this
 _MAX_ITER = 100  # bisection alone would converge in ~40 steps
+_CLAMPED = "(model, sample) inner products with the geodesic"  # what a ClampWarning counts
 
 
 def _angle(n_classes: int) -> float:
@@ -146,7 +152,7 @@ def geodesic(labels, n_classes: int, t) -> np.ndarray:
     return out[0] if t_arr.ndim == 0 else out
 
 
-def progress(P, labels, *, log: bool = False, floor: float = 1e-12):
+def progress(P, labels, *, log: bool = False, floor: float = FLOOR):
     r"""Progress ``λ(P)`` of a model along the ignorance-to-truth geodesic.
 
     .. math::
@@ -168,7 +174,7 @@ def progress(P, labels, *, log: bool = False, floor: float = 1e-12):
         True labels of the samples.
     log : bool, default False
         ``P`` holds natural-log probabilities.
-    floor : float, default 1e-12
+    floor : float, default :data:`FLOOR` (1e-12)
         Guards the logarithm: inner products below ``floor`` are raised to it
         in the reported distance (with a :class:`ClampWarning`). The argmin is
         that of the unclamped objective. An inner product is at least
@@ -203,7 +209,7 @@ def progress(P, labels, *, log: bool = False, floor: float = 1e-12):
     return _fit(P, labels, log=log, floor=floor)[0]
 
 
-def distance_to_geodesic(P, labels, *, log: bool = False, floor: float = 1e-12):
+def distance_to_geodesic(P, labels, *, log: bool = False, floor: float = FLOOR):
     """Intensive Bhattacharyya distance from ``P`` to the nearest geodesic point.
 
     The minimum value ``f(λ(P))`` of the objective of :func:`progress`, i.e.
@@ -214,7 +220,7 @@ def distance_to_geodesic(P, labels, *, log: bool = False, floor: float = 1e-12):
     return _fit(P, labels, log=log, floor=floor)[1]
 
 
-def progress_and_distance(P, labels, *, log: bool = False, floor: float = 1e-12):
+def progress_and_distance(P, labels, *, log: bool = False, floor: float = FLOOR):
     """Both :func:`progress` and :func:`distance_to_geodesic`, in one pass.
 
     Returns
@@ -258,7 +264,7 @@ def geodesic_coefficients(P, labels, *, log: bool = False):
     return (a[0], b[0]) if single else (a, b)
 
 
-def progress_from_coefficients(a, b, n_classes: int, *, floor: float = 1e-12,
+def progress_from_coefficients(a, b, n_classes: int, *, floor: float = FLOOR,
                                return_distance: bool = False):
     """Progress (and distance to the geodesic) from :func:`geodesic_coefficients`.
 
@@ -272,7 +278,7 @@ def progress_from_coefficients(a, b, n_classes: int, *, floor: float = 1e-12,
         ``a > 0`` and ``b >= 0``.
     n_classes : int
         Number of classes ``C >= 2`` of the models.
-    floor : float, default 1e-12
+    floor : float, default :data:`FLOOR` (1e-12)
         As in :func:`progress`.
     return_distance : bool, default False
         Also return the distance to the geodesic.
@@ -295,10 +301,69 @@ def progress_from_coefficients(a, b, n_classes: int, *, floor: float = 1e-12,
         block = slice(start, start + step)
         t_star[block], value[block], count = _solve(a2[block], b2[block], n_classes, floor)
         clamped += count
-    warn_clamped(clamped, "(model, sample) inner products with the geodesic", floor, stacklevel=3)
+    warn_clamped(clamped, _CLAMPED, floor, stacklevel=3)
     if single:
         t_star, value = float(t_star[0]), float(value[0])
     return (t_star, value) if return_distance else t_star
+
+
+def distance_to_geodesic_point(a, b, n_classes: int, t, *, floor: float = FLOOR):
+    r"""``d_B(P, γ(t))`` from the geodesic coefficients of ``P``, at a given ``t``.
+
+    .. math::
+
+        d_B(P, \gamma(t)) = -\frac{1}{n} \sum_i \log
+        \frac{a_i \sin((1-t)\theta) + b_i \sin(t\theta)}{\sin\theta},
+        \qquad \cos\theta = 1/\sqrt{C},
+
+    the objective that :func:`progress` minimises over ``t``. At ``t = λ(P)``
+    it is :func:`distance_to_geodesic`; at any other ``t`` it is larger.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (n,) or (T, n)
+        Coefficients of one or ``T`` models (:func:`geodesic_coefficients`):
+        finite, ``a > 0`` and ``b >= 0``.
+    n_classes : int
+        Number of classes ``C >= 2`` of the models.
+    t : float or array_like of shape (T,)
+        Position on the geodesic, in ``[0, 1]``: one for all models, or one per model.
+    floor : float, default :data:`FLOOR` (1e-12)
+        Inner products below ``floor`` are raised to it (with a
+        :class:`ClampWarning`); the distance is clipped at 0.
+
+    Returns
+    -------
+    float or ndarray of shape (T,)
+
+    Raises
+    ------
+    ValueError
+        Bad coefficients, ``n_classes`` or ``floor``; ``t`` not finite, outside
+        ``[0, 1]`` or of a shape other than ``()`` or ``(T,)``.
+
+    Examples
+    --------
+    Ignorance (``a = 1``, ``b = 1/sqrt(C)``) is at distance ``ln(C) / 2`` from
+    truth, ``γ(1)``:
+
+    >>> import numpy as np
+    >>> C = 10
+    >>> a, b = np.ones(5), np.full(5, 1 / np.sqrt(C))
+    >>> round(distance_to_geodesic_point(a, b, C, 1.0), 4), distance_to_geodesic_point(a, b, C, 0.0)
+    (1.1513, 0.0)
+    """
+    floor = check_floor(floor)
+    n_classes = check_n_classes(n_classes)
+    a, b = _check_coefficients(a, b)
+    models = a.shape[0] if a.ndim == 2 else 1
+    t_arr = np.asarray(t, dtype=np.float64)
+    if t_arr.shape not in ((), (models,)) or not np.all(np.isfinite(t_arr)) or np.any((t_arr < 0) | (t_arr > 1)):
+        raise ValueError(f"t must be a value in [0, 1] or {models} such values (one per model), got {t!r}")
+    value, clamped = _objective(np.atleast_2d(a), np.atleast_2d(b), np.broadcast_to(t_arr, (models,)),
+                                _angle(n_classes), floor)
+    warn_clamped(clamped, _CLAMPED, floor, stacklevel=3)
+    return float(value[0]) if a.ndim == 1 else value
 
 
 def _fit(P, labels, *, log: bool, floor: float):
@@ -316,7 +381,7 @@ def _fit(P, labels, *, log: bool, floor: float):
         block = slice(start, start + a.shape[0])
         t_star[block], value[block], count = _solve(a, b, n_classes, floor)
         clamped += count
-    warn_clamped(clamped, "(model, sample) inner products with the geodesic", floor, stacklevel=4)
+    warn_clamped(clamped, _CLAMPED, floor, stacklevel=4)
     if single:
         return float(t_star[0]), float(value[0])
     return t_star, value
@@ -459,10 +524,8 @@ def _argmin(r: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def _objective(a, b, t, theta, floor) -> tuple[np.ndarray, int]:
-    """``f(t)`` per model with inner products clamped to ``[floor, 1]``, and the clamp count."""
+    """``f(t)`` per model (one ``t`` per row of ``a``, ``b``), and the number of inner products clamped."""
     t = t[:, None]
     inner = a * (np.sin((1.0 - t) * theta) / np.sin(theta))
     inner += b * (np.sin(t * theta) / np.sin(theta))
-    counts = clamp_coefficients(inner, floor)
-    value = -np.log(inner).mean(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return value, 0 if counts is None else int(counts.sum())
+    return mean_log_distance(inner, floor)

@@ -31,7 +31,9 @@ from typing import Callable
 import numpy as np
 
 from .distances import pairwise_distances
+from .divergences import FLOOR
 from .embedding import InPCAResult, embedded_sq_distances, inpca
+from .validation import check_model_stack
 
 __all__ = ["LandmarkError", "LandmarkInPCAResult", "landmark_error", "landmark_inpca"]
 
@@ -79,46 +81,59 @@ class LandmarkInPCAResult:
 
 
 def _choose_landmarks(X, m, landmarks, rng, *, log, metric, floor, batch_size) -> np.ndarray:
+    """Indices of the landmarks: drawn (``"random"``, ``"maxmin"``, ``m`` of them) or checked."""
     T = X.shape[0]
     if isinstance(landmarks, str):
+        if landmarks not in ("random", "maxmin"):
+            raise ValueError(f"landmarks must be 'random', 'maxmin' or an array of indices, got {landmarks!r}")
+        m = _check_n_landmarks(m, T, landmarks)
         if landmarks == "random":
             return np.sort(rng.choice(T, size=m, replace=False))
-        if landmarks == "maxmin":
-            # Farthest-point sampling: each new landmark maximises its distance
-            # to the landmarks chosen so far (m passes over the models).
-            chosen = [int(rng.integers(T))]
-            nearest = np.full(T, np.inf)
-            for _ in range(m - 1):
-                last = np.asarray(X[chosen[-1]:chosen[-1] + 1])
-                for s in range(0, T, batch_size):
-                    e = min(T, s + batch_size)
-                    d = pairwise_distances(last, np.asarray(X[s:e]), log=log, metric=metric, floor=floor)[0]
-                    np.minimum(nearest[s:e], d, out=nearest[s:e])
-                nearest[chosen] = -np.inf
-                chosen.append(int(np.argmax(nearest)))
-            return np.asarray(chosen)
-        raise ValueError(f"landmarks must be 'random', 'maxmin' or an array of indices, got {landmarks!r}")
+        # Farthest-point sampling: each new landmark maximises its distance
+        # to the landmarks chosen so far (m passes over the models).
+        chosen = [int(rng.integers(T))]
+        nearest = np.full(T, np.inf)
+        for _ in range(m - 1):
+            last = np.asarray(X[chosen[-1]:chosen[-1] + 1])
+            for s in range(0, T, batch_size):
+                e = min(T, s + batch_size)
+                d = pairwise_distances(last, np.asarray(X[s:e]), log=log, metric=metric, floor=floor)[0]
+                np.minimum(nearest[s:e], d, out=nearest[s:e])
+            nearest[chosen] = -np.inf
+            chosen.append(int(np.argmax(nearest)))
+        return np.asarray(chosen)
     idx = np.asarray(landmarks)
     if idx.ndim != 1 or idx.dtype.kind not in "iu" or idx.size == 0:
         raise ValueError("landmarks: expected a non-empty 1-D array of integer indices")
     if idx.min() < 0 or idx.max() >= T or np.unique(idx).size != idx.size:
         raise ValueError(f"landmarks: indices must be distinct and in [0, {T})")
+    if m is not None and m != idx.size:
+        raise ValueError(f"n_landmarks = {m!r} but {idx.size} landmark indices were given; "
+                         "leave n_landmarks out with explicit landmarks")
     return idx.astype(np.intp)
+
+
+def _check_n_landmarks(m, T: int, landmarks: str) -> int:
+    if m is None:
+        raise ValueError(f"n_landmarks is required with landmarks={landmarks!r}")
+    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or not 1 <= m <= T:
+        raise ValueError(f"n_landmarks must be an integer in [1, {T}], got {m!r}")
+    return int(m)
 
 
 def landmark_inpca(
     X,
-    n_landmarks: int,
+    n_landmarks: int | None = None,
     n_components: int = 3,
     *,
     log: bool = False,
     metric: str = "bhattacharyya",
-    floor: float = 1e-12,
+    floor: float = FLOOR,
     landmarks="random",
     random_state=None,
     batch_size: int = 4096,
     solver: str = "auto",
-    progress: Callable | None = None,
+    callback: Callable | None = None,
 ) -> LandmarkInPCAResult:
     r"""Landmark (Nyström) InPCA: exact InPCA of ``m`` landmarks, Gower projection of all models.
 
@@ -127,9 +142,10 @@ def landmark_inpca(
     X : array_like, shape (T, n, C)
         Model probabilities; anything sliceable along axis 0 (``np.memmap``,
         Zarr, ...); read ``batch_size`` models at a time.
-    n_landmarks : int
-        ``m``, ``n_components <= m <= T``. Ignored when ``landmarks`` is an
-        index array.
+    n_landmarks : int, optional
+        ``m``, ``n_components <= m <= T``; required when ``landmarks`` is
+        ``"random"`` or ``"maxmin"``. With explicit indices it may be left out
+        (it is their number).
     n_components : int, default 3
     log, metric, floor
         As for :func:`pairwise_distances`.
@@ -142,12 +158,19 @@ def landmark_inpca(
         Models per batch for the model-to-landmark distances.
     solver : str, default "auto"
         Eigensolver for the landmark InPCA (see :func:`inpca`).
-    progress : callable, optional
-        ``progress("projection", done_models, T)`` after every batch.
+    callback : callable, optional
+        ``callback("projection", done_models, T)`` after every batch.
 
     Returns
     -------
     LandmarkInPCAResult
+
+    Raises
+    ------
+    ValueError
+        ``X`` not ``(T, n, C)``; ``n_landmarks`` missing or outside ``[1, T]``
+        with drawn landmarks, or not the number of explicit ones; explicit
+        indices repeated or out of range; an unknown ``landmarks`` string.
 
     Notes
     -----
@@ -158,18 +181,9 @@ def landmark_inpca(
     resolved.
     """
     rng = np.random.default_rng(random_state)
-    if not hasattr(X, "shape") or len(X.shape) != 3:
-        X = np.asarray(X)
-        if X.ndim != 3:
-            raise ValueError(f"X: expected shape (T, n, C), got shape {X.shape}")
-    T = int(X.shape[0])
-    if isinstance(landmarks, str):
-        if isinstance(n_landmarks, bool) or not isinstance(n_landmarks, numbers.Integral) or not (
-            1 <= n_landmarks <= T
-        ):
-            raise ValueError(f"n_landmarks must be an integer in [1, {T}], got {n_landmarks!r}")
-    idx = _choose_landmarks(X, int(n_landmarks) if isinstance(landmarks, str) else 0, landmarks, rng,
-                            log=log, metric=metric, floor=floor, batch_size=batch_size)
+    X, (T, _, _) = check_model_stack(X, "X")
+    idx = _choose_landmarks(X, n_landmarks, landmarks, rng, log=log, metric=metric, floor=floor,
+                            batch_size=batch_size)
     idx = np.sort(idx)  # the order of the landmarks does not matter
     XL = X[idx] if isinstance(X, np.ndarray) else np.stack([np.asarray(X[int(i)]) for i in idx])
     DL = pairwise_distances(XL, log=log, metric=metric, floor=floor)
@@ -180,8 +194,8 @@ def landmark_inpca(
         e = min(T, s + batch_size)
         d = pairwise_distances(np.asarray(X[s:e]), XL, log=log, metric=metric, floor=floor)
         coords[s:e] = base.transform(d)
-        if progress is not None:
-            progress("projection", e, T)
+        if callback is not None:
+            callback("projection", e, T)
     coords[idx] = base.coords  # exact for the landmarks themselves (up to rounding anyway)
     return LandmarkInPCAResult(coords=coords, eigenvalues=base.eigenvalues, signature=base.signature,
                                landmark_indices=idx, landmark_result=base)
@@ -222,7 +236,7 @@ class LandmarkError:
 
 
 def landmark_error(result: LandmarkInPCAResult, D=None, *, X=None, reference: InPCAResult | None = None,
-                   log: bool = False, metric: str = "bhattacharyya", floor: float = 1e-12) -> LandmarkError:
+                   log: bool = False, metric: str = "bhattacharyya", floor: float = FLOOR) -> LandmarkError:
     """Measure a landmark embedding against exact InPCA (moderate ``T`` only: forms ``T x T`` arrays).
 
     Parameters

@@ -33,6 +33,8 @@ import numpy as np
 
 from . import _eigen
 from .distances import pairwise_distances
+from .divergences import FLOOR
+from .validation import check_model_stack
 
 __all__ = ["DiskDistanceMatrix", "compute_distance_matrix_on_disk", "inpca_out_of_core"]
 
@@ -71,10 +73,10 @@ def compute_distance_matrix_on_disk(
     block_size: int = 1024,
     log: bool = False,
     metric: str = "bhattacharyya",
-    floor: float = 1e-12,
+    floor: float = FLOOR,
     dtype="float32",
     compressors=None,
-    progress: Callable | None = None,
+    callback: Callable | None = None,
     resume: bool = True,
 ) -> "DiskDistanceMatrix":
     r"""Write the ``T x T`` distance matrix of ``X`` to a Zarr array, tile by tile.
@@ -98,8 +100,8 @@ def compute_distance_matrix_on_disk(
         ``6e-8``).
     compressors : optional
         Passed to :func:`zarr.create_array` (default None: uncompressed).
-    progress : callable, optional
-        ``progress("distances", done, total)`` after every written tile
+    callback : callable, optional
+        ``callback("distances", done, total)`` after every written tile
         (``done`` counts tiles already on disk from an earlier run too). An
         exception raised by it interrupts the computation; completed tiles
         stay recorded.
@@ -124,13 +126,7 @@ def compute_distance_matrix_on_disk(
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if not hasattr(X, "shape") or len(X.shape) != 3:
-        X = np.asarray(X)
-        if X.ndim != 3:
-            raise ValueError(f"X: expected shape (T, n, C), got shape {X.shape}")
-    T = int(X.shape[0])
-    if T == 0:
-        raise ValueError("X: no models")
+    X, (T, _, _) = check_model_stack(X, "X")
     B = int(block_size)
     nb = -(-T // B)
     path = Path(path)
@@ -138,30 +134,12 @@ def compute_distance_matrix_on_disk(
         "format": _FORMAT, "T": T, "block_size": B, "metric": metric, "log": bool(log),
         "floor": float(floor), "dtype": dtype.name, "fingerprint": _fingerprint(X, T),
     }
-    zarr = _zarr()
     manifest_path = path / MANIFEST
-    done: set[tuple[int, int]] = set()
-    if resume and manifest_path.exists():
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        stored = {key: manifest.get(key) for key in params}
-        if stored != params:
-            diff = {key: (stored[key], params[key]) for key in params if stored[key] != params[key]}
-            raise ValueError(f"{path} holds a distance matrix with different parameters "
-                             f"(stored, requested): {diff}; pass resume=False to overwrite")
-        done = {tuple(t) for t in manifest["done"]}
-        array = zarr.open_array(str(path), mode="r+")
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        if manifest_path.exists():
-            manifest_path.unlink()
-        array = zarr.create_array(str(path), shape=(T, T), chunks=(B, B), dtype=dtype,
-                                  compressors=compressors, fill_value=0.0, overwrite=True)
-        manifest = dict(params, done=[], complete=False)
-        _write_json(manifest_path, manifest)
+    array, manifest = _open_or_create(path, params, resume=resume, compressors=compressors)
+    done = {tuple(t) for t in manifest["done"]}
     total = nb * (nb + 1) // 2
-    if progress is not None and done:
-        progress("distances", len(done), total)
+    if callback is not None and done:
+        callback("distances", len(done), total)
     for I in range(nb):
         rows = slice(I * B, min(T, (I + 1) * B))
         todo = [J for J in range(I, nb) if (I, J) not in done]
@@ -182,9 +160,33 @@ def compute_distance_matrix_on_disk(
             manifest["done"] = sorted(done)
             manifest["complete"] = len(done) == total
             _write_json(manifest_path, manifest)
-            if progress is not None:
-                progress("distances", len(done), total)
+            if callback is not None:
+                callback("distances", len(done), total)
     return DiskDistanceMatrix(path)
+
+
+def _open_or_create(path: Path, params: dict, *, resume: bool, compressors):
+    """The Zarr array and manifest at ``path``: resumed if they match ``params``, else new."""
+    zarr = _zarr()
+    manifest_path = path / MANIFEST
+    if resume and manifest_path.exists():
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        stored = {key: manifest.get(key) for key in params}
+        if stored != params:
+            diff = {key: (stored[key], params[key]) for key in params if stored[key] != params[key]}
+            raise ValueError(f"{path} holds a distance matrix with different parameters "
+                             f"(stored, requested): {diff}; pass resume=False to overwrite")
+        return zarr.open_array(str(path), mode="r+"), manifest
+    path.mkdir(parents=True, exist_ok=True)
+    if manifest_path.exists():
+        manifest_path.unlink()
+    T, B = params["T"], params["block_size"]
+    array = zarr.create_array(str(path), shape=(T, T), chunks=(B, B), dtype=params["dtype"],
+                              compressors=compressors, fill_value=0.0, overwrite=True)
+    manifest = dict(params, done=[], complete=False)
+    _write_json(manifest_path, manifest)
+    return array, manifest
 
 
 class _ZarrSource(_eigen.PanelSource):
@@ -296,14 +298,14 @@ class DiskDistanceMatrix:
         r = self.row_means()
         return float(self._cached("centred_sq_norm", lambda: self._source().centred_sq_norm(r)))
 
-    def _inpca_source(self, progress=None):
+    def _inpca_source(self, callback=None):
         self._require_complete()
         r = self.row_means()
-        if progress is not None:
-            progress("row_means", 1, 1)
+        if callback is not None:
+            callback("row_means", 1, 1)
         total = self.centred_sq_norm()
-        if progress is not None:
-            progress("centred_sq_norm", 1, 1)
+        if callback is not None:
+            callback("centred_sq_norm", 1, 1)
         return self._source(), r, total
 
 

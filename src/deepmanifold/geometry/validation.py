@@ -16,8 +16,10 @@ import numpy as np
 __all__ = [
     "SUM_TOLERANCE",
     "check_distance_matrix",
+    "check_distance_matrix_tiled",
     "check_floor",
     "check_labels",
+    "check_model_stack",
     "check_n_classes",
     "check_probabilities",
     "check_same_samples",
@@ -195,35 +197,121 @@ def check_floor(floor) -> float:
     return floor
 
 
+def check_model_stack(X, name: str = "X"):
+    """Check the shape of a stack of models without reading it.
+
+    Parameters
+    ----------
+    X : array_like, shape (T, n, C)
+        Anything with ``.shape``, ``.dtype`` and slicing along axis 0
+        (``np.ndarray``, ``np.memmap``, zarr arrays, :class:`ModelStack`) is
+        kept as it is; anything else goes through :func:`numpy.asarray`.
+    name : str, default "X"
+        Argument name used in error messages.
+
+    Returns
+    -------
+    (X, (T, n, C)) : tuple
+        ``X`` (unread) and its shape as Python ints.
+
+    Raises
+    ------
+    ValueError
+        ``X`` is not 3-D, or an axis is empty.
+    """
+    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
+        X = np.asarray(X)
+    shape = tuple(int(s) for s in X.shape)
+    if len(shape) != 3:
+        raise ValueError(f"{name}: expected shape (T, n, C), got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"{name}: every axis must be non-empty, got shape {shape}")
+    return X, shape
+
+
 def check_distance_matrix(D, name: str = "D") -> np.ndarray:
     """Validate a square, finite, symmetric distance matrix with a zero diagonal.
 
     Symmetry and the zero diagonal are checked to within
     ``1e-6 * max(1, max|D|)``; the returned float64 array is the symmetric part
     ``(D + D.T) / 2``.
+
+    Raises
+    ------
+    ValueError
+        Not a real square non-empty matrix, a non-finite entry, asymmetry or a
+        non-zero diagonal beyond the tolerance; the message names the entry.
     """
-    D = np.asarray(D)
+    D, _ = check_distance_matrix_tiled(D, name)
+    D = np.asarray(D, dtype=np.float64)
+    return (D + D.T) / 2
+
+
+def check_distance_matrix_tiled(D, name: str = "D", *, tile: int = 256) -> tuple[np.ndarray, bool]:
+    """:func:`check_distance_matrix` tile by tile, without copying the matrix.
+
+    The same rules, read in ``tile x tile`` blocks, so the temporaries are
+    ``O(tile^2)`` whatever the size of ``D`` (e.g. a large ``np.memmap``).
+
+    Returns
+    -------
+    (D, exactly_symmetric) : tuple
+        ``D`` itself when it is a float32/float64 ndarray or memmap (other real
+        dtypes are converted to float64), and whether ``D == D.T`` exactly.
+    """
+    D = _square_real(D, name)
+    T = D.shape[0]
+    max_abs, max_asym, asym_at, max_diag, diag_at = 0.0, 0.0, (0, 0), 0.0, 0
+    for s in range(0, T, tile):
+        e = min(T, s + tile)
+        for t in range(s, T, tile):
+            f = min(T, t + tile)
+            A = np.asarray(D[s:e, t:f])
+            max_abs = max(max_abs, _finite_extent(A, name, s, t))
+            if t == s:
+                B = A
+            else:
+                B = np.asarray(D[t:f, s:e])
+                max_abs = max(max_abs, _finite_extent(B, name, t, s))
+            diff = np.abs(A - B.T)
+            if float(diff.max()) > max_asym:
+                i, j = _first(diff == diff.max())
+                max_asym, asym_at = float(diff.max()), (s + i, t + j)
+            if t == s:
+                diag = np.abs(np.diagonal(A))
+                if float(diag.max()) > max_diag:
+                    max_diag, diag_at = float(diag.max()), s + int(np.argmax(diag))
+    tol = 1e-6 * max(1.0, max_abs)
+    if max_asym > tol:
+        i, j = asym_at
+        raise ValueError(
+            f"{name} is not symmetric: {name}[{i}, {j}] = {D[i, j]:.8g} but "
+            f"{name}[{j}, {i}] = {D[j, i]:.8g} (tolerance {tol:.3g})"
+        )
+    if max_diag > tol:
+        i = diag_at
+        raise ValueError(f"{name} must have a zero diagonal: {name}[{i}, {i}] = {D[i, i]:.8g}")
+    return D, max_asym == 0.0
+
+
+def _square_real(D, name: str) -> np.ndarray:
+    """``D`` as a real, square, non-empty 2-D array; float32/float64 arrays are not copied."""
+    D = D if isinstance(D, np.ndarray) else np.asarray(D)
     if D.dtype.kind not in "fiu":
         raise ValueError(f"{name}: expected a real array, got dtype {D.dtype}")
     if D.ndim != 2 or D.shape[0] != D.shape[1]:
         raise ValueError(f"{name}: expected a square (T, T) matrix, got shape {D.shape}")
     if D.shape[0] == 0:
         raise ValueError(f"{name}: the matrix is empty")
-    D = D.astype(np.float64, copy=False)
-    finite = np.isfinite(D)
-    if not finite.all():
-        i, j = _first(~finite)
-        raise ValueError(f"{name}[{i}, {j}] = {D[i, j]} is not finite")
-    tol = 1e-6 * max(1.0, float(np.abs(D).max()))
-    asym = np.abs(D - D.T)
-    if asym.max() > tol:
-        i, j = _first(asym == asym.max())
-        raise ValueError(
-            f"{name} is not symmetric: {name}[{i}, {j}] = {D[i, j]:.8g} but "
-            f"{name}[{j}, {i}] = {D[j, i]:.8g} (tolerance {tol:.3g})"
-        )
-    diag = np.abs(np.diagonal(D))
-    if diag.max() > tol:
-        i = int(np.argmax(diag))
-        raise ValueError(f"{name} must have a zero diagonal: {name}[{i}, {i}] = {D[i, i]:.8g}")
-    return (D + D.T) / 2
+    if D.dtype not in (np.float32, np.float64):
+        D = D.astype(np.float64)
+    return D
+
+
+def _finite_extent(A: np.ndarray, name: str, row0: int, col0: int) -> float:
+    """``max|A|`` of a block whose top-left entry is ``D[row0, col0]``; raise on NaN or inf."""
+    lo, hi = float(A.min()), float(A.max())  # NaN or inf shows up in one of them
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        i, j = _first(~np.isfinite(A))
+        raise ValueError(f"{name}[{row0 + i}, {col0 + j}] = {A[i, j]} is not finite")
+    return max(abs(lo), abs(hi))
