@@ -169,7 +169,7 @@ class Recorder:
     the predictions go on.
 
     Used as a context manager the recorder closes (commits) the run when the block
-    ends normally. When the block raises, nothing is committed and the exception
+    ends normally (its :class:`RunResult` is then ``recorder.result``). When the block raises, nothing is committed and the exception
     propagates: a run that failed leaves no trace in the store and is trained again
     by the next sweep that asks for it.
     """
@@ -200,6 +200,7 @@ class Recorder:
         self.diverged: str | None = None  # why, once predictions went non-finite
         self.errors: dict[str, str] = {}
         self.closed = False
+        self.result: RunResult | None = None  # what close() returned
         self._steps: list[int] = []
         self._epochs: list[float] = []
         self._arrays: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in self.measurements}
@@ -355,6 +356,7 @@ class Recorder:
                 metrics={"step": result.steps, "epoch": result.epochs, **result.metrics}, logp=result.logp,
                 probes=result.fingerprints, arrays=result.arrays,
                 info=jsonable({"wall_time": result.wall_time, "n_parameters": result.n_parameters, **result.info}))
+        self.result = result
         return result
 
     # ------------------------------------------------------------------ internals
