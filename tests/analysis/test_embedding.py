@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from deepmanifold.analysis import build_picture
+from deepmanifold.analysis.checkpoints import checkpoint_distances, usable_runs
 from deepmanifold.geometry import geodesic
 from deepmanifold.store import Store
 
@@ -64,6 +65,38 @@ def test_runs_on_different_probe_sets_are_never_compared(store):
     _commit(store, "d", [0.0, 0.4], fingerprint="other")
     with pytest.raises(ValueError, match=r"2 different 'test' probe sets.*other: d"):
         build_picture(store, "test")
+
+
+def test_precomputed_distances_give_the_same_picture(store):
+    runs, _ = usable_runs(store, "test")
+    given = build_picture(store, "test", distances=checkpoint_distances(store, "test", runs))
+    own = build_picture(store, "test")
+    for a, b in zip(given.runs, own.runs):
+        np.testing.assert_array_equal(a.coords, b.coords)
+        np.testing.assert_array_equal(a.progress, b.progress)
+    np.testing.assert_array_equal(given.geodesic, own.geodesic)
+    assert [r.run_label for r in given.runs] == ["a", "b"]
+
+
+def test_distances_of_other_runs_or_probe_are_refused(store):
+    runs, _ = usable_runs(store, "test")
+    only_a = checkpoint_distances(store, "test", runs[:1])
+    with pytest.raises(ValueError, match="runs"):
+        build_picture(store, "test", distances=only_a)
+    d = checkpoint_distances(store, "test", runs)
+    d.probe = "train"
+    with pytest.raises(ValueError, match="probe 'train'"):
+        build_picture(store, "test", distances=d)
+
+
+def test_subsampled_checkpoints_keep_their_own_steps_and_progress(store):
+    runs, _ = usable_runs(store, "test")
+    d = checkpoint_distances(store, "test", runs, budget=6)  # 8 checkpoints in all: 3 + 3 kept
+    pic = build_picture(store, "test", distances=d)
+    a = next(r for r in pic.runs if r.run_id == "a")
+    np.testing.assert_array_equal(a.steps, np.array([0, 2, 3]) * 5)
+    np.testing.assert_allclose(a.progress, [0.0, 0.5, 1.0], atol=1e-6)
+    assert a.coords.shape[0] == 3 and len(a.metrics["test_acc"]) == 3
 
 
 def test_empty_store_says_so(tmp_path):

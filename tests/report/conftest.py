@@ -54,7 +54,7 @@ def make_picture(*, probe: str = "test", k: int = 4, eigenvalues=None, n_runs: i
         coords = coords + 0.01 * rng.standard_normal(coords.shape)
         acc = 0.1 + 0.85 * progress
         runs.append(RunTrace(
-            run_id=f"run-{r:03d}", label=f"{group} / adam / seed {r}", group=group,
+            run_id=f"run-{r:03d}", run_label=f"{group} / adam / seed {r}", group=group,
             config={"arch": group, "seed": r}, steps=steps, epochs=epochs, coords=coords,
             progress=progress, metrics={"train_loss": 2.3 * (1 - progress), "train_acc": acc,
                                         "test_loss": 2.3 * (1 - 0.9 * progress),

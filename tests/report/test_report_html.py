@@ -123,7 +123,7 @@ def test_every_run_label_and_reference_present(report):
         fig = figures[f"dm-inpca-{probe}"]["figure"]
         hover = " ".join(t for trace in fig["data"] for t in trace.get("text") or [] if t)
         for run in picture.runs:
-            assert run.label in hover
+            assert run.run_label in hover
         names = {trace["name"] for trace in fig["data"]}
         assert {"ignorance P₀", "truth P*", "geodesic (ignorance → truth)"} <= names
         labels = {a["text"] for a in fig["layout"]["scene"]["annotations"]}
@@ -255,7 +255,7 @@ def test_rejects_bad_input(tmp_path, make_picture):
 
 def test_script_breaking_label_is_escaped(tmp_path, make_picture):
     picture = make_picture(n_runs=1)
-    picture.runs[0].label = "evil </script><script>alert(1)</script>"
+    picture.runs[0].run_label = "evil </script><script>alert(1)</script>"
     text = write_report(tmp_path / "r.html", {"test": picture}, title="x").read_text()
     assert "</script><script>alert(1)" not in text
     _, _, figures = _parse(tmp_path / "r.html")

@@ -1,62 +1,32 @@
 """Put every checkpoint of a store in one InPCA picture.
 
-All checkpoints of all usable runs are embedded together (exact InPCA of their
-pairwise intensive Bhattacharyya distances).  The reference models (ignorance,
-truth) and points of the geodesic between them are then *placed* in that
-picture by Gower out-of-sample projection rather than embedded: they are
-landmarks for the reader, and must not pull the axes towards themselves.
+All checkpoints of all usable runs (subsampled per run past
+:data:`~deepmanifold.analysis.checkpoints.MAX_CHECKPOINT_MODELS`) are embedded together:
+exact InPCA of their pairwise intensive Bhattacharyya distances. The reference models
+(ignorance, truth) and points of the geodesic between them are then *placed* in that
+picture by Gower out-of-sample projection rather than embedded: they are landmarks for
+the reader, and must not pull the axes towards themselves.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 
 import numpy as np
 
 from deepmanifold import geometry
+from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_distances, stacked_predictions,
+                                               usable_runs)
 from deepmanifold.analysis.picture import Picture, RunTrace
 from deepmanifold.store import RunRecord, Store
 
-__all__ = ["build_picture", "usable_runs"]
+__all__ = ["build_picture"]
 
 _MAX_AXES = 10  # axes kept for the explained-stress curve
 
 
-def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[str, str]]]:
-    """Runs that can share one picture on ``probe``, and the ones left out with why.
-
-    Diverged runs, damaged runs and runs without that probe set are left out.
-    All remaining runs must share one probe set (same samples in the same order);
-    otherwise the comparison is meaningless and a ``ValueError`` names the runs.
-    """
-    records, damaged = store.records(on_error="skip")
-    excluded = [(run_id, f"damaged: {why}") for run_id, why in damaged]
-    keep = []
-    for rec in records:
-        label = rec.config.get("label", rec.run_id)
-        if rec.status != "complete":
-            excluded.append((label, f"{rec.status}: {rec.message}".rstrip(": ")))
-        elif probe not in rec.probes:
-            excluded.append((label, f"no predictions on probe set {probe!r}"))
-        elif rec.n_checkpoints < 1:
-            excluded.append((label, "no checkpoints recorded"))
-        else:
-            keep.append(rec)
-    fingerprints = Counter(rec.probes[probe] for rec in keep)
-    if len(fingerprints) > 1:
-        detail = "; ".join(
-            f"{fp[:12]}: " + ", ".join(r.run_id for r in keep if r.probes[probe] == fp)
-            for fp in fingerprints
-        )
-        raise ValueError(
-            f"runs in {store.root} were recorded on {len(fingerprints)} different {probe!r} probe sets "
-            f"and cannot share one picture ({detail})"
-        )
-    return keep, excluded
-
-
-def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41) -> Picture:
+def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
+                  distances: CheckpointDistances | None = None) -> Picture:
     """Embed every checkpoint of every usable run of ``store`` with InPCA.
 
     Parameters
@@ -66,6 +36,10 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41) ->
         Probe set whose predictions are compared (``"test"`` or ``"train"``).
     n_geodesic : int
         Number of points of the ignorance-truth geodesic to place in the picture.
+    distances : CheckpointDistances, optional
+        The distance matrix of the usable runs' checkpoints on ``probe``, when the
+        caller already has it (:func:`~deepmanifold.analysis.checkpoints.checkpoint_distances`,
+        as :func:`~deepmanifold.analysis.analyze_store` computes it); computed otherwise.
 
     Returns
     -------
@@ -76,57 +50,36 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41) ->
     Raises
     ------
     ValueError
-        If no run can be embedded, or runs were recorded on different probe sets.
+        If no run can be embedded, runs were recorded on different probe sets, or
+        ``distances`` were computed on another probe set or other runs.
     """
     runs, excluded = usable_runs(store, probe)
-    for label, why in excluded:
-        warnings.warn(f"left out of the picture: {label} ({why})", stacklevel=2)
+    for run_label, why in excluded:
+        warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=2)
     if not runs:
         raise ValueError(f"no complete run with predictions on probe set {probe!r} in {store.root}")
+    if distances is None:
+        distances = checkpoint_distances(store, probe, runs)
+    else:
+        _check_distances(distances, probe, runs)
 
-    stored_probe = store.probe(runs[0].probes[probe])
-    labels = stored_probe.labels
-    logps = [store.logp(rec.run_id, probe) for rec in runs]
-    counts = [len(lp) for lp in logps]
-    # float64: float32 kernels lose ~1e-4 relative accuracy on close checkpoint pairs (d_B ~ 1e-5).
-    X = np.concatenate(logps, axis=0).astype(np.float64)  # (T, n, C)
-    n_classes = X.shape[2]
-    notes = []
-
+    sample_labels = store.probe(runs[0].probes[probe]).labels
+    models = stacked_predictions(store, probe, distances.run_ids, distances.checkpoints)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        D = geometry.pairwise_distances(X, log=True)
-        k = min(_MAX_AXES, len(D))
-        emb = geometry.inpca(D, n_components=k)
+        emb = geometry.inpca(distances.matrix, n_components=min(_MAX_AXES, len(distances.matrix)))
+        t, ref_coords = _geodesic_in(emb, models, sample_labels, n_geodesic)
+        progress = [_progress(store, rec.run_id, probe, keep, sample_labels)
+                    for rec, keep in zip(runs, distances.checkpoints)]
+    notes = sorted(set(distances.notes) | {str(w.message) for w in caught})
 
-        t = np.linspace(0.0, 1.0, n_geodesic)
-        refs = geometry.geodesic(labels, n_classes, t)  # t=0 is ignorance, t=1 truth
-        with np.errstate(divide="ignore"):
-            ref_logp = np.log(refs)
-        ref_coords = emb.transform(geometry.pairwise_distances(ref_logp, X, log=True))
-        progress = geometry.progress(X, labels, log=True)
-    notes += sorted({str(w.message) for w in caught})
-
-    traces = []
-    offsets = np.cumsum([0] + counts)
-    for rec, lo, hi in zip(runs, offsets[:-1], offsets[1:]):
-        m = store.metrics(rec.run_id)
-        traces.append(RunTrace(
-            run_id=rec.run_id,
-            label=rec.config.get("label", rec.run_id),
-            group=str(rec.config.get("arch_alias", rec.config.get("arch", "run"))),
-            config=rec.config,
-            steps=m["step"],
-            epochs=m["epoch"],
-            coords=emb.coords[lo:hi],
-            progress=progress[lo:hi],
-            metrics={key: val for key, val in m.items() if key not in ("step", "epoch")},
-        ))
-
+    offsets = np.cumsum([0] + [len(k) for k in distances.checkpoints])
+    traces = [_trace(store, rec, keep, emb.coords[lo:hi], lam)
+              for rec, keep, lo, hi, lam in zip(runs, distances.checkpoints, offsets[:-1], offsets[1:], progress)]
     return Picture(
         probe=probe,
-        n_samples=X.shape[1],
-        n_classes=n_classes,
+        n_samples=models.shape[1],
+        n_classes=models.shape[2],
         runs=traces,
         eigenvalues=emb.eigenvalues,
         explained_stress=emb.explained_stress,
@@ -137,4 +90,56 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41) ->
         geodesic_t=t,
         excluded=excluded,
         notes=notes,
+    )
+
+
+def _check_distances(distances: CheckpointDistances, probe: str, runs: list[RunRecord]) -> None:
+    """Raise ``ValueError`` unless ``distances`` are those of ``runs`` on ``probe``."""
+    run_ids = [r.run_id for r in runs]
+    if distances.probe != probe or list(distances.run_ids) != run_ids:
+        raise ValueError(f"distances were computed on probe {distances.probe!r} for runs {list(distances.run_ids)}, "
+                         f"but the {probe!r} picture shows runs {run_ids}")
+    T = sum(len(k) for k in distances.checkpoints)
+    if np.shape(distances.matrix) != (T, T):
+        raise ValueError(f"distances.matrix has shape {np.shape(distances.matrix)}, expected ({T}, {T}) "
+                         "for the selected checkpoints")
+    for rec, keep in zip(runs, distances.checkpoints):
+        if len(keep) and (np.min(keep) < 0 or np.max(keep) >= rec.n_checkpoints):
+            raise ValueError(f"distances select checkpoints outside run {rec.run_id!r} "
+                             f"({rec.n_checkpoints} checkpoints)")
+
+
+def _geodesic_in(emb: geometry.InPCAResult, models, sample_labels, n_geodesic: int):
+    """Geodesic parameters ``(G,)`` and the Gower-projected coordinates ``(G, k)`` of its points.
+
+    ``t = 0`` is ignorance, ``t = 1`` truth.
+    """
+    t = np.linspace(0.0, 1.0, n_geodesic)
+    refs = geometry.geodesic(sample_labels, models.shape[2], t)
+    with np.errstate(divide="ignore"):
+        ref_logp = np.log(refs)
+    return t, emb.transform(geometry.pairwise_distances(ref_logp, models, log=True))
+
+
+def _progress(store: Store, run_id: str, probe: str, keep: np.ndarray, sample_labels) -> np.ndarray:
+    """Progress of the kept checkpoints of one run (read one run at a time)."""
+    logp = store.logp(run_id, probe)
+    if not np.array_equal(keep, np.arange(len(logp))):
+        logp = logp[keep]
+    return np.atleast_1d(geometry.progress(logp, sample_labels, log=True))
+
+
+def _trace(store: Store, rec: RunRecord, keep: np.ndarray, coords: np.ndarray, progress: np.ndarray) -> RunTrace:
+    """One run of the picture, its per-checkpoint columns restricted to the kept checkpoints."""
+    m = store.metrics(rec.run_id)
+    return RunTrace(
+        run_id=rec.run_id,
+        run_label=rec.config.get("label", rec.run_id),
+        group=str(rec.config.get("arch_alias", rec.config.get("arch", "run"))),
+        config=rec.config,
+        steps=m["step"][keep],
+        epochs=m["epoch"][keep],
+        coords=coords,
+        progress=progress,
+        metrics={key: val[keep] for key, val in m.items() if key not in ("step", "epoch")},
     )

@@ -19,8 +19,8 @@ class RunTrace:
     ----------
     run_id : str
         Identifier of the run in the store.
-    label : str
-        Human-readable name, e.g. ``"cnn / adam / seed 1"``.
+    run_label : str
+        Display name of the run, e.g. ``"cnn / adam / seed 1"``.
     group : str
         Colour key in the report (the architecture).
     config : dict
@@ -38,7 +38,7 @@ class RunTrace:
     """
 
     run_id: str
-    label: str
+    run_label: str
     group: str
     config: dict
     steps: np.ndarray
@@ -59,6 +59,8 @@ class Picture:
     n_samples, n_classes : int
         Shape of each model's prediction array ``(n, C)``.
     runs : list of RunTrace
+        Runs in store order; each holds the checkpoints that were embedded (all of
+        them, or an even subsample per run in very large stores).
     eigenvalues : ndarray, shape (k,)
         Signed eigenvalues of the centred matrix W, sorted by ``|lambda|`` descending.
         A negative eigenvalue marks a time-like axis.

@@ -132,11 +132,11 @@ def _metric(run: RunTrace, key: str) -> np.ndarray:
 
 
 def _hover(run: RunTrace) -> list[str]:
-    """Hover text of each checkpoint: run label, epoch, step, progress, test accuracy."""
-    label = html.escape(run.label)
+    """Hover text of each checkpoint: run display name, epoch, step, progress, test accuracy."""
+    run_label = html.escape(run.run_label)
     acc = _metric(run, "test_acc")
     return [
-        f"<b>{label}</b><br>epoch {_fmt(e, '.4g')} · step {int(s)}"
+        f"<b>{run_label}</b><br>epoch {_fmt(e, '.4g')} · step {int(s)}"
         f"<br>progress {_fmt(p, '.3f')} · test acc {_fmt(a, '.3f')}"
         for e, s, p, a in zip(run.epochs, run.steps, run.progress, acc)
     ]
@@ -164,7 +164,7 @@ def _group_traces(
         text: Callable[[RunTrace], list[str]] = _hover
     else:
         hover = {"hovertemplate": hovertemplate}
-        text = lambda run: [html.escape(run.label)] * len(run.steps)  # noqa: E731
+        text = lambda run: [html.escape(run.run_label)] * len(run.steps)  # noqa: E731
     traces = []
     for group, members in _runs_by_group(runs).items():
         colour = colours[group]
