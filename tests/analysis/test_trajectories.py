@@ -1,6 +1,7 @@
 """Trajectories by progress, on runs built from the geodesic so every answer is known."""
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -13,6 +14,7 @@ from deepmanifold.analysis.trajectories import (
     config_dendrogram,
     distance_to_geodesic_by_progress,
     mean_trajectory,
+    probabilities_from_roots,
     resample_by_progress,
     trajectory_distance_matrix,
     tube_width,
@@ -174,17 +176,18 @@ def test_dendrogram_separates_two_planted_families():
     runs = [_path(t, fam_a) for t in t_sets] + [_path(t, fam_b) for t in t_sets]
     names = ["a0", "a1", "a2", "b0", "b1", "b2"]
     order = [0, 3, 1, 4, 2, 5]  # interleave so the grouping is not given by position
-    ts = TrajectorySet.from_runs([runs[i] for i in order], LABELS, GRID, labels=[names[i] for i in order])
+    ts = TrajectorySet.from_runs([runs[i] for i in order], LABELS, GRID, run_labels=[names[i] for i in order])
     D = trajectory_distance_matrix(ts)
-    tree = config_dendrogram(D, ts.labels)
-    json.dumps(tree)
-    Z = np.asarray(tree["linkage"])
-    clusters = fcluster(Z, 2, criterion="maxclust")
-    groups = {name[0]: set() for name in ts.labels}
-    for name, c in zip(ts.labels, clusters):
+    tree = config_dendrogram(D, ts.run_labels)
+    as_json = json.loads(json.dumps(tree.to_dict(), allow_nan=False))
+    assert as_json["labels"] == ts.run_labels and as_json["leaf_labels"] == tree.leaf_names
+    np.testing.assert_array_equal(np.asarray(as_json["linkage"]), tree.linkage)
+    clusters = fcluster(tree.linkage, 2, criterion="maxclust")
+    groups = {name[0]: set() for name in ts.run_labels}
+    for name, c in zip(ts.run_labels, clusters):
         groups[name[0]].add(int(c))
     assert all(len(v) == 1 for v in groups.values()) and groups["a"] != groups["b"]
-    leaf_families = [name[0] for name in tree["leaf_labels"]]
+    leaf_families = [name[0] for name in tree.leaf_names]
     assert leaf_families in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
 
 
@@ -212,7 +215,7 @@ def test_from_store(tmp_path):
     messages = [str(w.message) for w in caught]
     assert any("left out of the trajectories: L-dead" in m for m in messages)
     assert any("not monotone" in m and "L-back" in m for m in messages)
-    assert ts.run_ids == ["back", "fast", "slow"] and ts.labels == ["L-back", "L-fast", "L-slow"]
+    assert ts.run_ids == ["back", "fast", "slow"] and ts.run_labels == ["L-back", "L-fast", "L-slow"]
     assert ts.sqrt_p.shape == (3, len(GRID), N, C) and ts.sqrt_p.dtype == np.float32
     np.testing.assert_array_equal(ts.monotone, [False, True, True])
     np.testing.assert_array_equal(ts.steps[1], [0, 7, 14, 21])
@@ -226,3 +229,45 @@ def test_from_store(tmp_path):
     assert only.run_ids == ["slow", "fast"]
     with pytest.raises(ValueError, match="not usable.*dead"):
         TrajectorySet.from_store(store, "test", grid=GRID, runs=["dead"])
+
+
+def test_probabilities_from_roots_renormalise_and_round_trip():
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(C), size=(4, N))
+    roots = np.sqrt(p)
+    unit = roots / np.linalg.norm(roots, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(np.sqrt(np.square(unit)), unit)  # squaring loses nothing
+    np.testing.assert_allclose(np.sqrt(probabilities_from_roots(roots)), unit, rtol=1e-15, atol=0)
+    off = (roots * (1 + 1e-7 * rng.standard_normal((4, N, 1)))).astype(np.float32)  # float32 norms ~1 +- 1e-7
+    q = probabilities_from_roots(off)
+    assert q.dtype == np.float64 and np.abs(q.sum(-1) - 1).max() < 1e-15
+    assert bhattacharyya(q[0], q[0]) < 1e-15
+    zero = probabilities_from_roots(np.zeros((2, C), np.float32))
+    assert np.all(zero == 0)
+
+
+def test_dendrogram_of_one_leaf_and_bad_input():
+    tree = config_dendrogram(np.zeros((1, 1)), ["only"])
+    assert tree.to_dict() == {"linkage": [], "leaves": [0], "labels": ["only"], "leaf_labels": ["only"],
+                              "icoord": [], "dcoord": [], "method": "complete"}
+    D = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
+    assert config_dendrogram(D + np.eye(3), list("abc")).leaf_names == config_dendrogram(D, list("abc")).leaf_names
+    with pytest.raises(ValueError, match="2 names for a 3 x 3 matrix"):
+        config_dendrogram(D, ["a", "b"])
+    with pytest.raises(ValueError, match="non-negative"):
+        config_dendrogram(-D, list("abc"))
+    with pytest.raises(ValueError, match="not symmetric"):
+        config_dendrogram(D + np.triu(D), list("abc"))
+    with pytest.raises(ValueError, match="square"):
+        config_dendrogram(D[:2], list("abc"))
+
+
+def test_sample_labels_are_checked():
+    P = _path([0.0, 0.5])
+    with pytest.raises(ValueError, match=re.escape(f"labels[3] = {C} is outside [0, {C})")):
+        bad = LABELS.copy()
+        bad[3] = C
+        resample_by_progress(P, [0.0, 0.5], GRID, labels=bad)
+    ts = TrajectorySet.from_runs([P], LABELS, GRID)
+    with pytest.raises(ValueError, match=re.escape(f"labels has length {N - 1} but there are {N} samples")):
+        distance_to_geodesic_by_progress(ts, LABELS[1:])

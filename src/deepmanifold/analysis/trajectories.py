@@ -27,15 +27,15 @@ Resampling (:func:`resample_by_progress`)
 
 Distances
     All distances are the intensive Bhattacharyya distance
-    ``d_B = -(1/n) Σ_i log BC_i`` with ``BC_i`` clamped to ``[1e-12, 1]`` as in
-    :mod:`deepmanifold.geometry`. Stored ``sqrt p`` are float32; they are
-    renormalised per sample in float64 before any inner product, so that
-    ``d_B(P, P) = 0`` up to ~1e-16 rather than the ~1e-7 of float32 row sums.
+    ``d_B = -(1/n) Σ_i log BC_i`` computed by :mod:`deepmanifold.geometry`, with
+    its clamping rule. Stored ``sqrt p`` are float32; they are renormalised per
+    sample in float64 and squared (:func:`probabilities_from_roots`) before any
+    distance, so that ``d_B(P, P) = 0`` up to ~1e-16 rather than the ~1e-7 of
+    float32 row sums.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -43,20 +43,22 @@ import numpy as np
 from scipy.special import logsumexp
 
 from deepmanifold import geometry
-from deepmanifold.geometry.validation import check_probabilities
+from deepmanifold.geometry.validation import check_distance_matrix, check_labels, check_probabilities
+from deepmanifold.utils import jsonable
 
 __all__ = [
+    "Dendrogram",
     "Resampled",
     "TrajectorySet",
     "config_dendrogram",
     "distance_to_geodesic_by_progress",
     "mean_trajectory",
+    "probabilities_from_roots",
     "resample_by_progress",
     "trajectory_distance_matrix",
     "tube_width",
 ]
 
-FLOOR = 1e-12  # clamp of the Bhattacharyya coefficients, as in geometry
 _U_TOL = 1e-13  # root bracket width at which the progress solve stops
 _LAMBDA_TOL = 1e-11  # |λ(u) - t| at which the progress solve stops
 _MAX_ITER = 100
@@ -135,19 +137,31 @@ def _slerp_weights(omega: np.ndarray, u: np.ndarray):
     return w0, w1
 
 
-def _coefficients(root: np.ndarray, labels: np.ndarray):
-    """Geodesic coefficients ``a = <√p, √p0>``, ``b = √p_y`` of unit roots ``(n, C)``."""
-    C = root.shape[-1]
-    return root.sum(axis=-1) / math.sqrt(C), root[np.arange(root.shape[0]), labels]
+def probabilities_from_roots(sqrt_p) -> np.ndarray:
+    """float64 probabilities from stored square roots, each sample renormalised.
 
+    Stored ``sqrt p`` (:attr:`TrajectorySet.sqrt_p`, float32) have rows whose
+    squares sum to 1 only within ~1e-7, which would dominate ``d_B`` of close
+    models; each sample is scaled to unit norm in float64 first. Squaring
+    loses nothing: the float64 square root of the float64 square of a root is
+    that root, so :mod:`deepmanifold.geometry` works on the same roots.
 
-def _bhattacharyya_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """``d_B`` between matching models of two ``(..., n, C)`` stacks of ``sqrt p`` (float64)."""
-    X = _normalise(np.array(X, dtype=np.float64))
-    Y = _normalise(np.array(Y, dtype=np.float64))
-    bc = np.einsum("...c,...c->...", X, Y)
-    np.clip(bc, FLOOR, 1.0, out=bc)
-    return -np.log(bc).mean(axis=-1) + 0.0
+    Parameters
+    ----------
+    sqrt_p : array_like, shape (..., n, C)
+        Square roots of class probabilities; all-zero samples (unreached grid
+        points) stay zero.
+
+    Returns
+    -------
+    ndarray, shape (..., n, C), float64
+
+    Examples
+    --------
+    >>> probabilities_from_roots(np.float32([[0.6, 0.8000001]])).round(6).tolist()
+    [[0.36, 0.64]]
+    """
+    return np.square(_normalise(np.array(sqrt_p, dtype=np.float64)))
 
 
 def _first_crossings(lam: np.ndarray, grid: np.ndarray, atol: float):
@@ -232,39 +246,50 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
     if not np.all(np.isfinite(lam)):
         raise ValueError("progress must be finite")
     grid = _check_grid(grid)
-    G = grid.shape[0]
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= C:
-            raise ValueError(f"labels must be {n} integers in [0, {C})")
-        labels = labels.astype(np.int64)
-
-    steps = np.diff(lam)
-    n_back = int(np.count_nonzero(steps < 0))
+        labels = check_labels(labels, n, C)
     if not atol >= 0:
         raise ValueError(f"atol must be >= 0, got {atol!r}")
+    n_back = int(np.count_nonzero(np.diff(lam) < 0))
     k, reached = _first_crossings(lam, grid, float(atol))
+    a, b, omega = _checkpoint_geometry(P, log=log, labels=labels, pairs=np.unique(k[reached & (k < K - 1)]))
+    u, residual = _fractions(k, reached, grid, lam, a, b, omega, C)
+    out = _interpolate(P, log=log, k=k, u=u, omega=omega, at=np.flatnonzero(reached))
+    return Resampled(sqrt_p=out, reached=reached, monotone=n_back == 0, n_backtracks=n_back,
+                     residual=residual, checkpoint=k, fraction=u)
 
-    # One pass over the checkpoints: validation, geodesic coefficients, and the
-    # per-sample angle between consecutive checkpoints (only pairs that are used).
-    used_pairs = np.unique(k[reached & (k < K - 1)])
-    need_pair = np.zeros(K, dtype=bool)
-    need_pair[used_pairs] = True
+
+def _checkpoint_geometry(P, *, log: bool, labels, pairs: np.ndarray):
+    """One pass over the checkpoints: validation, geodesic coefficients, angles.
+
+    Returns ``(a, b, omega)``: the geodesic coefficients ``(K, n)`` of every
+    checkpoint (None without ``labels``) and, for the consecutive pairs
+    ``(k, k+1)`` listed in ``pairs``, each sample's angle ``omega[k]`` between
+    the two checkpoints on the unit sphere (0 for the other pairs).
+    """
+    K, n, _ = P.shape
+    need = np.zeros(K, dtype=bool)
+    need[pairs] = True
+    a = b = None
     if labels is not None:
-        a_ck, b_ck = np.empty((K, n)), np.empty((K, n))
+        a, b = np.empty((K, n)), np.empty((K, n))
     omega = np.zeros((K, n))
     prev = None
     for j in range(K):
         X = check_probabilities(np.asarray(P[j:j + 1]), "P", log=log, ndim=3, offset=j)[0]
         root = _unit_roots(X, log=log)
         if labels is not None:
-            a_ck[j], b_ck[j] = _coefficients(root, labels)
-        if j > 0 and need_pair[j - 1]:
+            a[j], b[j] = geometry.geodesic_coefficients(np.square(root), labels)
+        if j > 0 and need[j - 1]:
             chord = np.sqrt(np.einsum("ic,ic->i", root - prev, root - prev))
             omega[j - 1] = 2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0))
         prev = root
+    return a, b, omega
 
-    # Slerp fraction per reached grid point.
+
+def _fractions(k, reached, grid, lam, a, b, omega, C):
+    """Slerp fraction ``u`` per grid point and the residual ``|λ - t|`` (NaN without coefficients)."""
+    K, G = lam.shape[0], grid.shape[0]
     u = np.zeros(G)
     residual = np.zeros(G)
     inner = np.flatnonzero(reached)
@@ -279,19 +304,24 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
         at_start_only = k[inner] == K - 1  # only possible when t == λ_0 with K == 1
         guess[at_start_only] = 0.0
         u[inner] = np.clip(guess, 0.0, 1.0)
-        if labels is not None:
+        if a is not None:
             solve = (t > lo) & (t < hi)
             idx = inner[solve]
             if idx.size:
-                u[idx] = _solve_fraction(a_ck, b_ck, omega, k[idx], grid[idx], lam, u[idx], C)
-    if labels is not None and inner.size:
-        residual[inner] = np.abs(_progress_at(a_ck, b_ck, omega, np.minimum(k[inner], K - 1), u[inner], C)
-                                 - grid[inner])
-    elif inner.size:
-        residual[inner] = np.nan
+                u[idx] = _solve_fraction(a, b, omega, k[idx], grid[idx], lam, u[idx], C)
+    if inner.size:
+        residual[inner] = np.nan if a is None else np.abs(
+            _progress_at(a, b, omega, np.minimum(k[inner], K - 1), u[inner], C) - grid[inner])
+    return u, residual
 
-    # The resampled models, one grid point at a time (checkpoints re-read per pair).
-    out = np.zeros((G, n, C), dtype=np.float32)
+
+def _interpolate(P, *, log: bool, k, u, omega, at) -> np.ndarray:
+    """The resampled roots ``(G, n, C)`` float32 at grid points ``at`` (others zero).
+
+    Checkpoints are re-read per bracketing pair, at most three held at once.
+    """
+    K, n, C = P.shape
+    out = np.zeros((k.shape[0], n, C), dtype=np.float32)
     cache: dict[int, np.ndarray] = {}
 
     def root_of(j):
@@ -301,7 +331,7 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
             cache[j] = _unit_roots(np.asarray(P[j]), log=log)
         return cache[j]
 
-    for g in inner:
+    for g in at:
         j = int(k[g])
         if u[g] == 0.0 or j == K - 1:
             res = root_of(j)
@@ -311,8 +341,7 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
             w0, w1 = _slerp_weights(omega[j], u[g])
             res = _normalise(w0[:, None] * root_of(j) + w1[:, None] * root_of(j + 1))
         out[g] = res
-    return Resampled(sqrt_p=out, reached=reached, monotone=n_back == 0, n_backtracks=n_back,
-                     residual=residual, checkpoint=k, fraction=u)
+    return out
 
 
 def _progress_at(a_ck, b_ck, omega, k, u, C):
@@ -373,7 +402,7 @@ class TrajectorySet:
     Attributes
     ----------
     run_ids : list of str
-    labels : list of str
+    run_labels : list of str
         Display label of each run (``config["label"]``, else the run id).
     configs : list of dict
     grid : ndarray, shape (G,)
@@ -395,7 +424,7 @@ class TrajectorySet:
     """
 
     run_ids: list
-    labels: list
+    run_labels: list
     configs: list
     grid: np.ndarray
     sqrt_p: np.ndarray
@@ -416,12 +445,12 @@ class TrajectorySet:
         """Position of ``run_id`` (or of a run label) in the set."""
         if run_id in self.run_ids:
             return self.run_ids.index(run_id)
-        if run_id in self.labels:
-            return self.labels.index(run_id)
+        if run_id in self.run_labels:
+            return self.run_labels.index(run_id)
         raise KeyError(f"no run {run_id!r} in this trajectory set")
 
     @classmethod
-    def from_runs(cls, runs, sample_labels, grid=None, *, log: bool = False, run_ids=None, labels=None,
+    def from_runs(cls, runs, sample_labels, grid=None, *, log: bool = False, run_ids=None, run_labels=None,
                   configs=None, progress=None, steps=None, epochs=None, probe=None) -> "TrajectorySet":
         """Resample in-memory (or memory-mapped) runs.
 
@@ -431,7 +460,7 @@ class TrajectorySet:
             Checkpoints of each run (probabilities, or log-probabilities with ``log=True``).
         sample_labels : array_like of int, shape (n,)
         grid : array_like, shape (G,), default ``np.linspace(0, 1, 101)``
-        run_ids, labels, configs, steps, epochs : optional per-run sequences
+        run_ids, run_labels, configs, steps, epochs : optional per-run sequences
             Defaults: ``"run-<r>"``, the run ids, ``{}``, ``arange(K_r)``, NaN.
         progress : sequence of (K_r,) arrays, optional
             Progress of each run's checkpoints; computed with
@@ -443,14 +472,14 @@ class TrajectorySet:
         if R == 0:
             raise ValueError("no runs given")
         run_ids = [f"run-{r}" for r in range(R)] if run_ids is None else list(run_ids)
-        labels = list(run_ids) if labels is None else [str(x) for x in labels]
+        run_labels = list(run_ids) if run_labels is None else [str(x) for x in run_labels]
         configs = [{} for _ in range(R)] if configs is None else list(configs)
-        for name, seq in (("run_ids", run_ids), ("labels", labels), ("configs", configs)):
+        for name, seq in (("run_ids", run_ids), ("run_labels", run_labels), ("configs", configs)):
             if len(seq) != R:
                 raise ValueError(f"{name} has {len(seq)} entries for {R} runs")
         sample_labels = np.asarray(sample_labels)
         loaders = [(lambda x=x: x) for x in runs]
-        return cls._build(loaders, sample_labels, grid, log=log, run_ids=run_ids, labels=labels,
+        return cls._build(loaders, sample_labels, grid, log=log, run_ids=run_ids, run_labels=run_labels,
                           configs=configs, progress=progress, steps=steps, epochs=epochs, probe=probe)
 
     @classmethod
@@ -505,14 +534,14 @@ class TrajectorySet:
         return cls._build(
             loaders, sample_labels, grid, log=True,
             run_ids=[rec.run_id for rec in records],
-            labels=[str(rec.config.get("label", rec.run_id)) for rec in records],
+            run_labels=[str(rec.config.get("label", rec.run_id)) for rec in records],
             configs=[rec.config for rec in records],
             steps=[m["step"] for m in metrics], epochs=[m["epoch"] for m in metrics],
             probe=probe, stacklevel=3,
         )
 
     @classmethod
-    def _build(cls, loaders, sample_labels, grid, *, log, run_ids, labels, configs, progress=None,
+    def _build(cls, loaders, sample_labels, grid, *, log, run_ids, run_labels, configs, progress=None,
                steps=None, epochs=None, probe=None, stacklevel=3):
         R, G = len(loaders), grid.shape[0]
         sqrt_p = reached = residual = None
@@ -537,11 +566,11 @@ class TrajectorySet:
             steps_out.append(np.arange(K) if steps is None else np.asarray(steps[r]))
             epochs_out.append(np.full(K, np.nan) if epochs is None else np.asarray(epochs[r], dtype=np.float64))
             del X
-        bad = [f"{labels[r]} ({backtracks[r]} backtracks)" for r in range(R) if not monotone[r]]
+        bad = [f"{run_labels[r]} ({backtracks[r]} backtracks)" for r in range(R) if not monotone[r]]
         if bad:
             warnings.warn(f"progress is not monotone along {len(bad)} run(s), the first crossing of each "
                           f"grid value is used: {', '.join(bad)}", UserWarning, stacklevel=stacklevel)
-        return cls(run_ids=list(run_ids), labels=list(labels), configs=list(configs), grid=grid,
+        return cls(run_ids=list(run_ids), run_labels=list(run_labels), configs=list(configs), grid=grid,
                    sqrt_p=sqrt_p, reached=reached, monotone=monotone, progress=progs, steps=steps_out,
                    epochs=epochs_out, n_backtracks=backtracks, residual=residual,
                    sample_labels=np.asarray(sample_labels), probe=probe)
@@ -586,8 +615,7 @@ def trajectory_distance_matrix(ts: TrajectorySet, *, grid_mask=None, **kwargs) -
         idx = np.flatnonzero(ts.reached[:, g])
         if idx.size == 0:
             continue
-        p = _normalise(ts.sqrt_p[idx, g].astype(np.float64))
-        np.square(p, out=p)
+        p = probabilities_from_roots(ts.sqrt_p[idx, g])
         D = geometry.pairwise_distances(p, **kwargs) if idx.size > 1 else np.zeros((1, 1))
         total[np.ix_(idx, idx)] += D
         count[np.ix_(idx, idx)] += 1
@@ -599,7 +627,7 @@ def trajectory_distance_matrix(ts: TrajectorySet, *, grid_mask=None, **kwargs) -
 
 
 def _members(ts: TrajectorySet, members) -> np.ndarray:
-    """Member indices from run ids, labels, indices or a boolean mask."""
+    """Member indices from run ids, run labels, indices or a boolean mask."""
     R = len(ts.run_ids)
     members = list(members) if not isinstance(members, np.ndarray) else members
     arr = np.asarray(members)
@@ -631,7 +659,7 @@ def mean_trajectory(ts: TrajectorySet, members):
     Parameters
     ----------
     ts : TrajectorySet
-    members : sequence of run ids / labels / indices, or a boolean mask of shape (R,)
+    members : sequence of run ids / run labels / indices, or a boolean mask of shape (R,)
 
     Returns
     -------
@@ -673,7 +701,8 @@ def tube_width(ts: TrajectorySet, members) -> np.ndarray:
     for g in range(G):
         who = idx[ts.reached[idx, g]]
         if who.size >= 2:
-            out[g] = _bhattacharyya_rows(ts.sqrt_p[who, g], mean[g][None]).mean()
+            out[g] = geometry.bhattacharyya(probabilities_from_roots(ts.sqrt_p[who, g]),
+                                            probabilities_from_roots(mean[g])).mean()
     return out
 
 
@@ -691,101 +720,127 @@ def distance_to_geodesic_by_progress(ts: TrajectorySet, labels=None) -> np.ndarr
     ndarray, shape (R, G), float64
         NaN where the run did not reach the grid point (``ts.reached``).
 
+    Raises
+    ------
+    ValueError
+        No labels (neither given nor ``ts.sample_labels``), or labels that are
+        not ``n`` integers in ``[0, C)``.
+
     Notes
     -----
     Uses ``<√p_i, √γ_i(t)> = [a_i sin((1-t)θ) + b_i sin(tθ)] / sin θ`` (SPEC §3):
-    only the geodesic coefficients of each resampled model are needed. This is
-    at least the distance to the geodesic (its minimum over ``t``) and equals it
+    only the geodesic coefficients of each resampled model are needed
+    (:func:`deepmanifold.geometry.distance_to_geodesic_point`). This is at
+    least the distance to the geodesic (its minimum over ``t``) and equals it
     when the model's progress is exactly ``t``.
     """
     labels = ts.sample_labels if labels is None else labels
     if labels is None:
         raise ValueError("labels of the probe samples are needed (ts.sample_labels is not set)")
     R, G, n, C = ts.sqrt_p.shape
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    theta = float(np.arccos(1.0 / np.sqrt(C)))
-    w0 = np.sin((1.0 - ts.grid) * theta) / np.sin(theta)
-    w1 = np.sin(ts.grid * theta) / np.sin(theta)
+    labels = check_labels(labels, n, C)
     out = np.full((R, G), np.nan)
     for r in range(R):
         gs = np.flatnonzero(ts.reached[r])
-        if gs.size == 0:
-            continue
-        roots = _normalise(ts.sqrt_p[r, gs].astype(np.float64))  # (g, n, C)
-        a = roots.sum(axis=-1) / math.sqrt(C)
-        b = roots[:, np.arange(n), labels]
-        inner = w0[gs, None] * a + w1[gs, None] * b
-        np.clip(inner, FLOOR, 1.0, out=inner)
-        out[r, gs] = -np.log(inner).mean(axis=-1) + 0.0
+        if gs.size:
+            a, b = geometry.geodesic_coefficients(probabilities_from_roots(ts.sqrt_p[r, gs]), labels)
+            out[r, gs] = geometry.distance_to_geodesic_point(a, b, C, ts.grid[gs])
     return out
 
 
 # --------------------------------------------------------------------------- dendrogram
-def config_dendrogram(D, labels) -> dict:
+@dataclass(frozen=True, eq=False)
+class Dendrogram:
+    """Complete-linkage dendrogram of runs or configurations (see :func:`config_dendrogram`).
+
+    Attributes
+    ----------
+    linkage : ndarray, shape (R - 1, 4)
+        The SciPy linkage matrix (:func:`scipy.cluster.hierarchy.linkage`).
+    leaves : ndarray of int, shape (R,)
+        Leaf indices (rows of ``D``) in dendrogram order.
+    names : list of str
+        Leaf names, in the order of the rows of ``D``.
+    leaf_names : list of str
+        ``names`` in dendrogram order.
+    icoord, dcoord : ndarray, shape (R - 1, 4)
+        Segment coordinates from :func:`scipy.cluster.hierarchy.dendrogram`,
+        for drawing.
+    method : str
+        ``"complete"``.
+    """
+
+    linkage: np.ndarray
+    leaves: np.ndarray
+    names: list
+    leaf_names: list
+    icoord: np.ndarray
+    dcoord: np.ndarray
+    method: str = "complete"
+
+    def to_dict(self) -> dict:
+        """JSON form (findings.json): ``linkage``, ``leaves``, ``labels`` (the names),
+        ``leaf_labels``, ``icoord``, ``dcoord`` and ``method``, arrays as nested lists."""
+        return jsonable({"linkage": self.linkage, "leaves": self.leaves, "labels": self.names,
+                         "leaf_labels": self.leaf_names, "icoord": self.icoord, "dcoord": self.dcoord,
+                         "method": self.method})
+
+
+def config_dendrogram(D, names) -> Dendrogram:
     """Complete-linkage dendrogram of runs (or configurations) from a distance matrix.
 
     Parameters
     ----------
     D : array_like, shape (R, R)
         Symmetric, non-negative, e.g. from :func:`trajectory_distance_matrix`
-        (or averaged over seeds per configuration). Symmetrised and its
-        diagonal zeroed before use.
-    labels : sequence of str, length R
-        Leaf names.
+        (or averaged over seeds per configuration). Its diagonal is not used;
+        the symmetric part is clustered.
+    names : sequence of str, length R
+        Leaf names (run labels, configuration names).
 
     Returns
     -------
-    dict (JSON-serialisable)
-        ``linkage``: the ``(R-1) x 4`` SciPy linkage matrix as nested lists;
-        ``leaves``: leaf indices in dendrogram order; ``labels``: the labels as
-        given; ``leaf_labels``: labels in leaf order; ``icoord``/``dcoord``:
-        the segment coordinates from ``scipy.cluster.hierarchy.dendrogram`` for
-        drawing; ``method``: ``"complete"``.
+    Dendrogram
 
     Raises
     ------
     ValueError
-        ``D`` not square, of the wrong size, negative or infinite; NaN entries
-        (pairs of runs with no common progress) are named -- drop those runs or
-        restrict the grid first.
+        NaN entries (pairs of runs with no common progress) are named -- drop
+        those runs or restrict the grid first; ``D`` not square, empty,
+        infinite, asymmetric or negative; ``names`` not of length ``R``.
+
+    Examples
+    --------
+    >>> tree = config_dendrogram([[0, 1, 4], [1, 0, 4], [4, 4, 0]], ["a", "b", "c"])
+    >>> tree.leaf_names, tree.linkage[:, 2].tolist()
+    (['c', 'a', 'b'], [1.0, 4.0])
     """
     from scipy.cluster.hierarchy import dendrogram, leaves_list, linkage
     from scipy.spatial.distance import squareform
 
-    D = np.asarray(D, dtype=np.float64)
-    labels = [str(x) for x in labels]
-    if D.ndim != 2 or D.shape[0] != D.shape[1]:
-        raise ValueError(f"D must be a square matrix, got shape {D.shape}")
-    R = D.shape[0]
-    if len(labels) != R:
-        raise ValueError(f"{len(labels)} labels for a {R} x {R} matrix")
-    if R == 0:
-        raise ValueError("D is empty")
-    off = ~np.eye(R, dtype=bool)
-    nan = np.isnan(D) & off
-    if nan.any():
-        pairs = [(labels[i], labels[j]) for i, j in zip(*np.nonzero(np.triu(nan)))]
-        shown = ", ".join(f"{a}/{b}" for a, b in pairs[:10]) + (" ..." if len(pairs) > 10 else "")
-        raise ValueError(f"D has NaN for {len(pairs)} pair(s) of runs with no progress in common "
-                         f"({shown}); drop those runs or restrict the grid before clustering")
-    if np.any(np.isinf(D[off])) or np.any(D[off] < 0):
-        raise ValueError("D must be finite and non-negative")
+    D = np.array(D, dtype=np.float64)
+    names = [str(x) for x in names]
+    if D.ndim == 2 and D.shape == (len(names), len(names)):
+        np.fill_diagonal(D, 0.0)
+        nan = np.isnan(D)
+        if nan.any():
+            pairs = [(names[i], names[j]) for i, j in zip(*np.nonzero(np.triu(nan)))]
+            shown = ", ".join(f"{a}/{b}" for a, b in pairs[:10]) + (" ..." if len(pairs) > 10 else "")
+            raise ValueError(f"D has NaN for {len(pairs)} pair(s) of runs with no progress in common "
+                             f"({shown}); drop those runs or restrict the grid before clustering")
+    S = check_distance_matrix(D, "D")
+    R = S.shape[0]
+    if len(names) != R:
+        raise ValueError(f"{len(names)} names for a {R} x {R} matrix")
+    if np.any(S < 0):
+        raise ValueError("D must be non-negative")
     if R == 1:
-        return {"linkage": [], "leaves": [0], "labels": labels, "leaf_labels": labels,
-                "icoord": [], "dcoord": [], "method": "complete"}
-    S = 0.5 * (D + D.T)
-    np.fill_diagonal(S, 0.0)
+        none = np.empty((0, 4))
+        return Dendrogram(linkage=none, leaves=np.zeros(1, dtype=np.int64), names=names, leaf_names=names,
+                          icoord=none, dcoord=none)
     Z = linkage(squareform(S, checks=False), method="complete")
-    leaves = [int(i) for i in leaves_list(Z)]
+    leaves = leaves_list(Z).astype(np.int64)
     dn = dendrogram(Z, no_plot=True)
-    return {
-        "linkage": [[float(v) for v in row] for row in Z],
-        "leaves": leaves,
-        "labels": labels,
-        "leaf_labels": [labels[i] for i in leaves],
-        "icoord": [[float(v) for v in seg] for seg in dn["icoord"]],
-        "dcoord": [[float(v) for v in seg] for seg in dn["dcoord"]],
-        "method": "complete",
-    }
+    return Dendrogram(linkage=Z, leaves=leaves, names=names, leaf_names=[names[i] for i in leaves],
+                      icoord=np.asarray(dn["icoord"], dtype=np.float64),
+                      dcoord=np.asarray(dn["dcoord"], dtype=np.float64))
