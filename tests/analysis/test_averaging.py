@@ -95,30 +95,44 @@ def test_geometric_and_harmonic_beat_arithmetic_on_documented_example():
     pt = {m: mean_model(P, m)[idx, labels] for m in ("arithmetic", "geometric", "harmonic")}
     assert np.all(pt["geometric"] >= pt["arithmetic"] - 1e-12)
     assert np.all(pt["harmonic"] >= pt["geometric"] - 1e-12)
-    out = average_models(P, labels)
-    json.dumps(out)
+    res = average_models(P, labels)
+    out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     # observed on this example (not claimed in general): progress ordered H >= G >= A
     assert out["harmonic"]["progress"] >= out["geometric"]["progress"] >= out["arithmetic"]["progress"]
     assert out["geometric"]["progress"] > out["individual"]["progress_mean"]
     assert out["arithmetic"]["accuracy"] == 1.0 and out["individual"]["accuracy_mean"] == 1.0
     c = out["bhattacharyya_centroid"]["mean_distance"]
     assert all(c <= out[m]["mean_distance"] + 1e-12 for m in METHODS)
+    assert res.means["harmonic"].progress == out["harmonic"]["progress"]
+    # mean_distance is the mean over models of d_B to the mean (plain per-pair definition)
+    Q = mean_model(P, "geometric")
+    bc = np.einsum("mnc,nc->mn", np.sqrt(P), np.sqrt(Q))
+    assert res.means["geometric"].mean_distance == pytest.approx(-np.log(bc).mean(), rel=1e-12)
 
 
 def test_average_models_report():
     labels = RNG.integers(0, C, 40)
     P = geometry.geodesic(labels, C, np.array([0.2, 0.4, 0.6]))
-    out = average_models(P, labels, methods=("arithmetic", "bhattacharyya_centroid"))
-    assert set(out) == {"individual", "arithmetic", "bhattacharyya_centroid"}
-    ind = out["individual"]
-    np.testing.assert_allclose(ind["progress"], [0.2, 0.4, 0.6], atol=1e-9)
-    assert ind["progress_mean"] == pytest.approx(0.4) and ind["n_models"] == 3
+    res = average_models(P, labels, methods=("arithmetic", "bhattacharyya_centroid"))
+    out = res.to_dict()
+    assert list(out) == ["individual", "arithmetic", "bhattacharyya_centroid"]
+    assert list(out["individual"]) == ["n_models", "progress_mean", "progress_sd", "accuracy_mean", "accuracy_sd",
+                                       "progress", "accuracy"]
+    assert list(out["arithmetic"]) == ["progress", "accuracy", "mean_distance"]
+    ind = res.individual
+    np.testing.assert_allclose(ind.progress, [0.2, 0.4, 0.6], atol=1e-9)
+    assert ind.progress_mean == pytest.approx(0.4) and ind.n_models == 3 and out["individual"]["n_models"] == 3
+    assert ind.progress_sd == pytest.approx(0.2)
     # the centroid of three geodesic points is on the geodesic, near the middle one
-    assert out["bhattacharyya_centroid"]["progress"] == pytest.approx(0.4, abs=0.02)
+    assert res.means["bhattacharyya_centroid"].progress == pytest.approx(0.4, abs=0.02)
     with np.errstate(divide="ignore"):
         out_log = average_models(np.log(P), labels, log=True, methods=("geometric",))
-    assert out_log["geometric"]["progress"] == pytest.approx(
-        average_models(P, labels, methods=("geometric",))["geometric"]["progress"])
-    json.dumps(out)
+    assert out_log.means["geometric"].progress == pytest.approx(
+        average_models(P, labels, methods=("geometric",)).means["geometric"].progress)
+    json.dumps(out, allow_nan=False)
     with pytest.raises(ValueError, match="unknown methods"):
         average_models(P, labels, methods=("median",))
+    with pytest.raises(ValueError, match="labels has length 39 but there are 40 samples"):
+        average_models(P, labels[1:])
+    with pytest.raises(ValueError, match="floor must lie in"):
+        mean_model(P, floor=0.0)

@@ -6,7 +6,8 @@ sample the ``M`` probability vectors are averaged and the result renormalised:
 ``"arithmetic"``
     ``mean_m p_m``.
 ``"geometric"``
-    ``exp(mean_m log max(p_m, floor))`` normalised (floor ``1e-12``).
+    ``exp(mean_m log max(p_m, floor))`` normalised (floor
+    :data:`deepmanifold.geometry.FLOOR` = 1e-12 by default).
 ``"harmonic"``
     ``1 / mean_m (1 / max(p_m, floor))`` normalised.
 ``"sqrt_arithmetic"``
@@ -33,13 +34,16 @@ models had higher test progress than the arithmetic mean (0.760, 0.784 vs
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 from deepmanifold import geometry
-from deepmanifold.geometry.validation import check_probabilities
+from deepmanifold.geometry.validation import check_floor, check_labels, check_probabilities
+from deepmanifold.utils import jsonable
 
-__all__ = ["METHODS", "average_models", "bhattacharyya_centroid", "mean_model"]
+__all__ = ["METHODS", "AveragedModel", "IndividualModels", "ModelAverages", "average_models",
+           "bhattacharyya_centroid", "mean_model"]
 
 METHODS = ("arithmetic", "geometric", "harmonic", "sqrt_arithmetic", "bhattacharyya_centroid")
 
@@ -127,7 +131,7 @@ def bhattacharyya_centroid(P, *, log: bool = False, tol: float = 1e-10, max_iter
     return Q
 
 
-def mean_model(P, method: str = "geometric", *, log: bool = False, floor: float = 1e-12) -> np.ndarray:
+def mean_model(P, method: str = "geometric", *, log: bool = False, floor: float = geometry.FLOOR) -> np.ndarray:
     """The per-sample mean of ``M`` models by one of :data:`METHODS` (module docstring).
 
     Parameters
@@ -137,18 +141,22 @@ def mean_model(P, method: str = "geometric", *, log: bool = False, floor: float 
     method : str
         One of ``"arithmetic"``, ``"geometric"``, ``"harmonic"``,
         ``"sqrt_arithmetic"``, ``"bhattacharyya_centroid"``.
-    floor : float
+    floor : float, default :data:`deepmanifold.geometry.FLOOR` (1e-12)
         Probabilities are raised to ``floor`` inside the geometric and harmonic
         means (so one model's zero does not zero the mean).
 
     Returns
     -------
     ndarray, shape (n, C), rows summing to 1
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``, ``floor`` outside ``(0, 1)``, invalid probabilities.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not floor > 0:
-        raise ValueError(f"floor must be positive, got {floor!r}")
+    floor = check_floor(floor)
     P = _load(P, log)
     if method == "arithmetic":
         return _normalise(P.mean(axis=0))
@@ -162,13 +170,84 @@ def mean_model(P, method: str = "geometric", *, log: bool = False, floor: float 
     return bhattacharyya_centroid(P)
 
 
-def _summed_distance(P: np.ndarray, Q: np.ndarray, floor: float = 1e-12) -> float:
-    """``mean_m d_B(p_m, q)`` (coefficients clamped at ``floor``)."""
-    bc = np.einsum("mnc,nc->mn", np.sqrt(P), np.sqrt(Q))
-    return float(-np.log(np.clip(bc, floor, 1.0)).mean())
+@dataclass(frozen=True, eq=False)
+class IndividualModels:
+    """Progress and accuracy of the ``M`` averaged models themselves.
+
+    Attributes
+    ----------
+    progress, accuracy : ndarray, shape (M,)
+        Per model.
+    progress_mean, progress_sd, accuracy_mean, accuracy_sd : float
+        Over the models (sample standard deviation; 0 for one model).
+    """
+
+    progress: np.ndarray
+    accuracy: np.ndarray
+    progress_mean: float
+    progress_sd: float
+    accuracy_mean: float
+    accuracy_sd: float
+
+    @property
+    def n_models(self) -> int:
+        return int(self.progress.shape[0])
+
+    def to_dict(self) -> dict:
+        return jsonable({"n_models": self.n_models, "progress_mean": self.progress_mean,
+                         "progress_sd": self.progress_sd, "accuracy_mean": self.accuracy_mean,
+                         "accuracy_sd": self.accuracy_sd, "progress": self.progress, "accuracy": self.accuracy})
 
 
-def average_models(P, labels, *, methods=METHODS, log: bool = False, floor: float = 1e-12) -> dict:
+@dataclass(frozen=True)
+class AveragedModel:
+    """One mean of the models (:func:`mean_model`).
+
+    Attributes
+    ----------
+    progress : float
+        Its progress along the ignorance-to-truth geodesic.
+    accuracy : float
+        Fraction of samples whose most probable class is the label.
+    mean_distance : float
+        ``mean_m d_B(p_m, mean)``, which the Bhattacharyya centroid minimises.
+    """
+
+    progress: float
+    accuracy: float
+    mean_distance: float
+
+    def to_dict(self) -> dict:
+        return jsonable({"progress": self.progress, "accuracy": self.accuracy,
+                         "mean_distance": self.mean_distance})
+
+
+@dataclass(frozen=True, eq=False)
+class ModelAverages:
+    """Result of :func:`average_models`.
+
+    Attributes
+    ----------
+    individual : IndividualModels
+    means : dict of str to AveragedModel
+        One entry per method asked for, in that order.
+    """
+
+    individual: IndividualModels
+    means: dict
+
+    def to_dict(self) -> dict:
+        """JSON form (findings.json): ``{"individual": {...}, <method>: {...}, ...}``."""
+        return {"individual": self.individual.to_dict(), **{m: r.to_dict() for m, r in self.means.items()}}
+
+
+def _accuracy(P: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Fraction of samples whose most probable class is the label, per model of ``(..., n, C)``."""
+    return (P.argmax(axis=-1) == labels).mean(axis=-1)
+
+
+def average_models(P, labels, *, methods=METHODS, log: bool = False,
+                   floor: float = geometry.FLOOR) -> ModelAverages:
     """Progress and accuracy of averaged models, next to the individual models.
 
     Parameters
@@ -176,47 +255,46 @@ def average_models(P, labels, *, methods=METHODS, log: bool = False, floor: floa
     P : array_like, shape (M, n, C)
         Predictions of ``M`` (final) models on the same ``n`` samples.
     labels : array_like of int, shape (n,)
+        True labels of the samples.
     methods : sequence of str
         Any of :data:`METHODS`.
     log : bool
         ``P`` holds natural-log probabilities.
-    floor : float
+    floor : float, default :data:`deepmanifold.geometry.FLOOR` (1e-12)
         Floor of the geometric/harmonic means.
 
     Returns
     -------
-    dict (JSON-serialisable)
-        ``"individual"``: ``n_models``, ``progress_mean``, ``progress_sd``,
-        ``accuracy_mean``, ``accuracy_sd`` and the per-model lists
-        ``progress``, ``accuracy``. For each method: ``progress``,
-        ``accuracy`` and ``mean_distance`` (``mean_m d_B(p_m, mean)``, which the
-        Bhattacharyya centroid minimises).
+    ModelAverages
+        Its ``to_dict()`` is the JSON form.
+
+    Raises
+    ------
+    ValueError
+        Unknown methods, invalid probabilities or labels, a bad ``floor``.
+
+    Examples
+    --------
+    >>> labels = np.array([0, 1, 1])
+    >>> P = geometry.geodesic(labels, 2, np.array([0.2, 0.6]))
+    >>> res = average_models(P, labels, methods=("sqrt_arithmetic",))
+    >>> res.individual.progress.round(6).tolist(), round(res.means["sqrt_arithmetic"].progress, 6)
+    ([0.2, 0.6], 0.4)
     """
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown methods {bad}; choose from {METHODS}")
     P = _load(P, log)
-    labels = np.asarray(labels)
+    labels = check_labels(labels, P.shape[1], P.shape[2])
     prog = np.atleast_1d(geometry.progress(P, labels))
-    acc = (P.argmax(axis=-1) == labels[None, :]).mean(axis=1)
+    acc = _accuracy(P, labels)
     sd = (lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0)
-    out = {
-        "individual": {
-            "n_models": int(P.shape[0]),
-            "progress_mean": float(prog.mean()),
-            "progress_sd": sd(prog),
-            "accuracy_mean": float(acc.mean()),
-            "accuracy_sd": sd(acc),
-            "progress": [float(v) for v in prog],
-            "accuracy": [float(v) for v in acc],
-        }
-    }
+    individual = IndividualModels(progress=prog, accuracy=acc, progress_mean=float(prog.mean()),
+                                  progress_sd=sd(prog), accuracy_mean=float(acc.mean()), accuracy_sd=sd(acc))
+    means = {}
     for m in methods:
         Q = mean_model(P, m, floor=floor)
-        out[m] = {
-            "progress": float(geometry.progress(Q, labels)),
-            "accuracy": float((Q.argmax(axis=-1) == labels).mean()),
-            "mean_distance": _summed_distance(P, Q),
-        }
-    return out
+        means[m] = AveragedModel(progress=float(geometry.progress(Q, labels)), accuracy=float(_accuracy(Q, labels)),
+                                 mean_distance=float(geometry.bhattacharyya(P, Q).mean()))
+    return ModelAverages(individual=individual, means=means)
