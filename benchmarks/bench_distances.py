@@ -1,19 +1,29 @@
 """Speed of pairwise Bhattacharyya distances: NumPy loop, reference method, ours.
 
     python benchmarks/bench_distances.py [--quick]
+    python benchmarks/bench_distances.py --against REV [--repeat 5]
 
 Prints pair-samples/s (one (model pair, sample) BC term; T^2/2 * n for a
 symmetric matrix) for (a) a plain NumPy loop over pairs, (b) the reference
 study's method (per chunk of samples: batched float32 matmul of sqrt p over all
 model pairs, np.log, accumulate), (c) ``pairwise_distances`` on 1 and 2 cores,
 then a large symmetric run (projected to T = 20,000 if smaller) with peak RSS.
+
+``--against REV`` instead times ``pairwise_distances`` of this checkout against
+the one of git revision REV (its ``deepmanifold/geometry`` imported from a
+temporary copy) on T = 1000, n = 2000, C = 10, one core, exact and fast
+precision, the two alternating so that both see the same machine load; it
+prints the best and median of ``--repeat`` runs, their ratio and the largest
+difference between the two matrices.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,10 +75,60 @@ def timed(f, *args, repeat=1, **kw):
     return best, r
 
 
+def geometry_at(rev: str, folder: str):
+    """``deepmanifold.geometry`` as of git revision ``rev``, imported from a copy in ``folder``."""
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                          check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    where = "src/deepmanifold/geometry"
+    names = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:{where}"], capture_output=True, text=True,
+                           check=True, cwd=root).stdout.split()
+    package = os.path.join(folder, "geometry_at_rev")
+    os.makedirs(package)
+    for name in names:
+        if name.endswith(".py"):
+            text = subprocess.run(["git", "show", f"{rev}:{where}/{name}"], capture_output=True, text=True,
+                                  check=True, cwd=root).stdout
+            with open(os.path.join(package, name), "w") as fh:
+                fh.write(text)
+    sys.path.insert(0, folder)
+    return importlib.import_module("geometry_at_rev")
+
+
+def against(rev: str, repeat: int) -> None:
+    T, n, C = 1000, 2000, 10
+    X = models(T, n, C)
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs = geometry_at(rev, tmp).pairwise_distances
+        contenders = {"this checkout": pairwise_distances, rev: theirs}
+        for f in contenders.values():  # compile / load the numba caches
+            for precision in ("exact", "fast"):
+                f(X[:8, :16], precision=precision)
+        print(f"T={T}, n={n}, C={C}, one core, {repeat} alternating runs each (seconds)")
+        for precision in ("exact", "fast"):
+            times = {name: [] for name in contenders}
+            result = {}
+            for r in range(repeat):
+                order = list(contenders) if r % 2 == 0 else list(contenders)[::-1]
+                for name in order:
+                    t, result[name] = timed(contenders[name], X, precision=precision, n_jobs=1)
+                    times[name].append(t)
+            best = {name: min(ts) for name, ts in times.items()}
+            for name, ts in times.items():
+                print(f"  {precision:5s} {name:>16s}: best {best[name]:.3f}, median {np.median(ts):.3f}  "
+                      f"({', '.join(f'{t:.3f}' for t in ts)})")
+            diff = np.abs(result["this checkout"] - result[rev]).max()
+            print(f"  {precision:5s} this checkout / {rev}: {best['this checkout'] / best[rev]:.3f} (best), "
+                  f"{np.median(times['this checkout']) / np.median(times[rev]):.3f} (median); max |dD| {diff:.1e}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--against", metavar="REV", help="time this checkout against git revision REV")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each with --against")
     args = ap.parse_args()
+    if args.against:
+        return against(args.against, args.repeat)
     C = 10
     n = 500 if args.quick else 2000
     T = 400 if args.quick else 1000

@@ -1,4 +1,4 @@
-"""Wall time of progress along the ignorance-to-truth geodesic, new solver against the old one.
+"""Wall time of progress along the ignorance-to-truth geodesic, against a plain baseline.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_progress.py            # both sizes, p and log p
     OMP_NUM_THREADS=1 python benchmarks/bench_progress.py --quick    # 10x fewer models
@@ -7,10 +7,10 @@
 Sizes (C = 10, float32 input, as saved softmax outputs): T = 100,000 models x
 n = 500 samples (2 GB) and T = 10,000 x n = 2,000 (800 MB). Each row times
 ``progress_and_distance`` (validation included) and, side by side in the same
-process, the previous implementation kept below as ``baseline_progress_and_distance``:
+process, ``baseline_progress_and_distance`` below, the straightforward way:
 validate the whole array first, then per chunk of models a float64 copy, sqrt,
-``sum(-1)``, and Newton/bisection on ``(a, b)`` whose bisection fallback restarted
-converged models (a Newton step under one ulp counted as leaving the bracket).
+``sum(-1)``, and Newton steps safeguarded by bisection on ``(a, b)``, started
+from ``t = 0.5`` and run until the step, not the bracket, is below 1e-12.
 The two must agree to ~1e-12 in progress.
 """
 
@@ -28,11 +28,10 @@ from deepmanifold.geometry.validation import check_floor, check_labels, check_n_
 from deepmanifold.geometry.divergences import clamp_coefficients, sqrt_probabilities, warn_clamped
 
 # --------------------------------------------------------------------------- baseline
-# The previous deepmanifold.geometry.geodesics._fit, verbatim apart from names.
 
-_OLD_CHUNK_ELEMENTS = 1 << 20
-_OLD_T_TOL = 1e-12
-_OLD_MAX_ITER = 200
+_BASELINE_CHUNK_ELEMENTS = 1 << 20
+_BASELINE_T_TOL = 1e-12
+_BASELINE_MAX_ITER = 200
 
 
 def baseline_progress_and_distance(P, labels, *, log=False, floor=1e-12):
@@ -45,13 +44,13 @@ def baseline_progress_and_distance(P, labels, *, log=False, floor=1e-12):
     theta = float(np.arccos(1.0 / np.sqrt(n_classes)))
     t_star, value = np.empty(T), np.empty(T)
     clamped = 0
-    step = max(1, _OLD_CHUNK_ELEMENTS // n)
+    step = max(1, _BASELINE_CHUNK_ELEMENTS // n)
     for t0 in range(0, T, step):
         root = sqrt_probabilities(models[t0:t0 + step], log=log, dtype=np.float64)
         a = root.sum(axis=-1) / np.sqrt(n_classes)
         b = np.take_along_axis(root, labels[None, :, None], axis=-1)[..., 0]
-        t_star[t0:t0 + step] = _old_minimise(a, b, theta, floor)
-        value[t0:t0 + step], chunk_clamped = _old_objective(a, b, t_star[t0:t0 + step], theta, floor)
+        t_star[t0:t0 + step] = _baseline_minimise(a, b, theta, floor)
+        value[t0:t0 + step], chunk_clamped = _baseline_objective(a, b, t_star[t0:t0 + step], theta, floor)
         clamped += chunk_clamped
     warn_clamped(clamped, "(model, sample) inner products with the geodesic", floor, stacklevel=3)
     if P.ndim == 2:
@@ -59,37 +58,37 @@ def baseline_progress_and_distance(P, labels, *, log=False, floor=1e-12):
     return t_star, value
 
 
-def _old_inner(a, b, t, theta):
+def _baseline_inner(a, b, t, theta):
     t = t[:, None]
     g = a * np.sin((1.0 - t) * theta) + b * np.sin(t * theta)
     dg = theta * (b * np.cos(t * theta) - a * np.cos((1.0 - t) * theta))
     return g, dg
 
 
-def _old_derivatives(a, b, t, theta, floor):
-    g, dg = _old_inner(a, b, t, theta)
+def _baseline_derivatives(a, b, t, theta, floor):
+    g, dg = _baseline_inner(a, b, t, theta)
     ratio = dg / np.maximum(g, floor * np.sin(theta))
     return -ratio.mean(axis=1), theta**2 + np.square(ratio).mean(axis=1)
 
 
-def _old_minimise(a, b, theta, floor):
+def _baseline_minimise(a, b, theta, floor):
     m = a.shape[0]
-    slope0 = _old_derivatives(a, b, np.zeros(m), theta, floor)[0]
-    slope1 = _old_derivatives(a, b, np.ones(m), theta, floor)[0]
+    slope0 = _baseline_derivatives(a, b, np.zeros(m), theta, floor)[0]
+    slope1 = _baseline_derivatives(a, b, np.ones(m), theta, floor)[0]
     t = np.where(slope0 >= 0, 0.0, 1.0)
     active = np.flatnonzero((slope0 < 0) & (slope1 > 0))
     lo, hi = np.zeros(active.size), np.ones(active.size)
     x = np.full(active.size, 0.5)
-    for _ in range(_OLD_MAX_ITER):
+    for _ in range(_BASELINE_MAX_ITER):
         if active.size == 0:
             break
-        d1, d2 = _old_derivatives(a[active], b[active], x, theta, floor)
+        d1, d2 = _baseline_derivatives(a[active], b[active], x, theta, floor)
         lo = np.where(d1 < 0, x, lo)
         hi = np.where(d1 > 0, x, hi)
         new = x - d1 / d2
         outside = ~((new > lo) & (new < hi))
         new[outside] = 0.5 * (lo[outside] + hi[outside])
-        done = (np.abs(new - x) <= _OLD_T_TOL) | (hi - lo <= _OLD_T_TOL) | (d1 == 0)
+        done = (np.abs(new - x) <= _BASELINE_T_TOL) | (hi - lo <= _BASELINE_T_TOL) | (d1 == 0)
         t[active[done]] = np.where(d1[done] == 0, x[done], new[done])
         keep = ~done
         active, lo, hi, x = active[keep], lo[keep], hi[keep], new[keep]
@@ -97,8 +96,8 @@ def _old_minimise(a, b, theta, floor):
     return t
 
 
-def _old_objective(a, b, t, theta, floor):
-    inner = _old_inner(a, b, t, theta)[0] / np.sin(theta)
+def _baseline_objective(a, b, t, theta, floor):
+    inner = _baseline_inner(a, b, t, theta)[0] / np.sin(theta)
     counts = clamp_coefficients(inner, floor)
     value = -np.log(inner).mean(axis=1) + 0.0
     return value, 0 if counts is None else int(counts.sum())
@@ -143,24 +142,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10x fewer models")
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs (default 1)")
-    parser.add_argument("--memmap", metavar="DIR", help="also time the new code on a .npy memmap written to DIR")
+    parser.add_argument("--memmap", metavar="DIR", help="also time ours on a .npy memmap written to DIR")
     args = parser.parse_args()
     sizes = [(100_000, 500, 10), (10_000, 2_000, 10)]
     if args.quick:
         sizes = [(T // 10, n, C) for T, n, C in sizes]
     print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, numpy {np.__version__}")
-    print(f"{'T x n x C':>20} {'input':>7} {'old s':>8} {'new s':>8} {'ratio':>6} "
-          f"{'max|dλ|':>9} {'max|dd|':>9} {'models/s (new)':>15}")
+    print(f"{'T x n x C':>20} {'input':>7} {'base s':>8} {'ours s':>8} {'ratio':>6} "
+          f"{'max|dλ|':>9} {'max|dd|':>9} {'models/s (ours)':>15}")
     for T, n, C in sizes:
         X, labels = make_models(T, n, C)
         for kind in ("p", "log p"):
             log = kind == "log p"
             if log:
                 to_log_in_place(X)
-            t_old, (lam_old, d_old) = best_of(lambda: baseline_progress_and_distance(X, labels, log=log), args.repeat)
-            t_new, (lam, d) = best_of(lambda: progress_and_distance(X, labels, log=log), args.repeat)
-            print(f"{f'{T:,} x {n:,} x {C}':>20} {kind:>7} {t_old:8.2f} {t_new:8.2f} {t_old / t_new:5.1f}x "
-                  f"{np.abs(lam - lam_old).max():9.1e} {np.abs(d - d_old).max():9.1e} {T / t_new:15,.0f}",
+            t_base, (lam_base, d_base) = best_of(lambda: baseline_progress_and_distance(X, labels, log=log),
+                                                 args.repeat)
+            t_ours, (lam, d) = best_of(lambda: progress_and_distance(X, labels, log=log), args.repeat)
+            print(f"{f'{T:,} x {n:,} x {C}':>20} {kind:>7} {t_base:8.2f} {t_ours:8.2f} {t_base / t_ours:5.1f}x "
+                  f"{np.abs(lam - lam_base).max():9.1e} {np.abs(d - d_base).max():9.1e} {T / t_ours:15,.0f}",
                   flush=True)
         if args.memmap:
             with tempfile.TemporaryDirectory(dir=args.memmap) as tmp:
