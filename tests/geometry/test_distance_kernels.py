@@ -223,6 +223,8 @@ def test_one_clamping_rule_whatever_the_tile_and_backend(rng):
             got[f"{backend} backend"] = pairwise_distances(X, backend=backend, device="cpu")[0, 1]
             got[f"{backend} backend, blocks of 2"] = pairwise_distances(X, backend=backend, device="cpu",
                                                                          block_size=2)[1, 0]
+        if torch.cuda.is_available():
+            got["cuda"] = pairwise_distances(X, device="cuda")[0, 1]
         assert pairwise_distances(X[:3])[0, 2] == pytest.approx(-np.log(1e-12), rel=1e-3)  # clamped indeed
     for where, d in got.items():
         assert d == pytest.approx(expected, rel=1e-12), where

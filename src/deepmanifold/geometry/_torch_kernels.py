@@ -13,10 +13,9 @@ import numpy as np
 
 
 def cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
+    """Whether torch sees a CUDA device (torch is imported only when asked)."""
+    import torch
+
     return bool(torch.cuda.is_available())
 
 
