@@ -135,8 +135,8 @@ def bhattacharyya(P, Q, *, log: bool = False, floor: float = FLOOR):
         for the default) instead of ``+inf``; a :class:`ClampWarning` says how
         many were clamped. Coefficients above 1 (rounding) are kept and the
         distance is clipped at 0: the clamping rule of
-        :mod:`deepmanifold.geometry.divergences`, the same as
-        :func:`pairwise_distances`'.
+        :mod:`deepmanifold.geometry.divergences`, which
+        :func:`pairwise_distances` follows too.
 
     Returns
     -------
