@@ -37,18 +37,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
-def _write_store_report(store_path: Path, out: Path | None, summary: dict, findings: dict | None = None) -> Path:
-    """Build the InPCA picture of each probe set in the store and write the HTML report."""
+def _pictures(store, given: dict | None = None) -> dict:
+    """The InPCA picture of each probe set (test, train): ``given`` ones as they are, the others built."""
     from deepmanifold.analysis import build_picture
-    from deepmanifold.report import write_report
-    from deepmanifold.store import Store, StoreError
 
-    try:
-        store = Store(store_path, create=False)
-    except StoreError as exc:
-        _fail(str(exc))
     pictures = {}
     for probe in ("test", "train"):
+        if given and probe in given:
+            pictures[probe] = given[probe]
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -57,6 +54,34 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
                 err.print(f"[yellow]warning:[/] no {probe}-probe picture: {escape(str(exc))}")
         for w in caught:
             err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+    return pictures
+
+
+def _stored_findings(store_path: Path) -> dict | None:
+    """Findings of an earlier `deepmanifold analyze`, so they stay in the report."""
+    path = store_path / "findings.json"
+    if not path.exists():
+        return None
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        err.print("[yellow]warning:[/] findings.json is unreadable; report written without findings")
+        return None
+
+
+def _write_store_report(store_path: Path, out: Path | None, summary: dict, findings: dict | None = None,
+                        pictures: dict | None = None) -> Path:
+    """Write the HTML report of a store, from the given InPCA pictures (the missing ones are built)."""
+    from deepmanifold.report import write_report
+    from deepmanifold.store import Store, StoreError
+
+    try:
+        store = Store(store_path, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+    pictures = _pictures(store, pictures)
     if not pictures:
         _fail(f"nothing to draw: no usable run in {store_path}")
     main = pictures.get("test") or next(iter(pictures.values()))
@@ -67,13 +92,8 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
         "probe samples × classes": f"{main.n_samples} × {main.n_classes}",
         **summary,
     }
-    if findings is None and (store_path / "findings.json").exists():
-        import json
-
-        try:  # findings of an earlier `deepmanifold analyze` stay in the report
-            findings = json.loads((store_path / "findings.json").read_text())
-        except (OSError, ValueError):
-            err.print("[yellow]warning:[/] findings.json is unreadable; report written without findings")
+    if findings is None:
+        findings = _stored_findings(store_path)
     path = write_report(out or store_path / "report.html", pictures, title=f"deepmanifold — {store_path.name}",
                         summary=facts, findings=findings)
     return Path(path)
@@ -172,7 +192,7 @@ def analyze(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                findings = analyze_store(st, probe=probe,
+                findings = analyze_store(st, probe=probe, pictures=report,
                                          on_step=lambda name: progress.update(task, description=name))
             except ValueError as exc:
                 _fail(str(exc))
@@ -186,7 +206,7 @@ def analyze(
     console.print(table)
     console.print(f"findings: [bold cyan]{path.resolve()}[/]  ({findings.wall_time:.1f}s)")
     if report:
-        out = _write_store_report(store, None, {}, findings=findings.to_dict())
+        out = _write_store_report(store, None, {}, findings=findings.to_dict(), pictures=findings.pictures)
         console.print(f"report: [bold cyan]{out.resolve()}[/]")
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from deepmanifold import geometry
-from deepmanifold.analysis.agreement import mantel, procrustes_residual, train_test_agreement
+from deepmanifold.analysis.agreement import mantel, procrustes_fit, procrustes_residual, train_test_agreement
 
 RNG = np.random.default_rng(0)
 C = 10
@@ -25,31 +25,32 @@ def mats():
 def test_matrix_agrees_with_itself(mats):
     A, _ = mats
     out = train_test_agreement(A, A, n_permutations=199)
-    json.dumps(out)
-    m = out["mantel"]
-    assert m["pearson"] == pytest.approx(1.0) and m["spearman"] == pytest.approx(1.0)
-    assert m["p_pearson"] == pytest.approx(1 / 200) and m["p_spearman"] == pytest.approx(1 / 200)
-    assert out["procrustes"]["residual"] == pytest.approx(0.0, abs=1e-10)
-    assert out["procrustes"]["scale_test_over_train"] == pytest.approx(1.0)
+    assert json.loads(json.dumps(out.to_dict()))["procrustes"]["n_components"] == 3
+    m = out.mantel
+    assert m.pearson == pytest.approx(1.0) and m.spearman == pytest.approx(1.0)
+    assert m.p_pearson == pytest.approx(1 / 200) and m.p_spearman == pytest.approx(1 / 200)
+    assert m.n_pairs == 30 * 29 // 2 and m.n_permutations == 199
+    assert out.procrustes.residual == pytest.approx(0.0, abs=1e-10)
+    assert out.procrustes.scale_test_over_train == pytest.approx(1.0)
 
 
 def test_scaled_and_monotone_transforms(mats):
     A, _ = mats
     out = train_test_agreement(A, 2.0 * A, n_permutations=99)
-    assert out["mantel"]["pearson"] == pytest.approx(1.0)
-    assert out["procrustes"]["residual"] == pytest.approx(0.0, abs=1e-10)
-    assert out["procrustes"]["scale_test_over_train"] == pytest.approx(np.sqrt(2.0))
+    assert out.mantel.pearson == pytest.approx(1.0)
+    assert out.procrustes.residual == pytest.approx(0.0, abs=1e-10)
+    assert out.procrustes.scale_test_over_train == pytest.approx(np.sqrt(2.0))
     m = mantel(A, A**3, n_permutations=99)
-    assert m["spearman"] == pytest.approx(1.0) and m["pearson"] < 1.0
+    assert m.spearman == pytest.approx(1.0) and m.pearson < 1.0
 
 
 def test_unrelated_matrices_do_not_agree(mats):
     A, B = mats
     out = train_test_agreement(A, B, n_permutations=499, random_state=3)
-    m = out["mantel"]
-    assert abs(m["pearson"]) < 0.2 and abs(m["spearman"]) < 0.2
-    assert m["p_pearson"] > 0.02 and m["p_spearman"] > 0.02
-    assert out["procrustes"]["residual"] > 0.5
+    m = out.mantel
+    assert abs(m.pearson) < 0.2 and abs(m.spearman) < 0.2
+    assert m.p_pearson > 0.02 and m.p_spearman > 0.02
+    assert out.procrustes.residual > 0.5
 
 
 def test_planted_shared_structure_is_detected():
@@ -62,8 +63,8 @@ def test_planted_shared_structure_is_detected():
     A = geometry.pairwise_distances(softmax(logits_tr))
     B = geometry.pairwise_distances(softmax(logits_te))
     out = train_test_agreement(A, B, n_permutations=199)
-    assert out["mantel"]["pearson"] > 0.9 and out["mantel"]["p_pearson"] <= 0.01
-    assert out["procrustes"]["residual"] < 0.1
+    assert out.mantel.pearson > 0.9 and out.mantel.p_pearson <= 0.01
+    assert out.procrustes.residual < 0.1
 
 
 def test_procrustes_residual_of_rotated_and_flipped_embedding():
@@ -85,9 +86,11 @@ def test_procrustes_residual_of_rotated_and_flipped_embedding():
     assert procrustes_residual(X, X @ mix) == pytest.approx(0.0, abs=1e-12)
     assert procrustes_residual(X, X @ mix, signature_x=sig, signature_y=sig) > 1e-3
     # an unrelated configuration leaves a large residual; residual is within [0, 1]
-    r, det = procrustes_residual(X, RNG.normal(size=(20, 4)), return_details=True)
-    assert 0.2 < r <= 1.0
-    assert det["aligned"].shape == (20, 4)
+    fit = procrustes_fit(X, RNG.normal(size=(20, 4)))
+    assert 0.2 < fit.residual <= 1.0
+    assert fit.aligned.shape == fit.target.shape == (20, 4)
+    # the fit's own residual is the squared distance between what it aligned
+    assert np.sum((fit.aligned - fit.target) ** 2) == pytest.approx(fit.residual, abs=1e-12)
     with pytest.raises(ValueError):
         procrustes_residual(X, X[:5])
     with pytest.raises(ValueError):
@@ -100,8 +103,8 @@ def test_mantel_constant_matrix_and_validation(mats):
     A, _ = mats
     Z = np.ones_like(A) - np.eye(A.shape[0])
     m = mantel(A, Z, n_permutations=9)
-    assert m["pearson"] is None and m["p_pearson"] == 1.0
-    json.dumps(m)
+    assert m.pearson is None and m.p_pearson == 1.0
+    assert json.loads(json.dumps(m.to_dict()))["pearson"] is None
     with pytest.raises(ValueError):
         mantel(A, A[:5, :5])
     with pytest.raises(ValueError):

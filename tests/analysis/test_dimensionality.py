@@ -129,3 +129,21 @@ def test_censored_null_counts_and_validation(planted):
         dimensionality(D, run, null="shuffle", P=P)
     with pytest.raises(ValueError, match="thresholds"):
         dimensionality(D, run, null="none", thresholds=(1.5,))
+
+
+def test_surrogate_of_a_lazy_stack_equals_that_of_the_array(planted):
+    """The null reads a ModelStack (one run at a time) exactly as it reads the whole array."""
+    P, run, _ = planted
+    with np.errstate(divide="ignore"):
+        L = np.log(P).astype(np.float32)
+    rows = [L[run == r] for r in np.unique(run)]
+    stack = geometry.ModelStack(rows)
+    order = np.concatenate([np.nonzero(run == r)[0] for r in np.unique(run)])
+    from_array = permutation_surrogate(L[order], run[order], random_state=7, log=True)
+    np.testing.assert_array_equal(permutation_surrogate(stack, run[order], random_state=7, log=True), from_array)
+    # interleaved runs (rows of a run not contiguous) are read model by model
+    mixed = np.argsort(np.tile(np.arange(10), 6), kind="stable")  # run0 row0, run1 row0, ...
+    inter = geometry.ModelStack([L[order][mixed]])
+    np.testing.assert_array_equal(permutation_surrogate(inter, run[order][mixed], random_state=7, log=True),
+                                  permutation_surrogate(L[order][mixed], run[order][mixed], random_state=7,
+                                                        log=True))

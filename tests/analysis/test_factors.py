@@ -92,30 +92,32 @@ def test_planted_ranking_means_and_intervals():
 def test_predictability_arch_and_seed():
     D, configs = _planted(iid=0.02)
     arch = factor_predictability(D, configs, "arch")
-    assert arch["status"] == "ok"
-    assert arch["accuracy"] == pytest.approx(1.0)
-    assert arch["chance"] == pytest.approx(1 / 3)
-    assert arch["n"] == len(configs)
-    assert arch["p_value"] < 0.01
+    assert arch.status == "ok"
+    assert arch.accuracy == pytest.approx(1.0)
+    assert arch.chance == pytest.approx(1 / 3)
+    assert arch.n == len(configs) and arch.n_unclassified == 0 and arch.n_classes == 3
+    assert arch.p_value < 0.01
     seed = factor_predictability(D, configs, "seed", n_neighbors=3)
-    assert seed["status"] == "ok"
-    assert seed["chance"] == pytest.approx(1 / len(SEEDS))
-    assert abs(seed["accuracy"] - seed["chance"]) < 0.2
-    assert seed["p_value"] > 0.05
+    assert seed.status == "ok"
+    assert seed.chance == pytest.approx(1 / len(SEEDS))
+    assert abs(seed.accuracy - seed.chance) < 0.2
+    assert seed.p_value > 0.05
     # Seed-twins excluded: the optimiser is NOT predictable (the nearest non-twin is the
     # same architecture with the other optimiser).
     opt = factor_predictability(D, configs, "optimizer")
-    assert opt["accuracy"] < 0.2
-    json.dumps([arch, seed, opt], allow_nan=False)
+    assert opt.accuracy < 0.2
+    back = json.loads(json.dumps([p.to_dict() for p in (arch, seed, opt)], allow_nan=False))
+    assert back[0]["values"] == sorted(ARCHS) and back[0]["accuracy"] == arch.accuracy
 
 
 def test_predictability_skips_with_reason():
     D, configs = _planted(archs=("mlp",))
     out = factor_predictability(D, configs, "arch")
-    assert out["status"] == "skipped" and "one value" in out["reason"]
+    assert out.status == "skipped" and "one value" in out.reason and out.n_classes == 1
     out = factor_predictability(D[:3, :3], configs[:3], "seed")
-    assert out["status"] == "skipped" and "too few" in out["reason"]
-    assert factor_predictability(D, configs, "init")["status"] == "skipped"
+    assert out.status == "skipped" and "too few" in out.reason
+    missing = factor_predictability(D, configs, "init")
+    assert missing.status == "skipped" and missing.n_classes == 0 and missing.to_dict()["values"] == [None]
 
 
 def test_single_architecture_is_not_a_factor():

@@ -22,7 +22,7 @@ def _findings():
         "dimensionality": {"explained_stress": [0.6, 0.85, 0.95], "thresholds": [0.8, 0.9],
                            "null": "sample permutation", "n_null": 4,
                            "null_stress_mean": [0.3, 0.5, 0.6], "null_stress_sd": [0.05, 0.05, 0.05]},
-        "dendrogram": config_dendrogram(D, ["mlp sgd", "mlp adam", "cnn sgd"]),
+        "dendrogram": config_dendrogram(D, ["mlp sgd", "mlp adam", "cnn sgd"]).to_dict(),
         "speed": {"by_width": {"levels": [0.5, 0.9], "architectures": {"cnn": {"widths": [
             {"width": 16, "epochs": {"0.5": {"mean": 2.0, "values": [1.5, 2.5]},
                                      "0.9": {"mean": 6.0, "values": [6.0, None]}}},
@@ -72,5 +72,5 @@ def test_each_figure_draws_the_findings_numbers():
 def test_skipped_analyses_draw_nothing():
     assert analysis_figures({"analyses": {}}) == []
     assert analysis_figures({}) == []
-    one_leaf = {"analyses": {"dendrogram": config_dendrogram(np.zeros((1, 1)), ["a"])}}
+    one_leaf = {"analyses": {"dendrogram": config_dendrogram(np.zeros((1, 1)), ["a"]).to_dict()}}
     assert dendrogram_figure(one_leaf) is None

@@ -19,6 +19,7 @@ sample sets (e.g. train and test probes):
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
@@ -26,7 +27,117 @@ import scipy.stats
 
 from deepmanifold import geometry
 
-__all__ = ["mantel", "procrustes_residual", "train_test_agreement"]
+__all__ = ["Mantel", "ProcrustesFit", "ProcrustesSummary", "TrainTestAgreement", "mantel", "procrustes_fit",
+           "procrustes_residual", "train_test_agreement"]
+
+
+@dataclass(frozen=True)
+class Mantel:
+    """A Mantel test between two distance matrices over the same objects.
+
+    Attributes
+    ----------
+    pearson, spearman : float or None
+        Correlations of the strict upper triangles (None when either triangle is
+        constant).
+    p_pearson, p_spearman : float
+        One-sided permutation p-values (1.0 where the correlation is None).
+    n_permutations : int
+    n_pairs : int
+        Pairs of objects compared, ``T (T - 1) / 2``.
+    alternative : str
+        ``"greater"``: the test is for a positive association.
+    """
+
+    pearson: float | None
+    spearman: float | None
+    p_pearson: float
+    p_spearman: float
+    n_permutations: int
+    n_pairs: int
+    alternative: str = "greater"
+
+    def to_dict(self) -> dict:
+        """The JSON form (as in ``findings.json``)."""
+        return {"n_permutations": self.n_permutations, "n_pairs": self.n_pairs, "alternative": self.alternative,
+                "pearson": self.pearson, "p_pearson": self.p_pearson,
+                "spearman": self.spearman, "p_spearman": self.p_spearman}
+
+
+@dataclass(frozen=True)
+class ProcrustesFit:
+    """The best fit of one configuration onto another (see :func:`procrustes_fit`).
+
+    Attributes
+    ----------
+    residual : float
+        Normalised residual in [0, 1]; 0 = identical shapes.
+    scale : float
+        ``||Y_c|| / ||X_c||``: the size of ``Y`` relative to ``X``.
+    aligned : ndarray, shape (T, w)
+        ``s X̂ R``: ``X`` moved onto ``Y``'s normalised frame (blocks side by side).
+    target : ndarray, shape (T, w)
+        ``Ŷ`` in the same column order (zero-padded blocks).
+    """
+
+    residual: float
+    scale: float
+    aligned: np.ndarray
+    target: np.ndarray
+
+
+@dataclass(frozen=True)
+class ProcrustesSummary:
+    """How well the InPCA embeddings of two distance matrices match (:func:`train_test_agreement`).
+
+    Attributes
+    ----------
+    residual : float
+        Procrustes residual (:func:`procrustes_fit`) of the ``n_components``-axis
+        embeddings; 0 = identical shapes up to scale, boost-free isometry and translation.
+    n_components : int
+    scale_test_over_train : float
+        Overall size of the test embedding relative to the train one.
+    signature_train, signature_test : list of int
+        +1 (space-like) / -1 (time-like) per axis.
+    explained_stress_train, explained_stress_test : float
+        Explained stress of the ``n_components`` axes of each.
+    """
+
+    residual: float
+    n_components: int
+    scale_test_over_train: float
+    signature_train: list[int]
+    signature_test: list[int]
+    explained_stress_train: float
+    explained_stress_test: float
+
+    def to_dict(self) -> dict:
+        """The JSON form (as in ``findings.json``)."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class TrainTestAgreement:
+    """Agreement between the pictures of the same models on two sample sets.
+
+    Attributes
+    ----------
+    n_models : int
+    mantel : Mantel
+        Mantel test of the two distance matrices.
+    procrustes : ProcrustesSummary
+        Procrustes fit of their InPCA embeddings.
+    """
+
+    n_models: int
+    mantel: Mantel
+    procrustes: ProcrustesSummary
+
+    def to_dict(self) -> dict:
+        """The JSON form (as in ``findings.json``)."""
+        return {"n_models": self.n_models, "mantel": self.mantel.to_dict(),
+                "procrustes": self.procrustes.to_dict()}
 
 
 def _square(D, name: str) -> np.ndarray:
@@ -38,7 +149,7 @@ def _square(D, name: str) -> np.ndarray:
     return 0.5 * (D + D.T)
 
 
-def mantel(A, B, *, n_permutations: int = 999, random_state=0) -> dict:
+def mantel(A, B, *, n_permutations: int = 999, random_state=0) -> Mantel:
     """Mantel test between two symmetric matrices over the same ``T`` objects.
 
     Pearson ``r`` and Spearman ``rho`` of the strict upper triangles; one-sided
@@ -50,9 +161,8 @@ def mantel(A, B, *, n_permutations: int = 999, random_state=0) -> dict:
 
     Returns
     -------
-    dict with keys ``pearson``, ``spearman``, ``p_pearson``, ``p_spearman``,
-    ``n_permutations``, ``n_pairs``, ``alternative`` (``"greater"``). A
-    correlation is None (and its p-value 1) when either triangle is constant.
+    Mantel
+        A correlation is None (and its p-value 1) when either triangle is constant.
     """
     A = _square(A, "A")
     B = _square(B, "B")
@@ -77,7 +187,7 @@ def mantel(A, B, *, n_permutations: int = 999, random_state=0) -> dict:
         R[iu] = scipy.stats.rankdata(M[iu])
         return R + R.T
 
-    out = {"n_permutations": int(n_permutations), "n_pairs": int(iu[0].size), "alternative": "greater"}
+    out = {}
     for name, fa, fb in (("pearson", A, B), ("spearman", rank_matrix(A), rank_matrix(B))):
         x, yv = prepared(fa), fb[iu]
         ynorm = np.linalg.norm(yv - yv.mean())
@@ -94,7 +204,7 @@ def mantel(A, B, *, n_permutations: int = 999, random_state=0) -> dict:
             hits += (x @ (yp - ymean) / ynorm) >= stat - 1e-12
         out[name] = stat
         out[f"p_{name}"] = float((1 + hits) / (n_permutations + 1))
-    return out
+    return Mantel(n_permutations=int(n_permutations), n_pairs=int(iu[0].size), **out)
 
 
 def _blocks(sig, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +216,21 @@ def _blocks(sig, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(sig >= 0)[0], np.nonzero(sig < 0)[0]
 
 
-def procrustes_residual(X, Y, *, signature_x=None, signature_y=None, return_details: bool = False):
-    r"""Normalised Procrustes residual between two configurations of the same points.
+def procrustes_residual(X, Y, *, signature_x=None, signature_y=None) -> float:
+    """Normalised Procrustes residual between two configurations of the same points.
+
+    ``procrustes_fit(X, Y, ...).residual``: see :func:`procrustes_fit`.
+
+    Returns
+    -------
+    float in [0, 1]
+        0 for identical shapes (up to translation, scale and the allowed isometries).
+    """
+    return procrustes_fit(X, Y, signature_x=signature_x, signature_y=signature_y).residual
+
+
+def procrustes_fit(X, Y, *, signature_x=None, signature_y=None) -> ProcrustesFit:
+    r"""Best fit of configuration ``X`` onto ``Y`` (same points), and its residual.
 
     Both are centred and scaled to unit Frobenius norm; then
 
@@ -131,14 +254,16 @@ def procrustes_residual(X, Y, *, signature_x=None, signature_y=None, return_deta
     signature_x, signature_y : array_like of ±1, shapes (k,) and (k2,), optional
         Both or neither. Without them ``R`` is any orthogonal matrix (columns
         of the narrower configuration padded with zeros).
-    return_details : bool
-        Also return a dict with ``scale`` (``||Y_c|| / ||X_c||``, the size of
-        ``Y`` relative to ``X``) and the aligned ``X`` (``s X̂ R``, in ``Y``'s
-        normalised frame).
 
     Returns
     -------
-    float in [0, 1], or (float, dict)
+    ProcrustesFit
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not describe the same points, one signature only, NaN or
+        inf, or a configuration whose points all coincide.
     """
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
@@ -173,17 +298,12 @@ def procrustes_residual(X, Y, *, signature_x=None, signature_y=None, return_deta
         aligned_parts.append(A @ R)
         target_parts.append(B)
     residual = float(np.clip(1.0 - total_sigma**2, 0.0, 1.0))
-    if not return_details:
-        return residual
-    return residual, {
-        "scale": float(ny / nx),
-        "aligned": total_sigma * np.hstack(aligned_parts),
-        "target": np.hstack(target_parts),
-    }
+    return ProcrustesFit(residual=residual, scale=float(ny / nx), aligned=total_sigma * np.hstack(aligned_parts),
+                         target=np.hstack(target_parts))
 
 
 def train_test_agreement(D_train, D_test, *, n_permutations: int = 999, n_components: int = 3,
-                         random_state=0) -> dict:
+                         random_state=0) -> TrainTestAgreement:
     """Agreement between the pictures of the same models on two sample sets.
 
     Parameters
@@ -199,12 +319,7 @@ def train_test_agreement(D_train, D_test, *, n_permutations: int = 999, n_compon
 
     Returns
     -------
-    dict (JSON-serialisable)
-        ``n_models``; ``mantel`` (see :func:`mantel`); ``procrustes`` with
-        ``residual`` (0 = identical shapes up to scale, signed-metric
-        isometry and translation), ``n_components``, ``scale_test_over_train``
-        (overall size of the test embedding relative to the train one), the
-        two signatures and the explained stress of the ``k`` axes of each.
+    TrainTestAgreement
     """
     A = _square(D_train, "D_train")
     B = _square(D_test, "D_test")
@@ -214,18 +329,17 @@ def train_test_agreement(D_train, D_test, *, n_permutations: int = 999, n_compon
     if not isinstance(n_components, numbers.Integral) or n_components < 1:
         raise ValueError(f"n_components must be a positive integer, got {n_components!r}")
     k = int(min(n_components, T))
-    out = {"n_models": int(T), "mantel": mantel(A, B, n_permutations=n_permutations, random_state=random_state)}
+    test = mantel(A, B, n_permutations=n_permutations, random_state=random_state)
     ra = geometry.inpca(A, n_components=k)
     rb = geometry.inpca(B, n_components=k)
-    res, det = procrustes_residual(ra.coords, rb.coords, signature_x=ra.signature, signature_y=rb.signature,
-                                   return_details=True)
-    out["procrustes"] = {
-        "residual": res,
-        "n_components": k,
-        "scale_test_over_train": det["scale"],
-        "signature_train": [int(s) for s in ra.signature],
-        "signature_test": [int(s) for s in rb.signature],
-        "explained_stress_train": float(ra.explained_stress[-1]),
-        "explained_stress_test": float(rb.explained_stress[-1]),
-    }
-    return out
+    fit = procrustes_fit(ra.coords, rb.coords, signature_x=ra.signature, signature_y=rb.signature)
+    summary = ProcrustesSummary(
+        residual=fit.residual,
+        n_components=k,
+        scale_test_over_train=fit.scale,
+        signature_train=[int(s) for s in ra.signature],
+        signature_test=[int(s) for s in rb.signature],
+        explained_stress_train=float(ra.explained_stress[-1]),
+        explained_stress_test=float(rb.explained_stress[-1]),
+    )
+    return TrainTestAgreement(n_models=int(T), mantel=test, procrustes=summary)

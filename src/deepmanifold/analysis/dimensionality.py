@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepmanifold import geometry
+from deepmanifold.utils import jsonable
 
 __all__ = ["DimensionalityReport", "NULLS", "dimensionality", "permutation_surrogate"]
 
@@ -152,24 +153,12 @@ class DimensionalityReport:
             "null_stress_sd": ([float(v) for v in self.null_stress.std(axis=0, ddof=1)]
                                if self.null_stress.shape[0] > 1 else []),
             "null_axes_needed": self.null_summary(),
-            "info": _jsonable(self.info),
+            "info": jsonable(self.info),
         }
 
 
 def _key(thr) -> str:
     return f"{float(thr):g}"
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
 
 
 def _axes_needed(stress: np.ndarray, thr: float) -> int | None:
@@ -197,28 +186,32 @@ def permutation_surrogate(P, run_index, *, random_state=0, log: bool = False) ->
     Parameters
     ----------
     P : array_like, shape (T, n, C)
-        Probabilities (or log-probabilities with ``log=True``) of all checkpoints.
+        Probabilities (or log-probabilities with ``log=True``) of all checkpoints: an
+        array, or a lazy stack such as :class:`~deepmanifold.geometry.ModelStack`, read
+        one run at a time.
     run_index : array_like, shape (T,)
-        Run of each row (any hashable labels).
+        Run of each row (any hashable values).
     random_state : None, int or numpy.random.Generator
 
     Returns
     -------
     ndarray, shape (T, n, C), float64 probabilities
     """
-    P = np.asarray(P, dtype=np.float64)
-    if P.ndim != 3:
-        raise ValueError(f"P: expected shape (T, n, C), got {P.shape}")
-    T, n, _ = P.shape
+    shape = tuple(np.shape(P))
+    if len(shape) != 3:
+        raise ValueError(f"P: expected shape (T, n, C), got {shape}")
+    T, n, _ = shape
     rng = np.random.default_rng(random_state)
-    R = np.exp(0.5 * P) if log else np.sqrt(np.clip(P, 0.0, None))
-    R /= np.linalg.norm(R, axis=-1, keepdims=True)
-    out = R.copy()
+    out = np.empty(shape)
     for rows in _run_groups(run_index, T):
+        R = np.asarray(_rows_of(P, rows), dtype=np.float64)
+        R = np.exp(0.5 * R) if log else np.sqrt(np.clip(R, 0.0, None))
+        R /= np.linalg.norm(R, axis=-1, keepdims=True)
+        out[rows] = R
         if rows.size < 3:
             continue
-        u, w = R[rows[0]], R[rows[-1]]  # (n, C)
-        mids = R[rows[1:-1]]  # (k, n, C)
+        u, w = R[0], R[-1]  # (n, C)
+        mids = R[1:-1]  # (k, n, C)
         ang_uw = _angle(np.sum(u * w, axis=-1))  # (n,)
         a1 = _angle(np.sum(mids * u, axis=-1))  # (k, n)
         a2 = _angle(np.sum(mids * w, axis=-1))
@@ -230,9 +223,18 @@ def permutation_surrogate(P, run_index, *, random_state=0, log: bool = False) ->
         cu = np.where(moving, np.sin((1.0 - s) * ang_uw) / sin_uw, 1.0)  # (k, n)
         cw = np.where(moving, np.sin(s * ang_uw) / sin_uw, 0.0)
         out[rows[1:-1]] = cu[..., None] * u + cw[..., None] * w
-    out = np.square(out)
+    np.square(out, out=out)
     out /= out.sum(axis=-1, keepdims=True)
     return out
+
+
+def _rows_of(P, rows: np.ndarray):
+    """``P[rows]`` of an array, or of a lazy stack that slices only (read as one slice when contiguous)."""
+    if isinstance(P, np.ndarray):
+        return P[rows]
+    if rows.size and np.array_equal(rows, np.arange(rows[0], rows[0] + rows.size)):
+        return P[int(rows[0]):int(rows[0]) + rows.size]
+    return np.stack([np.asarray(P[int(i)]) for i in rows])
 
 
 def _angle(cos):
@@ -271,8 +273,9 @@ def dimensionality(
         of ``T`` models and one InPCA.
     random_state : None, int or numpy.random.Generator
     P : array_like, shape (T, n, C), optional
-        The checkpoints' predictions that produced ``D`` (loaded into memory
-        for the null).
+        The checkpoints' predictions that produced ``D``: an array or a lazy stack
+        (:class:`~deepmanifold.geometry.ModelStack`), read one run at a time for each
+        surrogate.
     log : bool
         ``P`` holds natural-log probabilities.
 
@@ -309,10 +312,9 @@ def dimensionality(
     null_needed = np.empty((0, len(thresholds)), dtype=int)
     if null == "sample_permutation":
         rng = np.random.default_rng(random_state)
-        Pa = np.asarray(P)
         curves, counts = [], []
         for _ in range(int(n_null)):
-            S = permutation_surrogate(Pa, run_index, random_state=rng, log=log)
+            S = permutation_surrogate(P, run_index, random_state=rng, log=log)
             Ds = geometry.pairwise_distances(S)
             curve = np.asarray(geometry.inpca(Ds, n_components=k).explained_stress, dtype=np.float64)
             curves.append(curve)

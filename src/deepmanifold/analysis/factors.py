@@ -65,22 +65,17 @@ interval is the 2.5 / 97.5 percentile of ``n_boot`` replicates.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = [
-    "COMPANIONS",
-    "DEFAULT_FACTORS",
-    "IGNORED_KEYS",
-    "FactorEffect",
-    "FactorReport",
-    "factor_effects",
-    "factor_predictability",
-]
+from deepmanifold.utils import flatten, jsonable
+
+__all__ = ["COMPANIONS", "DEFAULT_FACTORS", "IGNORED_KEYS", "FactorEffect", "FactorPredictability", "FactorReport",
+           "factor_effects", "factor_predictability"]
 
 #: Factors analysed by default (those with a single value in the sweep are reported
 #: as "not a factor in this sweep").
@@ -142,19 +137,14 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            nested = _flatten(value, name + ".")
-            if nested:
-                out.update(nested)
-            else:
-                out[name] = ()
-        else:
-            out[name] = _freeze(value)
-    return out
+def _empty_as_value(config: Mapping) -> dict:
+    """``config`` with every empty nested mapping replaced by ``()``: a key of its own when flattened."""
+    return {k: (() if not v else _empty_as_value(v)) if isinstance(v, Mapping) else v for k, v in config.items()}
+
+
+def _flatten(config: dict) -> dict[str, Any]:
+    """Dotted keys (an empty nested dict becomes the value ``()``), values made hashable."""
+    return {k: _freeze(v) for k, v in flatten(_empty_as_value(config)).items()}
 
 
 def _is_ignored(key: str, ignored: Sequence[str]) -> bool:
@@ -199,22 +189,9 @@ def _sorted_values(values: Iterable[Any]) -> list[Any]:
         return sorted(uniq, key=lambda v: (v is MISSING, type(v).__name__, repr(v)))
 
 
-def _jsonable(value: Any) -> Any:
-    if value is MISSING:
-        return None
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
+def _value_json(value: Any) -> Any:
+    """A factor's value in JSON (a key a run does not set is ``None``)."""
+    return None if value is MISSING else jsonable(value)
 
 
 def _varying_keys(flat: list[dict]) -> list[str]:
@@ -310,11 +287,10 @@ class FactorEffect:
         return self.status == MEASURED
 
     def to_dict(self) -> dict:
+        """Plain, JSON-serialisable dict (``NaN`` becomes ``None``)."""
         d = asdict(self)
-        d["values"] = [_jsonable(v) for v in self.values]
-        for key in ("mean", "low", "high"):
-            d[key] = _jsonable(float(d[key]))
-        return d
+        d["values"] = [_value_json(v) for v in self.values]
+        return jsonable(d)
 
 
 @dataclass
@@ -541,9 +517,64 @@ def factor_effects(D, configs: Sequence[dict], *, factors: Sequence[str] | None 
 
 # --------------------------------------------------------------------------- predictability
 
+SEED_TWINS_EXCLUDED = "the run itself and its seed-twins (same configuration except seed)"
+
+
+@dataclass
+class FactorPredictability:
+    """How well trajectories predict one factor's value (:func:`factor_predictability`).
+
+    Attributes
+    ----------
+    factor : str
+    status : str
+        ``"ok"`` or ``"skipped"``.
+    reason : str
+        How the numbers were obtained, or why they are missing.
+    accuracy : float or None
+        Leave-one-out nearest-neighbour accuracy over the classified runs.
+    chance : float or None
+        Share of the most frequent value among the classified runs.
+    n : int
+        Classified runs.
+    n_unclassified : int
+        Runs without a candidate neighbour.
+    n_classes : int
+        Distinct values of the factor.
+    values : list
+        Those values (``None`` for runs that do not set the factor).
+    p_value : float or None
+        Permutation test: values shuffled over runs ``n_permutations`` times,
+        ``(1 + #{acc_perm >= acc}) / (1 + n_permutations)``.
+    n_permutations, n_neighbors : int
+    excluded : str
+        Which runs are never candidate neighbours.
+    """
+
+    factor: str
+    status: str = "skipped"
+    reason: str = ""
+    accuracy: float | None = None
+    chance: float | None = None
+    n: int = 0
+    n_unclassified: int = 0
+    n_classes: int = 0
+    values: list = field(default_factory=list)
+    p_value: float | None = None
+    n_permutations: int = 0
+    n_neighbors: int = 1
+    excluded: str = SEED_TWINS_EXCLUDED
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-serialisable dict."""
+        d = asdict(self)
+        d["values"] = [_value_json(v) for v in self.values]
+        return jsonable(d)
+
+
 def factor_predictability(D, configs: Sequence[dict], factor: str, *, n_neighbors: int = 1,
                           n_permutations: int = 200, random_state: int | None = 0,
-                          ignore: Sequence[str] = IGNORED_KEYS) -> dict:
+                          ignore: Sequence[str] = IGNORED_KEYS) -> FactorPredictability:
     """How well trajectories predict a factor's value (leave-one-out k-NN on ``D``).
 
     Each run is classified by the majority value of ``factor`` among its
@@ -555,14 +586,9 @@ def factor_predictability(D, configs: Sequence[dict], factor: str, *, n_neighbor
 
     Returns
     -------
-    dict
-        ``factor``, ``status`` (``"ok"`` or ``"skipped"``), ``reason``, ``accuracy``,
-        ``chance`` (share of the most frequent value among the classified runs),
-        ``n`` (classified runs), ``n_unclassified``, ``n_classes``, ``values``,
-        ``p_value`` (permutation test: labels shuffled over runs, ``n_permutations``
-        times; ``(1 + #{acc_perm >= acc}) / (1 + n_permutations)``),
-        ``n_permutations``, ``n_neighbors``, ``excluded`` (what was excluded).
-        JSON-serialisable; ``None`` where a number is undefined.
+    FactorPredictability
+        Status ``"skipped"`` with a reason when the factor has fewer than two values,
+        there are fewer than 4 runs, or fewer than 4 runs have a candidate neighbour.
     """
     if n_neighbors < 1:
         raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
@@ -570,22 +596,54 @@ def factor_predictability(D, configs: Sequence[dict], factor: str, *, n_neighbor
     flat = _prepare(configs, ignore)
     col = _values_of(flat, factor)
     values = _sorted_values(col)
-    out: dict[str, Any] = {
-        "factor": factor, "status": "skipped", "reason": "", "accuracy": None, "chance": None,
-        "n": 0, "n_unclassified": 0, "n_classes": len(values), "values": [_jsonable(v) for v in values],
-        "p_value": None, "n_permutations": int(n_permutations), "n_neighbors": int(n_neighbors),
-        "excluded": "the run itself and its seed-twins (same configuration except seed)",
-    }
+    out = FactorPredictability(factor=factor, n_classes=len(values), values=values,
+                               n_permutations=int(n_permutations), n_neighbors=int(n_neighbors))
     R = len(flat)
-    if all(v is MISSING for v in col) or len(values) < 2:
-        out["reason"] = (f"no run sets {factor}" if all(v is MISSING for v in col)
-                         else f"{factor} has one value only ({_fmt(values)}): not a factor in this sweep")
-        out["n_classes"] = 0 if all(v is MISSING for v in col) else 1
+    if all(v is MISSING for v in col):
+        out.reason, out.n_classes = f"no run sets {factor}", 0
+        return out
+    if len(values) < 2:
+        out.reason, out.n_classes = f"{factor} has one value only ({_fmt(values)}): not a factor in this sweep", 1
         return out
     if R < 4:
-        out["reason"] = f"too few runs ({R}; need at least 4)"
+        out.reason = f"too few runs ({R}; need at least 4)"
         return out
 
+    order, candidate = _candidate_neighbours(Dm, flat, n_neighbors)
+    used = candidate[:, 0]
+    n_used = int(used.sum())
+    out.n_unclassified = int(R - n_used)
+    label_index = {v: i for i, v in enumerate(values)}
+    y = np.asarray([label_index[v] for v in col])
+    if n_used < 4 or len(set(y[used].tolist())) < 2:
+        out.n = n_used
+        out.reason = (f"too few runs with a candidate neighbour ({n_used} of {R}) or only one "
+                      f"value among them")
+        return out
+
+    accuracy = _knn_accuracy(order[used], candidate[used], used, len(values))
+    acc = accuracy(y)
+    rng = np.random.default_rng(random_state)
+    exceed = sum(accuracy(rng.permutation(y)) >= acc - 1e-12 for _ in range(n_permutations))
+    counts = np.bincount(y[used], minlength=len(values))
+    out.status, out.accuracy, out.n = "ok", acc, n_used
+    out.chance = float(counts.max() / n_used)
+    out.p_value = float((1 + exceed) / (1 + n_permutations))
+    out.reason = (f"leave-one-out {n_neighbors}-nearest-neighbour on {n_used} runs "
+                  f"({len(values)} values of {factor}), seed-twins excluded")
+    return out
+
+
+def _candidate_neighbours(Dm: np.ndarray, flat: list[dict], n_neighbors: int):
+    """Each run's ``n_neighbors`` nearest runs other than itself and its seed-twins.
+
+    Returns
+    -------
+    order : int ndarray, shape (R, n_neighbors)
+        Neighbour indices, nearest first.
+    candidate : bool ndarray, shape (R, n_neighbors)
+        False where that neighbour is no candidate (infinite or NaN distance, or a twin).
+    """
     varying = [k for k in _varying_keys(flat) if k != _SEED]
     sig = [_signature(c, varying) for c in flat]
     sig_index: dict[tuple, int] = {}
@@ -593,37 +651,22 @@ def factor_predictability(D, configs: Sequence[dict], factor: str, *, n_neighbor
     dist = np.where(np.isfinite(Dm), Dm, np.inf)
     dist[sig_code[:, None] == sig_code[None, :]] = np.inf  # self and seed-twins
     order = np.argsort(dist, axis=1, kind="stable")[:, :n_neighbors]
-    nbr_ok = np.isfinite(np.take_along_axis(dist, order, axis=1))
-    used = nbr_ok[:, 0]
-    n_used = int(used.sum())
-    out["n_unclassified"] = int(R - n_used)
-    label_index = {v: i for i, v in enumerate(values)}
-    y = np.asarray([label_index[v] for v in col])
-    if n_used < 4 or len(set(y[used].tolist())) < 2:
-        out["n"] = n_used
-        out["reason"] = (f"too few runs with a candidate neighbour ({n_used} of {R}) or only one "
-                         f"value among them")
-        return out
+    return order, np.isfinite(np.take_along_axis(dist, order, axis=1))
 
-    C = len(values)
-    nbrs, ok = order[used], nbr_ok[used]
+
+def _knn_accuracy(nbrs: np.ndarray, ok: np.ndarray, used: np.ndarray, n_values: int):
+    """``accuracy(y)``: share of the ``used`` runs whose candidate neighbours' vote gives their value ``y``.
+
+    ``nbrs`` and ``ok`` are the neighbours and candidate flags of the used runs only.
+    """
+    n_used, n_neighbors = nbrs.shape
     # Vote weights: 1 per neighbour plus a tie-break bonus < 1 favouring the nearest.
     weights = ok * (1.0 + 0.5 * 0.5 ** np.arange(n_neighbors))[None, :]
     rows = np.repeat(np.arange(n_used), n_neighbors)
 
-    def accuracy(labels: np.ndarray) -> float:
-        scores = np.zeros((n_used, C))
-        np.add.at(scores, (rows, labels[nbrs].ravel()), weights.ravel())
-        return float(np.mean(scores.argmax(axis=1) == labels[used]))
+    def accuracy(y: np.ndarray) -> float:
+        scores = np.zeros((n_used, n_values))
+        np.add.at(scores, (rows, y[nbrs].ravel()), weights.ravel())
+        return float(np.mean(scores.argmax(axis=1) == y[used]))
 
-    acc = accuracy(y)
-    rng = np.random.default_rng(random_state)
-    exceed = sum(accuracy(rng.permutation(y)) >= acc - 1e-12 for _ in range(n_permutations))
-    counts = np.bincount(y[used], minlength=C)
-    out.update(
-        status="ok", accuracy=acc, chance=float(counts.max() / n_used), n=n_used,
-        p_value=float((1 + exceed) / (1 + n_permutations)),
-        reason=(f"leave-one-out {n_neighbors}-nearest-neighbour on {n_used} runs "
-                f"({C} values of {factor}), seed-twins excluded"),
-    )
-    return out
+    return accuracy

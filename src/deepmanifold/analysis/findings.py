@@ -1,43 +1,31 @@
-"""The study's claims (SPEC §6) tested on a store, with numbers and a written rule.
+"""The study's claims (SPEC §6) measured on a store and judged: ``deepmanifold analyze``.
 
-Each claim gets the numbers that bear on it and a verdict computed from them by a
-rule stated here, in the code, and copied into the output so a reader can check
-it: ``"supported"``, ``"not supported"``, ``"inconclusive"`` (the numbers point both
-ways), or ``"skipped"`` with the reason (e.g. a sweep with one width says nothing
-about speed against width). Nothing is hard-coded: a sweep where a claim fails says so.
+:func:`analyze_store` reads the usable runs once, computes the distance matrix of
+their checkpoints on each probe set once, and then, one claim at a time, *measures*
+(a ``measure_*`` function here, returning a typed result) and *judges* (a pure
+``judge_*`` function of that result, in :mod:`deepmanifold.analysis.claims`, whose
+rule texts are :data:`~deepmanifold.analysis.claims.RULES`):
 
-The rules (thresholds are ours, chosen before looking at our data, and printed with
-every verdict):
+==============  ===========================  =========================================
+claim           measured by                  on
+==============  ===========================  =========================================
+manifold        :func:`measure_manifold`     all checkpoints' distance matrix
+architecture    :func:`measure_architecture` trajectories at equal progress
+speed           :func:`measure_speed`        trajectories at equal progress
+corners         :func:`measure_corners`      trajectories at equal progress
+train_test      :func:`measure_train_test`   the train and test distance matrices
+==============  ===========================  =========================================
 
-1. *One low-dimensional manifold.* Supported when the top ``MAX_AXES_LOW_DIM`` InPCA
-   axes reach 90 % explained stress on the test probe AND fewer axes are needed than
-   for the null model (mean of the null draws); not supported when more than
-   ``MAX_AXES_LOW_DIM`` axes are needed; inconclusive otherwise.
-2. *Architecture matters, the rest much less.* Architecture is the model family (width
-   variants count as the factor ``arch_options.width``). Supported when architecture is the
-   top-ranked factor by mean trajectory distance over pairs differing only in it,
-   with its bootstrap interval above every other measured factor's mean, AND
-   architecture is predictable from trajectories (leave-one-out nearest neighbour
-   above chance, permutation p < 0.05). Not supported when another factor ranks
-   first. Skipped with one architecture.
-3. *Larger networks, same path, faster.* For each architecture with ≥ 2 widths:
-   Spearman correlation of width with epochs to progress 0.9 < 0 (wider is faster)
-   AND the mean trajectory distance between widths of one architecture is below the
-   mean distance between architectures (ratio < 1). Supported when both hold for
-   every such architecture; skipped when no architecture has two widths.
-4. *Corners converge along the manifold.* Supported when every corner run's distance
-   to the nearest ordinary run falls along training (last/first < 0.5) and ends
-   within ``CORNER_SPREAD_FACTOR`` × the ordinary runs' own spread; skipped without
-   corner runs.
-5. *Train and test give the same picture.* Supported when the Mantel correlation of
-   the train and test distance matrices is ≥ 0.9 (permutation p < 0.05) and the
-   Procrustes residual of their 3-axis embeddings is ≤ 0.1.
+:func:`measure_trajectories` resamples the runs at equal progress for the three
+claims that need it, and :func:`measure_averaging` averages the final models (a
+measurement, not a claim). Everything lands in a :class:`Findings`, whose
+:meth:`Findings.to_dict` is the content of ``findings.json`` (:data:`SCHEMA_VERSION`),
+and whose InPCA pictures, built from the same distance matrices, go to the report.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import warnings
@@ -47,56 +35,182 @@ from typing import Any, Callable
 
 import numpy as np
 
-from deepmanifold import geometry
+from deepmanifold.analysis.agreement import TrainTestAgreement, train_test_agreement
+from deepmanifold.analysis.averaging import ModelAverages, average_models
+from deepmanifold.analysis.checkpoints import (MAX_CHECKPOINT_MODELS, CheckpointDistances, checkpoint_distances,
+                                               stacked_predictions, usable_runs)
+from deepmanifold.analysis.claims import (CLAIMS, TRAIN_TEST_AXES, ArchitectureEvidence, Claim, SpeedEvidence,
+                                          judge_architecture, judge_corners, judge_manifold, judge_speed,
+                                          judge_train_test, skipped_claim)
+from deepmanifold.analysis.corners import CornerConvergence, corner_convergence
+from deepmanifold.analysis.dimensionality import DimensionalityReport, dimensionality
+from deepmanifold.analysis.embedding import build_picture
+from deepmanifold.analysis.factors import IGNORED_KEYS, factor_effects, factor_predictability
+from deepmanifold.analysis.picture import Picture
+from deepmanifold.analysis.speed import DEFAULT_LEVELS, RunProgress, same_path, speed_by_width
+from deepmanifold.analysis.trajectories import (Dendrogram, TrajectorySet, config_dendrogram,
+                                                distance_to_geodesic_by_progress, trajectory_distance_matrix, tube_width)
+from deepmanifold.utils import jsonable
 
-__all__ = ["Claim", "Findings", "analyze_store", "CLAIMS"]
+__all__ = ["CLAIMS", "MAX_CHECKPOINT_MODELS", "SCHEMA_VERSION", "Analyses", "Claim", "Findings", "Trajectories",
+           "analyze_store", "measure_architecture", "measure_averaging", "measure_corners", "measure_manifold",
+           "measure_speed", "measure_train_test", "measure_trajectories"]
 
-MAX_AXES_LOW_DIM = 5
-CORNER_SPREAD_FACTOR = 2.0
-MAX_CHECKPOINT_MODELS = 6000  # dense InPCA of all checkpoints above this uses a subsample per run
+#: Version of the layout of ``findings.json``; raised when a key changes meaning or moves.
+SCHEMA_VERSION = 1
 
-CLAIMS = {
-    "manifold": "All trajectories lie on one effectively low-dimensional manifold.",
-    "architecture": "Architecture produces distinguishable trajectories; the other factors matter much less.",
-    "speed": "Larger networks train along the same manifold, just faster.",
-    "corners": "Networks started far away (corners) converge to the solution along a similar manifold.",
-    "train_test": "Training and test predictions give the same picture.",
-}
+# Speed: the progress level ranked against width when too few runs reach the claim's level.
+SPEED_FALLBACK_LEVEL = 0.5
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class Trajectories:
+    """The runs resampled at equal progress, and what is measured on them directly.
+
+    Attributes
+    ----------
+    runs : TrajectorySet
+        Every usable run on the progress grid.
+    distances : ndarray, shape (R, R)
+        Mean d_B at equal progress between runs (NaN: no progress in common).
+    non_monotone_runs : list of str
+        Warnings about runs whose progress went back along training.
+    distance_to_geodesic : ndarray, shape (G,)
+        Mean over runs of the distance to the ignorance-truth geodesic along progress.
+    configurations : dict of str to list of int
+        Runs grouped by configuration (all but the seed), by display name.
+    dendrogram : Dendrogram or None
+        Complete-linkage dendrogram of the configurations.
+    tube_width : dict of str to ndarray, shape (G,)
+        Spread of the seeds of each configuration with at least two, along progress.
+    skipped : dict of str to str
+        ``"dendrogram"`` / ``"tube_width"`` when they could not be measured, and why.
+    """
+
+    runs: TrajectorySet
+    distances: np.ndarray
+    non_monotone_runs: list[str]
+    distance_to_geodesic: np.ndarray
+    configurations: dict[str, list[int]]
+    dendrogram: Dendrogram | None = None
+    tube_width: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def configs(self) -> list[dict]:
+        """Each run's configuration, in run order."""
+        return [dict(c) for c in self.runs.configs]
+
+    def to_dict(self) -> dict:
+        """The ``analyses`` entries of ``findings.json`` that come from the trajectories."""
+        grid = self.runs.grid
+        out = {"non_monotone_runs": list(self.non_monotone_runs),
+               "trajectory_distances": {"run_ids": list(self.runs.run_ids), "labels": list(self.runs.run_labels),
+                                        "matrix": self.distances},
+               "distance_to_geodesic": {"grid": grid, "mean": self.distance_to_geodesic}}
+        if self.dendrogram is not None:
+            out["dendrogram"] = self.dendrogram.to_dict()
+        if self.tube_width:
+            out["tube_width"] = {"grid": grid, "by_configuration": self.tube_width}
+        return jsonable(out)
 
 
 @dataclass
-class Claim:
-    """One claim of the study as measured on a store."""
+class Analyses:
+    """Every measurement of :func:`analyze_store`; None where an analysis was skipped.
 
-    key: str
-    statement: str
-    verdict: str  # supported | not supported | inconclusive | skipped
-    rule: str
-    numbers: dict = field(default_factory=dict)
-    reason: str = ""
+    Attributes
+    ----------
+    excluded : list of (str, str)
+        Runs left out (diverged, damaged, without the probe set), and why.
+    dimensionality : DimensionalityReport or None
+        Explained stress of all checkpoints against its null (claim 1).
+    trajectories : Trajectories
+        Runs at equal progress (claims 2-4).
+    architecture : ArchitectureEvidence
+        Factor effects and architecture predictability (claim 2).
+    speed : SpeedEvidence
+        Milestones, speed against width and same-path distances (claim 3).
+    corners : CornerConvergence or None
+        The corner runs' distance to the ordinary runs along progress (claim 4).
+    train_test : TrainTestAgreement or None
+        Agreement of the train and test distance matrices (claim 5).
+    averaging : ModelAverages or None
+        Averages of the final models.
+    """
+
+    excluded: list[tuple[str, str]]
+    dimensionality: DimensionalityReport | None
+    trajectories: Trajectories
+    architecture: ArchitectureEvidence
+    speed: SpeedEvidence
+    corners: CornerConvergence | None = None
+    train_test: TrainTestAgreement | None = None
+    averaging: ModelAverages | None = None
+
+    def to_dict(self) -> dict:
+        """The ``analyses`` object of ``findings.json``: one key per analysis that ran."""
+        out: dict[str, Any] = {"excluded": [{"run": r, "why": w} for r, w in self.excluded]}
+        if self.dimensionality is not None:
+            out["dimensionality"] = self.dimensionality.to_dict()
+        out.update(self.trajectories.to_dict())
+        out["factor_effects"] = self.architecture.effects.to_dict()
+        out["architecture_predictability"] = self.architecture.predictability.to_dict()
+        out["milestones"] = {run_id: m.to_dict() for run_id, m in self.speed.milestones.items()}
+        out["speed"] = self.speed.to_dict()
+        for key, result in (("corners", self.corners), ("train_test_agreement", self.train_test),
+                            ("averaging", self.averaging)):
+            if result is not None:
+                out[key] = result.to_dict()
+        return jsonable(out)
 
 
 @dataclass
 class Findings:
-    """Everything ``deepmanifold analyze`` measured on a store."""
+    """Everything ``deepmanifold analyze`` measured on a store.
+
+    Attributes
+    ----------
+    store : str
+        Root of the store.
+    probe : str
+        Probe set the claims are judged on.
+    n_runs : int
+        Usable runs.
+    claims : list of Claim
+        One per claim of :data:`~deepmanifold.analysis.claims.CLAIMS`, in that order.
+    analyses : Analyses
+        The measurements behind the claims.
+    skipped : dict of str to str
+        Analyses that could not run, and why.
+    wall_time : float
+        Seconds :func:`analyze_store` took.
+    pictures : dict of str to Picture
+        InPCA picture of each probe set, built from the same distance matrices as the
+        claims (for the report; not part of ``findings.json``).
+    """
 
     store: str
     probe: str
     n_runs: int
     claims: list[Claim]
-    analyses: dict
-    skipped: dict
+    analyses: Analyses
+    skipped: dict[str, str]
     wall_time: float = 0.0
+    pictures: dict[str, Picture] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        return _clean({
-            "store": self.store, "probe": self.probe, "n_runs": self.n_runs,
-            "claims": [asdict(c) for c in self.claims], "analyses": self.analyses,
+        """The content of ``findings.json`` (strict JSON: NaN and inf become None)."""
+        return jsonable({
+            "schema_version": SCHEMA_VERSION, "store": self.store, "probe": self.probe, "n_runs": self.n_runs,
+            "claims": [asdict(c) for c in self.claims], "analyses": self.analyses.to_dict(),
             "skipped": self.skipped, "wall_time": self.wall_time,
         })
 
     def write_json(self, path: str | os.PathLike) -> Path:
-        """Write ``findings.json`` atomically (strict JSON: NaN/inf become null)."""
+        """Write ``findings.json`` atomically."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
@@ -104,42 +218,127 @@ class Findings:
         return path
 
 
-def _clean(value: Any) -> Any:
-    """JSON-ready: numpy scalars/arrays to Python, NaN/inf to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return value
+# ----------------------------------------------------------------------------- measuring
+
+def measure_manifold(distances: CheckpointDistances, store, *, random_state: int = 0) -> DimensionalityReport:
+    """Claim 1: explained stress of all checkpoints against the sample-permutation null.
+
+    The null's surrogates are drawn from the stored predictions, read one run at a time.
+    """
+    models = stacked_predictions(store, distances.probe, distances.run_ids, distances.checkpoints)
+    return dimensionality(distances.matrix, distances.run_index, P=models, log=True, random_state=random_state)
 
 
-def _rule(key: str) -> str:
-    """The rule of one claim, as written in this module's docstring."""
-    doc = __doc__.split("The rules", 1)[1]
-    number = list(CLAIMS).index(key) + 1
-    start = doc.index(f"{number}. ")
-    end = doc.find(f"{number + 1}. ", start)
-    text = doc[start + 3:end if end > 0 else None]
-    text = text.replace("``MAX_AXES_LOW_DIM``", str(MAX_AXES_LOW_DIM))
-    text = text.replace("``CORNER_SPREAD_FACTOR``", str(CORNER_SPREAD_FACTOR))
-    return " ".join(text.replace("*", "").split())
+def measure_trajectories(store, records, probe: str, grid: np.ndarray) -> Trajectories:
+    """Runs resampled at equal progress; their distances, distance to the geodesic, dendrogram and tubes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts = TrajectorySet.from_store(store, probe=probe, grid=grid, runs=[r.run_id for r in records])
+    D = trajectory_distance_matrix(ts)
+    geo = distance_to_geodesic_by_progress(ts, ts.sample_labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a grid point no run reached stays NaN
+        geo_mean = np.nanmean(np.where(ts.reached, geo, np.nan), axis=0)
+    out = Trajectories(runs=ts, distances=D, non_monotone_runs=[str(w.message) for w in caught],
+                       distance_to_geodesic=geo_mean, configurations=_config_groups([dict(c) for c in ts.configs]))
+    groups = out.configurations
+    if len(groups) >= 2:
+        names = list(groups)
+        Dg = np.array([[np.nanmean(D[np.ix_(groups[a], groups[b])]) if a != b else 0.0 for b in names]
+                       for a in names])
+        try:
+            out.dendrogram = config_dendrogram(Dg, names)
+        except ValueError as exc:
+            out.skipped["dendrogram"] = str(exc)
+    else:
+        out.skipped["dendrogram"] = "needs at least 2 configurations"
+    out.tube_width = {name: tube_width(ts, members) for name, members in groups.items() if len(members) >= 2}
+    if not out.tube_width:
+        out.skipped["tube_width"] = "every configuration has a single seed: no spread to measure"
+    return out
 
 
-def _skip(key: str, reason: str) -> Claim:
-    return Claim(key, CLAIMS[key], "skipped", _rule(key), {}, reason)
+def measure_architecture(traj: Trajectories, *, n_boot: int = 1000, random_state: int = 0) -> ArchitectureEvidence:
+    """Claim 2: factor effects and architecture predictability on the trajectory distances.
 
+    Architecture is the model family (the registry name): width variants of one family
+    (aliases such as ``"cnn_wide"``) are the subject of the speed claim and count here
+    as the factor ``arch_options.width``.
+    """
+    family = [{k: v for k, v in c.items() if k != "arch_alias"} for c in traj.configs]
+    return ArchitectureEvidence(
+        effects=factor_effects(traj.distances, family, n_boot=n_boot, random_state=random_state),
+        predictability=factor_predictability(traj.distances, family, "arch"))
+
+
+def measure_speed(traj: Trajectories) -> SpeedEvidence:
+    """Claim 3: milestones of every run, speed against width, and same-path distances.
+
+    Widths are ranked at progress 0.9; when no architecture has runs reaching it (e.g.
+    short runs), at :data:`SPEED_FALLBACK_LEVEL` instead.
+    """
+    ts = traj.runs
+    runs = [RunProgress(run_id=ts.run_ids[i], arch=str(cfg.get("arch")),
+                        width=(cfg.get("arch_options") or {}).get("width"),
+                        progress=ts.progress[i], epochs=ts.epochs[i], steps=ts.steps[i])
+            for i, cfg in enumerate(traj.configs)]
+    with_width = [r for r in runs if r.width is not None]
+    by_width = speed_by_width(with_width) if with_width else None
+    if by_width is not None and not any(
+            a.trend["epochs"].rho is not None for a in by_width.architectures.values()):
+        by_width = speed_by_width(with_width, trend_level=SPEED_FALLBACK_LEVEL)
+    return SpeedEvidence(milestones={r.run_id: r.milestones(DEFAULT_LEVELS) for r in runs}, by_width=by_width,
+                         same_path=same_path(traj.distances, [r.arch for r in runs], [r.width for r in runs]))
+
+
+def _corner_runs(configs: list[dict]) -> np.ndarray:
+    """Boolean mask of the runs started from a corner (``init`` other than ``"default"``)."""
+    return np.array([c.get("init", "default") != "default" for c in configs], dtype=bool)
+
+
+def _no_corners(configs: list[dict]) -> str:
+    """Why the corner claim cannot be measured on runs with these configurations ("" when it can)."""
+    is_corner = _corner_runs(configs)
+    if not is_corner.any():
+        return "no corner-initialised runs"
+    return "" if (~is_corner).any() else "no ordinary runs to compare with"
+
+
+def measure_corners(traj: Trajectories) -> CornerConvergence:
+    """Claim 4: each corner run's distance to the nearest ordinary run along progress.
+
+    Raises
+    ------
+    ValueError
+        Without corner runs, or without ordinary runs to compare them with.
+    """
+    why = _no_corners(traj.configs)
+    if why:
+        raise ValueError(why)
+    is_corner = _corner_runs(traj.configs)
+    ts = traj.runs
+    return corner_convergence(ts.sqrt_p, ts.reached, ts.grid, is_corner, run_labels=ts.run_labels)
+
+
+def measure_train_test(train: CheckpointDistances, test: CheckpointDistances, *,
+                       random_state: int = 0) -> TrainTestAgreement:
+    """Claim 5: Mantel test and Procrustes fit of the same checkpoints on two probe sets."""
+    if list(train.run_ids) != list(test.run_ids) or train.matrix.shape != test.matrix.shape:
+        raise ValueError("the two distance matrices must cover the same checkpoints of the same runs")
+    return train_test_agreement(train.matrix, test.matrix, n_components=TRAIN_TEST_AXES, random_state=random_state)
+
+
+def measure_averaging(store, records, probe: str, sample_labels) -> ModelAverages:
+    """Averages of the final models of ``records`` (arithmetic, geometric, ... SPEC §5)."""
+    finals = np.stack([np.exp(np.asarray(store.logp(r.run_id, probe)[-1], dtype=np.float64)) for r in records])
+    finals /= finals.sum(axis=-1, keepdims=True)
+    return average_models(finals, sample_labels)
+
+
+# ----------------------------------------------------------------------------- the whole study
 
 def analyze_store(store, *, probe: str = "test", other_probe: str | None = "train",
-                  grid_points: int = 101, n_boot: int = 1000, random_state: int = 0,
+                  grid_points: int = 101, n_boot: int = 1000, random_state: int = 0, pictures: bool = True,
                   on_step: Callable[[str], None] | None = None) -> Findings:
     """Run every analysis of the study on a store and judge each claim.
 
@@ -154,182 +353,116 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
         Points of the progress grid the trajectories are resampled on.
     n_boot : int
         Bootstrap draws of the factor-effect intervals.
+    random_state : int
+        Seed of every random draw (null surrogates, bootstrap, permutations).
+    pictures : bool, default True
+        Also build the InPCA picture of each probe set from the distance matrices the
+        claims used (:attr:`Findings.pictures`, for the report).
     on_step : callable(str), optional
         Called with the name of each analysis as it starts (progress display).
 
     Returns
     -------
     Findings
-    """
-    from deepmanifold.analysis.agreement import train_test_agreement
-    from deepmanifold.analysis.averaging import average_models
-    from deepmanifold.analysis.corners import corner_convergence
-    from deepmanifold.analysis.dimensionality import dimensionality
-    from deepmanifold.analysis.factors import factor_effects, factor_predictability
-    from deepmanifold.analysis.speed import progress_milestones, same_path, speed_by_width
-    from deepmanifold.analysis.embedding import usable_runs
-    from deepmanifold.analysis.trajectories import (
-        TrajectorySet, config_dendrogram, distance_to_geodesic_by_progress, trajectory_distance_matrix,
-        tube_width)
 
+    Raises
+    ------
+    ValueError
+        No usable run on ``probe``, or runs recorded on different probe sets.
+    """
     started = time.perf_counter()
     step = on_step or (lambda name: None)
-    analyses: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    claims: list[Claim] = []
-
     step("reading runs")
     records, excluded = usable_runs(store, probe)
     if not records:
         raise ValueError(f"no usable run in {store.root} on probe {probe!r}")
-    analyses["excluded"] = [{"run": r, "why": w} for r, w in excluded]
-    labels = np.asarray(store.probe(records[0].probes[probe]).labels)
-    n_classes = int(store.logp(records[0].run_id, probe).shape[-1])
+    sample_labels = np.asarray(store.probe(records[0].probes[probe]).labels)
+    claims: dict[str, Claim] = {}
+    skipped: dict[str, str] = {}
 
-    # All checkpoints of all runs: the distance matrix behind the picture and the
-    # dimensionality claim (subsampled per run past MAX_CHECKPOINT_MODELS models).
     step("checkpoint distances")
-    per_run = [int(r.n_checkpoints) for r in records]
-    keep = _checkpoint_subsample(per_run, MAX_CHECKPOINT_MODELS)
-    P = np.concatenate([np.exp(np.asarray(store.logp(r.run_id, probe), dtype=np.float64)[k])
-                        for r, k in zip(records, keep)])
-    run_index = np.concatenate([np.full(len(k), i) for i, k in enumerate(keep)])
-    P /= P.sum(axis=-1, keepdims=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", geometry.ClampWarning)
-        D = geometry.pairwise_distances(P)
+    distances = checkpoint_distances(store, probe, records)
 
-    # 1. manifold
     step("dimensionality")
+    dim = None
     if len(records) < 2:
         skipped["dimensionality"] = "needs at least 2 runs"
-        claims.append(_skip("manifold", "needs at least 2 runs"))
+        claims["manifold"] = skipped_claim("manifold", skipped["dimensionality"])
     else:
-        dim = dimensionality(D, run_index, P=P, random_state=random_state)
-        dim_d = _clean(dim.to_dict())
-        analyses["dimensionality"] = dim_d
-        claims.append(_judge_manifold(dim_d))
+        dim = measure_manifold(distances, store, random_state=random_state)
+        claims["manifold"] = judge_manifold(dim)
 
-    # Trajectories at equal progress
     step("trajectories")
-    grid = np.linspace(0.0, 1.0, grid_points)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ts = TrajectorySet.from_store(store, probe=probe, grid=grid, runs=[r.run_id for r in records])
-    analyses["non_monotone_runs"] = [str(w.message) for w in caught]
-    configs = [dict(c) for c in ts.configs]
-    D_traj = trajectory_distance_matrix(ts)
-    analyses["trajectory_distances"] = {"run_ids": list(ts.run_ids), "labels": list(ts.labels),
-                                        "matrix": D_traj}
-    dist_geo = distance_to_geodesic_by_progress(ts, labels)
-    analyses["distance_to_geodesic"] = {"grid": grid, "mean": _nanmean_rows(dist_geo, ts.reached)}
+    traj = measure_trajectories(store, records, probe, np.linspace(0.0, 1.0, grid_points))
+    skipped.update(traj.skipped)
 
-    groups = _config_groups(configs)
-    if len(groups) >= 2:
-        group_ids = list(groups)
-        Dg = np.array([[np.nanmean(D_traj[np.ix_(groups[a], groups[b])]) if a != b else 0.0
-                        for b in group_ids] for a in group_ids])
-        try:
-            analyses["dendrogram"] = config_dendrogram(Dg, group_ids)
-        except ValueError as exc:
-            skipped["dendrogram"] = str(exc)
-    else:
-        skipped["dendrogram"] = "needs at least 2 configurations"
-    tubes = {}
-    for name, members in groups.items():
-        if len(members) >= 2:
-            tubes[name] = tube_width(ts, members)
-    if tubes:
-        analyses["tube_width"] = {"grid": grid, "by_configuration": tubes}
-    else:
-        skipped["tube_width"] = "every configuration has a single seed: no spread to measure"
-
-    # 2. factors
     step("factor effects")
-    # Architecture = the model family (the registry name): width variants of one family
-    # (aliases such as "cnn_wide") are the subject of the speed claim and show up here as
-    # the factor arch_options.width.
-    family = [{k: v for k, v in c.items() if k != "arch_alias"} for c in configs]
-    rep = factor_effects(D_traj, family, n_boot=n_boot, random_state=random_state)
-    analyses["factor_effects"] = _clean(rep.to_dict())
-    arch_pred = factor_predictability(D_traj, family, "arch")
-    analyses["architecture_predictability"] = _clean(arch_pred)
-    claims.append(_judge_architecture(rep, arch_pred))
+    architecture = measure_architecture(traj, n_boot=n_boot, random_state=random_state)
+    claims["architecture"] = judge_architecture(architecture)
 
-    # 3. speed
     step("speed")
-    width_runs = []
-    for i, cfg in enumerate(configs):
-        width = (cfg.get("arch_options") or {}).get("width")
-        width_runs.append({"run_id": ts.run_ids[i], "arch": _arch_family(cfg), "width": width,
-                           "progress": ts.progress[i], "epochs": ts.epochs[i], "steps": ts.steps[i]})
-    analyses["milestones"] = {
-        r["run_id"]: progress_milestones(r["progress"], r["epochs"], r["steps"]) for r in width_runs}
-    with_width = [r for r in width_runs if r["width"] is not None]
-    sp = speed_by_width(with_width) if with_width else {}
-    if sp and not any(((v.get("trend") or {}).get("epochs") or {}).get("rho") is not None
-                      for v in sp.get("architectures", {}).values()):
-        # Too few runs reach progress 0.9 (e.g. short runs): rank widths at 0.5 instead.
-        sp = speed_by_width(with_width, trend_level=0.5)
-    same = same_path(D_traj, [r["arch"] for r in width_runs],
-                           [r["width"] for r in width_runs])
-    analyses["speed"] = _clean({"by_width": sp, "same_path": same})
-    claims.append(_judge_speed(_clean(sp), _clean(same)))
+    speed = measure_speed(traj)
+    claims["speed"] = judge_speed(speed)
 
-    # 4. corners
     step("corners")
-    is_corner = np.array([c.get("init", "default") != "default" for c in configs])
-    if is_corner.any() and (~is_corner).any():
-        cor = _clean(corner_convergence(ts.sqrt_p, ts.reached, grid, is_corner, run_ids=list(ts.labels)))
-        analyses["corners"] = cor
-        claims.append(_judge_corners(cor))
+    corners, why = None, _no_corners(traj.configs)
+    if why:
+        skipped["corners"] = why
+        claims["corners"] = skipped_claim("corners", why)
     else:
-        reason = "no corner-initialised runs" if not is_corner.any() else "no ordinary runs to compare with"
-        skipped["corners"] = reason
-        claims.append(_skip("corners", reason))
+        corners = measure_corners(traj)
+        claims["corners"] = judge_corners(corners)
 
-    # 5. train vs test
     step("train vs test")
+    other, train_test = None, None
     if other_probe and all(other_probe in r.probes for r in records):
-        P2 = np.concatenate([np.exp(np.asarray(store.logp(r.run_id, other_probe), dtype=np.float64)[k])
-                             for r, k in zip(records, keep)])
-        P2 /= P2.sum(axis=-1, keepdims=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", geometry.ClampWarning)
-            D2 = geometry.pairwise_distances(P2)
-        agr = _clean(train_test_agreement(D2, D, random_state=random_state))
-        analyses["train_test_agreement"] = agr
-        claims.append(_judge_train_test(agr))
+        other = checkpoint_distances(store, other_probe, records)
+        train_test = measure_train_test(other, distances, random_state=random_state)
+        claims["train_test"] = judge_train_test(train_test)
     else:
         skipped["train_test_agreement"] = f"not every run has predictions on probe {other_probe!r}"
-        claims.append(_skip("train_test", skipped["train_test_agreement"]))
+        claims["train_test"] = skipped_claim("train_test", skipped["train_test_agreement"])
 
-    # Averaging of final models (a measurement, not a claim)
     step("averaging")
-    finals = np.stack([np.exp(np.asarray(store.logp(r.run_id, probe)[-1], dtype=np.float64)) for r in records])
-    finals /= finals.sum(axis=-1, keepdims=True)
+    averaging = None
     if len(records) >= 2:
-        analyses["averaging"] = _clean(average_models(finals, labels))
+        averaging = measure_averaging(store, records, probe, sample_labels)
     else:
         skipped["averaging"] = "needs at least 2 runs"
 
-    return Findings(store=str(store.root), probe=probe, n_runs=len(records), claims=claims,
-                    analyses=_clean(analyses), skipped=skipped,
-                    wall_time=round(time.perf_counter() - started, 2))
+    analyses = Analyses(excluded=excluded, dimensionality=dim, trajectories=traj, architecture=architecture,
+                        speed=speed, corners=corners, train_test=train_test, averaging=averaging)
+    findings = Findings(store=str(store.root), probe=probe, n_runs=len(records),
+                        claims=[claims[k] for k in CLAIMS], analyses=analyses, skipped=skipped)
+    if pictures:
+        step("pictures")
+        findings.pictures = _pictures(store, {probe: distances, **({other_probe: other} if other is not None else {})})
+    findings.wall_time = round(time.perf_counter() - started, 2)
+    return findings
 
 
 # ----------------------------------------------------------------------------- helpers
 
+def _pictures(store, distances: dict[str, CheckpointDistances]) -> dict[str, Picture]:
+    """The InPCA picture of each probe set from its distance matrix.
 
-def _arch_family(cfg: dict) -> str:
-    """The architecture a run belongs to for the width analysis (the registry name)."""
-    return str(cfg.get("arch"))
+    A picture whose probe set has other usable runs than the claims' (e.g. runs with
+    train but no test predictions) computes its own matrix; a probe set that cannot be
+    pictured is reported by a warning.
+    """
+    pictures = {}
+    for probe, dist in distances.items():
+        try:
+            runs, _ = usable_runs(store, probe)
+            same = [r.run_id for r in runs] == list(dist.run_ids)
+            pictures[probe] = build_picture(store, probe, distances=dist if same else None)
+        except ValueError as exc:
+            warnings.warn(f"no {probe}-probe picture: {exc}", stacklevel=3)
+    return pictures
 
 
 def _config_groups(configs: list[dict]) -> dict[str, list[int]]:
-    """Runs grouped by configuration (everything but the seed and bookkeeping)."""
-    from deepmanifold.analysis.factors import IGNORED_KEYS
-
+    """Runs grouped by configuration (everything but the seed and bookkeeping), by display name."""
     skip = set(IGNORED_KEYS) | {"seed"}  # the same bookkeeping keys the factor analysis ignores
     groups: dict[str, list[int]] = {}
     for i, cfg in enumerate(configs):
@@ -338,124 +471,8 @@ def _config_groups(configs: list[dict]) -> dict[str, list[int]]:
     named = {}
     for key, members in groups.items():
         cfg = configs[members[0]]
-        label = str(cfg.get("label", "")).rsplit(" / seed", 1)[0] or key
-        while label in named:
-            label += "'"
-        named[label] = members
+        name = str(cfg.get("label", "")).rsplit(" / seed", 1)[0] or key
+        while name in named:
+            name += "'"
+        named[name] = members
     return named
-
-
-def _checkpoint_subsample(per_run: list[int], budget: int) -> list[np.ndarray]:
-    """Indices of checkpoints kept per run: all, or evenly spread with first and last kept."""
-    total = sum(per_run)
-    if total <= budget:
-        return [np.arange(k) for k in per_run]
-    out = []
-    for k in per_run:
-        m = max(2, int(round(k * budget / total)))
-        out.append(np.unique(np.round(np.linspace(0, k - 1, m)).astype(int)))
-    return out
-
-
-def _nanmean_rows(values: np.ndarray, reached: np.ndarray) -> list:
-    v = np.where(reached, values, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(v, axis=0).tolist()
-
-
-def _judge_manifold(dim: dict) -> Claim:
-    axes = dim.get("axes_needed", {})
-    need90 = axes.get("0.9")
-    null90 = ((dim.get("null_axes_needed") or {}).get("0.9") or {}).get("mean")
-    stress = dim.get("explained_stress") or []
-    numbers = {"axes_for_80%": axes.get("0.8"), "axes_for_90%": need90, "axes_for_95%": axes.get("0.95"),
-               "null": dim.get("null"), "null_axes_for_90% (mean)": null90,
-               "explained_stress_top3": stress[2] if len(stress) >= 3 else None,
-               "checkpoints": dim.get("n_models"), "runs": dim.get("n_runs")}
-    if need90 is None or need90 > MAX_AXES_LOW_DIM:
-        verdict = "not supported"
-    elif null90 is not None and need90 < null90:
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
-    return Claim("manifold", CLAIMS["manifold"], verdict, _rule("manifold"), numbers)
-
-
-def _judge_architecture(rep, pred: dict) -> Claim:
-    effects = {e.factor: e for e in rep.effects}
-    arch = effects.get("arch")
-    if arch is None or arch.status != "measured":
-        return _skip("architecture", arch.reason if arch is not None else "architecture does not vary")
-    others = [e for f, e in effects.items() if f != "arch" and e.status == "measured"]
-    numbers = {"arch_mean": arch.mean, "arch_interval": [arch.low, arch.high],
-               "others": {e.factor: e.mean for e in others}, "ranking": list(rep.ranking),
-               "arch_predictability": pred.get("accuracy"), "chance": pred.get("chance"),
-               "p_value": pred.get("p_value")}
-    top = rep.ranking[0] if rep.ranking else None
-    separated = all(arch.low is not None and e.mean is not None and arch.low > e.mean for e in others)
-    predictable = (pred.get("accuracy") is not None and pred.get("chance") is not None
-                   and pred["accuracy"] > pred["chance"] and (pred.get("p_value") or 1.0) < 0.05)
-    if top == "arch" and separated and predictable:
-        verdict = "supported"
-    elif top is not None and top != "arch":
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
-    return Claim("architecture", CLAIMS["architecture"], verdict, _rule("architecture"), numbers)
-
-
-def _judge_speed(by_width: dict, same: dict) -> Claim:
-    rhos = {}
-    for arch, v in (by_width.get("architectures") or {}).items():
-        trend = (v.get("trend") or {}).get("epochs") or {}
-        rho = trend.get("rho") if trend.get("rho") is not None else trend.get("rho_width_means")
-        if rho is not None:
-            rhos[arch] = rho
-    if not rhos:
-        reasons = by_width.get("skipped") or {}
-        why = "; ".join(f"{a}: {r}" for a, r in reasons.items())
-        return _skip("speed", "no architecture was trained at two or more widths that reached the progress "
-                     f"level{': ' + why if why else ''}")
-    ratio = same.get("ratio") if isinstance(same, dict) else None
-    numbers = {"trend_level": by_width.get("trend_level"),
-               "spearman_width_vs_epochs": rhos, "same_path_ratio": ratio}
-    faster = all(r < 0 for r in rhos.values())
-    same_path = ratio is not None and ratio < 1
-    if faster and same_path:
-        verdict = "supported"
-    elif not faster and not same_path:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
-    return Claim("speed", CLAIMS["speed"], verdict, _rule("speed"), numbers)
-
-
-def _judge_corners(cor: dict) -> Claim:
-    runs = (cor.get("corner") or {}).get("summary") or []
-    numbers = {"corner_runs": len(runs),
-               "last_over_first": [r.get("ratio_last_first") for r in runs],
-               "final_distance": [r.get("d_last") for r in runs],
-               "ordinary_spread_at_end": [r.get("spread_at_last") for r in runs]}
-    usable = [r for r in runs if r.get("ratio_last_first") is not None and r.get("d_last") is not None
-              and r.get("spread_at_last") is not None]
-    if not usable:
-        return Claim("corners", CLAIMS["corners"], "inconclusive", _rule("corners"), numbers,
-                     "no corner run reached enough of the progress grid")
-    ok = all(r["ratio_last_first"] < 0.5 and r["d_last"] <= CORNER_SPREAD_FACTOR * max(r["spread_at_last"], 1e-12)
-             for r in usable)
-    return Claim("corners", CLAIMS["corners"], "supported" if ok else "not supported", _rule("corners"),
-                 numbers)
-
-
-def _judge_train_test(agr: dict) -> Claim:
-    mantel = agr.get("mantel") or {}
-    r = mantel.get("pearson", agr.get("mantel_r"))
-    p = mantel.get("p_pearson", mantel.get("p_value"))
-    resid = (agr.get("procrustes") or {}).get("residual", agr.get("procrustes_residual"))
-    numbers = {"mantel_r": r, "p_value": p, "procrustes_residual": resid}
-    if r is None or resid is None:
-        return Claim("train_test", CLAIMS["train_test"], "inconclusive", _rule("train_test"), numbers)
-    ok = r >= 0.9 and p is not None and p < 0.05 and resid <= 0.1
-    return Claim("train_test", CLAIMS["train_test"], "supported" if ok else "not supported",
-                 _rule("train_test"), numbers)

@@ -3,28 +3,379 @@
 Works on plain arrays, one run at a time, so it runs on any store or sweep:
 
 - :func:`progress_milestones` -- the epoch and step at which one run's progress
-  first reaches given levels (default 0.5 and 0.9).
+  first reaches given levels (default 0.5 and 0.9), as :class:`Milestones`.
 - :func:`speed_by_width` -- those milestones per architecture and width, and
   the Spearman correlation between width and epochs (steps) to the top level
-  within each architecture: negative means wider is faster.
+  within each architecture: negative means wider is faster (:class:`SpeedByWidth`).
 - :func:`same_path` -- from the run-by-run trajectory distance matrix (mean d_B
   at equal progress, SPEC §5): are runs of one architecture at different widths
-  closer to each other than runs of different architectures?
+  closer to each other than runs of different architectures? (:class:`SamePath`).
+- :func:`spearman` -- the rank correlation they use (:class:`Spearman`).
 
-Everything returned is JSON-serialisable (dicts, lists, floats, ints, str, None).
+Every result has a ``to_dict()`` giving its JSON form (as in ``findings.json``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["progress_milestones", "same_path", "spearman", "speed_by_width"]
+__all__ = ["ArchitectureSpeed", "Milestone", "Milestones", "PairStats", "RunProgress", "RunSpeed", "SamePath",
+           "Spearman", "SpeedByWidth", "WidthPath", "WidthSpeed", "WidthTrend", "LevelTimes",
+           "progress_milestones", "same_path", "spearman", "speed_by_width"]
 
 DEFAULT_LEVELS = (0.5, 0.9)
+UNITS = ("epochs", "steps")  # the two clocks a milestone is read on
+
+
+@dataclass(frozen=True)
+class Spearman:
+    """A Spearman rank correlation.
+
+    Attributes
+    ----------
+    rho : float or None
+        The correlation; None for fewer than 2 finite pairs or a constant input.
+    n : int
+        Pairs where both values are finite.
+    reason : str
+        Why ``rho`` is None ("" otherwise).
+    """
+
+    rho: float | None
+    n: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """When one run's progress first reached one level (None: never).
+
+    Attributes
+    ----------
+    epoch : float or None
+    step : float or None
+    """
+
+    epoch: float | None
+    step: float | None
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "step": self.step}
+
+
+@dataclass(frozen=True)
+class Milestones:
+    """When one run's progress first reached each of several levels.
+
+    Attributes
+    ----------
+    levels : tuple of float
+        The levels, in the order asked.
+    reached : tuple of Milestone
+        One per level.
+
+    ``milestones[0.9]`` (or ``milestones["0.9"]``) is the :class:`Milestone` of a level.
+    """
+
+    levels: tuple[float, ...]
+    reached: tuple[Milestone, ...]
+
+    def __getitem__(self, level) -> Milestone:
+        key = level if isinstance(level, str) else _level_key(level)
+        for lv, m in zip(self.levels, self.reached):
+            if _level_key(lv) == key:
+                return m
+        raise KeyError(f"no milestone at level {level!r} (levels: {list(self.levels)})")
+
+    def to_dict(self) -> dict:
+        """``{"0.5": {"epoch", "step"}, ...}``, keys formatted with ``f"{level:g}"``."""
+        return {_level_key(lv): m.to_dict() for lv, m in zip(self.levels, self.reached)}
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """One run's progress along training: the input of :func:`speed_by_width`.
+
+    Attributes
+    ----------
+    run_id : str
+    arch : str
+        Architecture (model family) of the run.
+    width : int, float or None
+        Its width (None: unknown).
+    progress, epochs, steps : ndarray, shape (K,)
+        Progress (SPEC §3), epoch and optimiser step of each checkpoint.
+    """
+
+    run_id: str
+    arch: str
+    width: int | float | None
+    progress: np.ndarray
+    epochs: np.ndarray
+    steps: np.ndarray
+
+    def milestones(self, levels=DEFAULT_LEVELS) -> Milestones:
+        """:func:`progress_milestones` of this run."""
+        return progress_milestones(self.progress, self.epochs, self.steps, levels)
+
+
+@dataclass(frozen=True)
+class RunSpeed:
+    """Milestones of one run of :func:`speed_by_width`.
+
+    Attributes
+    ----------
+    run_id : str
+    arch : str
+    width : int, float or None
+        Integral widths are ints.
+    milestones : Milestones
+    """
+
+    run_id: str
+    arch: str
+    width: int | float | None
+    milestones: Milestones
+
+    def to_dict(self) -> dict:
+        return {"run_id": self.run_id, "arch": self.arch, "width": self.width,
+                "milestones": self.milestones.to_dict()}
+
+
+@dataclass(frozen=True)
+class LevelTimes:
+    """When the runs (seeds) of one width reached one level, on one clock.
+
+    Attributes
+    ----------
+    mean : float or None
+        Over the runs that reached it (None: none did).
+    values : list of float or None
+        Per run, in the order of :attr:`WidthSpeed.run_ids`; None where never reached.
+    n_reached : int
+    """
+
+    mean: float | None
+    values: list
+    n_reached: int
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "values": list(self.values), "n_reached": self.n_reached}
+
+
+@dataclass(frozen=True)
+class WidthSpeed:
+    """The runs of one architecture at one width.
+
+    Attributes
+    ----------
+    width : int or float
+    n_runs : int
+    run_ids : list of str
+    epochs, steps : dict of str to LevelTimes
+        Per level (keyed ``f"{level:g}"``), when the runs reached it in epochs and in steps.
+    """
+
+    width: int | float
+    n_runs: int
+    run_ids: list
+    epochs: dict
+    steps: dict
+
+    def to_dict(self) -> dict:
+        return {"width": self.width, "n_runs": self.n_runs, "run_ids": list(self.run_ids),
+                **{unit: {k: v.to_dict() for k, v in getattr(self, unit).items()} for unit in UNITS}}
+
+
+@dataclass(frozen=True)
+class WidthTrend:
+    """Spearman correlation of width with the time to reach the trend level, on one clock.
+
+    Negative: wider is faster. Runs that never reach the level are counted, not ranked
+    (runs may have been trained for different lengths).
+
+    Attributes
+    ----------
+    rho : float or None
+        Over the runs that reached the level.
+    n : int
+        Those runs.
+    rho_width_means : float or None
+        Over the per-width means.
+    n_widths : int
+        Widths with a mean.
+    n_not_reached : int
+        Runs that never reached the level.
+    reason : str
+        Why ``rho`` is None ("" otherwise).
+    """
+
+    rho: float | None
+    n: int
+    rho_width_means: float | None
+    n_widths: int
+    n_not_reached: int
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        out = {"rho": self.rho, "n": self.n, "rho_width_means": self.rho_width_means, "n_widths": self.n_widths,
+               "n_not_reached": self.n_not_reached}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class ArchitectureSpeed:
+    """Speed against width within one architecture trained at two or more widths.
+
+    Attributes
+    ----------
+    widths : list of WidthSpeed
+        Sorted by width.
+    trend : dict of str to WidthTrend
+        ``"epochs"`` and ``"steps"``: the width trend at the trend level on each clock.
+    """
+
+    widths: list
+    trend: dict
+
+    def to_dict(self) -> dict:
+        return {"widths": [w.to_dict() for w in self.widths],
+                "trend": {unit: t.to_dict() for unit, t in self.trend.items()}}
+
+
+@dataclass(frozen=True)
+class SpeedByWidth:
+    """How fast each architecture reaches given progress levels, by width.
+
+    Attributes
+    ----------
+    levels : list of float
+    trend_level : float
+        Level whose epochs/steps are correlated with width.
+    runs : list of RunSpeed
+        Every run, in input order.
+    architectures : dict of str to ArchitectureSpeed
+        Architectures with at least 2 widths, sorted by name.
+    skipped : dict of str to str
+        Architectures with a single width, and why.
+    skipped_runs : list of (str, str)
+        Runs left out (no width), and why.
+    """
+
+    levels: list
+    trend_level: float
+    runs: list
+    architectures: dict
+    skipped: dict = field(default_factory=dict)
+    skipped_runs: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"levels": list(self.levels), "trend_level": self.trend_level,
+                "runs": [r.to_dict() for r in self.runs],
+                "architectures": {a: v.to_dict() for a, v in self.architectures.items()},
+                "skipped": dict(self.skipped),
+                "skipped_runs": [{"run_id": r, "reason": why} for r, why in self.skipped_runs]}
+
+
+@dataclass(frozen=True)
+class PairStats:
+    """Mean trajectory distance over a set of pairs of runs.
+
+    Attributes
+    ----------
+    mean : float or None
+        None without pairs.
+    n_pairs : int
+    """
+
+    mean: float | None
+    n_pairs: int
+
+    @classmethod
+    def of(cls, values) -> "PairStats":
+        return cls(float(np.mean(values)) if values else None, len(values))
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "n_pairs": self.n_pairs}
+
+
+@dataclass(frozen=True)
+class WidthPath:
+    """Within one architecture: its widths against its distance to the other architectures.
+
+    Attributes
+    ----------
+    same_arch_diff_width : PairStats
+        Its own runs at different widths.
+    to_other_archs : PairStats
+        Its runs against the runs of other architectures.
+    ratio : float or None
+        ``same_arch_diff_width.mean / to_other_archs.mean``.
+    reason : str
+        Why ``ratio`` is None ("" otherwise).
+    """
+
+    same_arch_diff_width: PairStats
+    to_other_archs: PairStats
+    ratio: float | None
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        out = {"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
+               "to_other_archs": self.to_other_archs.to_dict(), "ratio": self.ratio}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class SamePath:
+    """Trajectory distances by kind of pair of runs (:func:`same_path`).
+
+    Attributes
+    ----------
+    same_arch_diff_width : PairStats
+        Pairs of one architecture at different widths.
+    diff_arch : PairStats
+        Pairs of different architectures.
+    same_arch_same_width : PairStats
+        Pairs of one architecture at one width (a seed-level reference).
+    ratio : float or None
+        ``same_arch_diff_width.mean / diff_arch.mean``: well below 1, widths follow the
+        same path; near 1, width changes the path as much as architecture does.
+    reason : str
+        Why ``ratio`` is None ("" otherwise): a set of pairs is empty or the
+        denominator is 0.
+    by_arch : dict of str to WidthPath
+        The same per architecture.
+    n_missing : int
+        Pairs left out for a non-finite distance.
+    """
+
+    same_arch_diff_width: PairStats
+    diff_arch: PairStats
+    same_arch_same_width: PairStats
+    ratio: float | None
+    reason: str
+    by_arch: dict
+    n_missing: int
+
+    def to_dict(self) -> dict:
+        out = {"same_arch_diff_width": self.same_arch_diff_width.to_dict(), "diff_arch": self.diff_arch.to_dict(),
+               "same_arch_same_width": self.same_arch_same_width.to_dict(), "ratio": self.ratio}
+        if self.reason:
+            out["reason"] = self.reason
+        out["by_arch"] = {a: v.to_dict() for a, v in self.by_arch.items()}
+        out["n_missing"] = self.n_missing
+        return out
 
 
 def _level_key(level: float) -> str:
@@ -38,12 +389,15 @@ def _check_levels(levels) -> tuple[float, ...]:
     return levels
 
 
-def spearman(x, y) -> dict:
+def spearman(x, y) -> Spearman:
     """Spearman rank correlation of ``x`` and ``y`` over the pairs where both are finite.
 
-    Ties get average ranks. Returns ``{"rho": float or None, "n": int}``; ``rho``
-    is None (with a ``"reason"``) for fewer than 2 pairs or a constant input,
-    instead of SciPy's NaN and warning.
+    Ties get average ranks. ``rho`` is None (with a ``reason``) for fewer than 2 pairs
+    or a constant input, instead of SciPy's NaN and warning.
+
+    Returns
+    -------
+    Spearman
     """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -52,17 +406,17 @@ def spearman(x, y) -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     n = int(ok.sum())
     if n < 2:
-        return {"rho": None, "n": n, "reason": "fewer than 2 finite pairs"}
+        return Spearman(None, n, "fewer than 2 finite pairs")
     rx, ry = rankdata(x[ok]), rankdata(y[ok])
     rx -= rx.mean()
     ry -= ry.mean()
     den = math.sqrt(float(rx @ rx) * float(ry @ ry))
     if den == 0.0:
-        return {"rho": None, "n": n, "reason": "constant input"}
-    return {"rho": float(np.clip((rx @ ry) / den, -1.0, 1.0)), "n": n}
+        return Spearman(None, n, "constant input")
+    return Spearman(float(np.clip((rx @ ry) / den, -1.0, 1.0)), n)
 
 
-def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> dict:
+def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> Milestones:
     """Epoch and step at which one run's progress FIRST reaches each level.
 
     Checkpoints are taken in the order of ``steps`` (stable, so equal steps keep
@@ -81,9 +435,8 @@ def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> dict:
 
     Returns
     -------
-    dict
-        ``{"0.5": {"epoch": float or None, "step": float or None}, "0.9": ...}``,
-        keys formatted with ``f"{level:g}"``; None where the level is never reached.
+    Milestones
+        Epoch and step None where a level is never reached.
     """
     levels = _check_levels(levels)
     p = np.asarray(progress, dtype=float)
@@ -98,20 +451,20 @@ def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> dict:
     p, e, s = p[order], e[order], s[order]
     keep = np.isfinite(p)
     p, e, s = p[keep], e[keep], s[keep]
-    out = {}
+    reached = []
     for level in levels:
         hit = np.flatnonzero(p >= level)
         if hit.size == 0:
-            out[_level_key(level)] = {"epoch": None, "step": None}
+            reached.append(Milestone(None, None))
             continue
         k = int(hit[0])
         if k == 0:
-            out[_level_key(level)] = {"epoch": float(e[0]), "step": float(s[0])}
+            reached.append(Milestone(float(e[0]), float(s[0])))
             continue
         frac = (level - p[k - 1]) / (p[k] - p[k - 1])  # p[k-1] < level <= p[k]
-        out[_level_key(level)] = {"epoch": float(e[k - 1] + frac * (e[k] - e[k - 1])),
-                                  "step": float(s[k - 1] + frac * (s[k] - s[k - 1]))}
-    return out
+        reached.append(Milestone(float(e[k - 1] + frac * (e[k] - e[k - 1])),
+                                 float(s[k - 1] + frac * (s[k] - s[k - 1]))))
+    return Milestones(levels=levels, reached=tuple(reached))
 
 
 def _mean_of(values) -> float | None:
@@ -119,14 +472,22 @@ def _mean_of(values) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def speed_by_width(runs, levels=DEFAULT_LEVELS, *, trend_level: float | None = None) -> dict:
+def _plain_width(width):
+    """A width as an int when integral, a float otherwise, None when unknown."""
+    if width is None:
+        return None
+    width = float(width)
+    return int(width) if width.is_integer() else width
+
+
+def speed_by_width(runs: Sequence[RunProgress], levels=DEFAULT_LEVELS, *,
+                   trend_level: float | None = None) -> SpeedByWidth:
     """How fast each architecture reaches given progress levels, by width.
 
     Parameters
     ----------
-    runs : list of dict
-        Each ``{"run_id", "arch", "width", "progress" (K,), "epochs" (K,), "steps" (K,)}``.
-        Runs with ``width`` None are listed under ``"skipped_runs"``.
+    runs : sequence of RunProgress
+        Runs with ``width`` None are listed in :attr:`SpeedByWidth.skipped_runs`.
     levels : sequence of float, default (0.5, 0.9)
     trend_level : float, optional
         Level whose epochs/steps are correlated with width (default: the largest
@@ -134,47 +495,28 @@ def speed_by_width(runs, levels=DEFAULT_LEVELS, *, trend_level: float | None = N
 
     Returns
     -------
-    dict
-        - ``"levels"``, ``"trend_level"``;
-        - ``"runs"``: per run ``{"run_id", "arch", "width", "milestones"}``
-          (see :func:`progress_milestones`);
-        - ``"architectures"``: for each architecture with at least 2 widths,
-          ``{"widths": [...], "trend": {...}}``. ``widths`` is sorted by width,
-          each entry ``{"width", "n_runs", "run_ids", "epochs": {level: {"mean",
-          "values", "n_reached"}}, "steps": {...}}`` -- ``values`` are per run
-          (seed) in ``run_ids`` order, None where the level was never reached,
-          and ``mean`` is over the runs that reached it. ``trend`` has, for
-          ``"epochs"`` and ``"steps"`` at ``trend_level``, the Spearman
-          correlation between width and time over the runs that reached the level
-          (``"rho"``, ``"n"`` runs) and over the per-width means
-          (``"rho_width_means"``, ``"n_widths"``), plus ``"n_not_reached"``.
-          Negative rho = wider is faster. Runs that never reach the level are
-          left out of the correlation (they are counted, not ranked, because
-          runs may have been trained for different lengths).
-        - ``"skipped"``: ``{arch: reason}`` for architectures with a single width.
-        - ``"skipped_runs"``: ``[{"run_id", "reason"}]``.
+    SpeedByWidth
+        Per run its milestones; for each architecture with at least 2 widths, the
+        times of each width (per run, i.e. seed, and their mean over the runs that
+        reached the level) and the Spearman trend of width against time at
+        ``trend_level`` (:class:`WidthTrend`: negative = wider is faster).
     """
     levels = _check_levels(levels)
     trend_level = max(levels) if trend_level is None else _check_levels([trend_level])[0]
     all_levels = levels if trend_level in levels else levels + (trend_level,)
-    tkey = _level_key(trend_level)
 
     per_run, skipped_runs = [], []
-    by_arch: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    by_arch: dict = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        missing = {"run_id", "arch", "width", "progress", "epochs", "steps"} - set(r)
-        if missing:
-            raise ValueError(f"run {r.get('run_id')!r} lacks {sorted(missing)}")
-        ms = progress_milestones(r["progress"], r["epochs"], r["steps"], all_levels)
-        width = r["width"]
-        if width is not None:
-            width = float(width)
-            width = int(width) if width.is_integer() else width
-        per_run.append({"run_id": r["run_id"], "arch": r["arch"], "width": width, "milestones": ms})
+        if not isinstance(r, RunProgress):
+            raise ValueError(f"runs must be RunProgress records, got {type(r).__name__}")
+        width = _plain_width(r.width)
+        speed = RunSpeed(r.run_id, r.arch, width, r.milestones(all_levels))
+        per_run.append(speed)
         if width is None:
-            skipped_runs.append({"run_id": r["run_id"], "reason": "no width"})
-            continue
-        by_arch[r["arch"]][width].append((r["run_id"], ms))
+            skipped_runs.append((r.run_id, "no width"))
+        else:
+            by_arch[r.arch][width].append(speed)
 
     architectures, skipped = {}, {}
     for arch in sorted(by_arch, key=str):
@@ -183,49 +525,56 @@ def speed_by_width(runs, levels=DEFAULT_LEVELS, *, trend_level: float | None = N
             (w,) = widths
             skipped[str(arch)] = f"a single width ({w}): no width trend to measure"
             continue
-        entries = []
-        for w in sorted(widths):
-            members = widths[w]
-            entry = {"width": w, "n_runs": len(members), "run_ids": [m[0] for m in members]}
-            for unit in ("epochs", "steps"):
-                field = unit[:-1]  # "epoch", "step"
-                entry[unit] = {}
-                for level in all_levels:
-                    vals = [m[1][_level_key(level)][field] for m in members]
-                    entry[unit][_level_key(level)] = {
-                        "mean": _mean_of(vals), "values": vals,
-                        "n_reached": sum(v is not None for v in vals)}
-            entries.append(entry)
-        trend = {}
-        for unit in ("epochs", "steps"):
-            xs, ys, n_missing = [], [], 0
-            for entry in entries:
-                for v in entry[unit][tkey]["values"]:
-                    if v is None:
-                        n_missing += 1
-                    else:
-                        xs.append(entry["width"])
-                        ys.append(v)
-            runs_corr = spearman(xs, ys)
-            wm = [(e["width"], e[unit][tkey]["mean"]) for e in entries if e[unit][tkey]["mean"] is not None]
-            means_corr = spearman([a for a, _ in wm], [b for _, b in wm])
-            t = {"rho": runs_corr["rho"], "n": runs_corr["n"],
-                 "rho_width_means": means_corr["rho"], "n_widths": means_corr["n"],
-                 "n_not_reached": n_missing}
-            if "reason" in runs_corr:
-                t["reason"] = runs_corr["reason"]
-            trend[unit] = t
-        architectures[str(arch)] = {"widths": entries, "trend": trend}
-
-    return {"levels": list(levels), "trend_level": trend_level, "runs": per_run,
-            "architectures": architectures, "skipped": skipped, "skipped_runs": skipped_runs}
+        entries = [_width_speed(w, widths[w], all_levels) for w in sorted(widths)]
+        trend = {unit: _width_trend(entries, unit, _level_key(trend_level)) for unit in UNITS}
+        architectures[str(arch)] = ArchitectureSpeed(widths=entries, trend=trend)
+    return SpeedByWidth(levels=list(levels), trend_level=trend_level, runs=per_run,
+                        architectures=architectures, skipped=skipped, skipped_runs=skipped_runs)
 
 
-def _pair_stats(values) -> dict:
-    return {"mean": float(np.mean(values)) if values else None, "n_pairs": len(values)}
+def _width_speed(width, members: list[RunSpeed], levels) -> WidthSpeed:
+    """The times of the runs of one width, per clock and level."""
+    times = {}
+    for unit in UNITS:
+        times[unit] = {}
+        for level in levels:
+            vals = [getattr(m.milestones[level], unit[:-1]) for m in members]  # "epoch", "step"
+            times[unit][_level_key(level)] = LevelTimes(mean=_mean_of(vals), values=vals,
+                                                        n_reached=sum(v is not None for v in vals))
+    return WidthSpeed(width=width, n_runs=len(members), run_ids=[m.run_id for m in members], **times)
 
 
-def same_path(D_traj, archs, widths) -> dict:
+def _width_trend(entries: list[WidthSpeed], unit: str, level_key: str) -> WidthTrend:
+    """Spearman of width against the time to ``level_key`` on one clock, over runs and over width means."""
+    xs, ys, n_missing = [], [], 0
+    for entry in entries:
+        for v in getattr(entry, unit)[level_key].values:
+            if v is None:
+                n_missing += 1
+            else:
+                xs.append(entry.width)
+                ys.append(v)
+    over_runs = spearman(xs, ys)
+    means = [(e.width, getattr(e, unit)[level_key].mean) for e in entries]
+    means = [(w, m) for w, m in means if m is not None]
+    over_means = spearman([w for w, _ in means], [m for _, m in means])
+    return WidthTrend(rho=over_runs.rho, n=over_runs.n, rho_width_means=over_means.rho, n_widths=over_means.n,
+                      n_not_reached=n_missing, reason=over_runs.reason)
+
+
+def _ratio(num: list, den: list) -> tuple[float | None, str]:
+    """``mean(num) / mean(den)``, or None and why."""
+    if not num:
+        return None, "no pairs of one architecture at different widths"
+    if not den:
+        return None, "no pairs of different architectures"
+    m = float(np.mean(den))
+    if m == 0.0:
+        return None, "mean distance between architectures is 0"
+    return float(np.mean(num)) / m, ""
+
+
+def same_path(D_traj, archs, widths) -> SamePath:
     """Do different widths of one architecture share a path? Trajectory distances by kind of pair.
 
     Parameters
@@ -234,7 +583,7 @@ def same_path(D_traj, archs, widths) -> dict:
         Distance between the trajectories of runs ``i`` and ``j`` (mean d_B at
         equal progress, SPEC §5). Only the upper triangle ``i < j`` is read;
         non-finite entries (e.g. runs with no progress in common) are left out
-        and counted in ``"n_missing"``.
+        and counted in ``n_missing``.
     archs : sequence, length R
         Architecture of each run.
     widths : sequence, length R
@@ -243,15 +592,7 @@ def same_path(D_traj, archs, widths) -> dict:
 
     Returns
     -------
-    dict
-        ``"same_arch_diff_width"``, ``"diff_arch"`` and, as a seed-level
-        reference, ``"same_arch_same_width"``: each ``{"mean", "n_pairs"}``;
-        ``"ratio"`` = same_arch_diff_width mean / diff_arch mean (well below 1:
-        widths follow the same path; near 1: width changes the path as much as
-        architecture does), None with ``"reason"`` when either set of pairs is
-        empty or the denominator is 0; ``"by_arch"``: per architecture, the same
-        two means (its own widths vs. its runs to other architectures) and ratio;
-        ``"n_missing"``.
+    SamePath
     """
     D = np.asarray(D_traj, dtype=float)
     R = D.shape[0] if D.ndim == 2 else -1
@@ -283,29 +624,11 @@ def same_path(D_traj, archs, widths) -> dict:
             else:
                 seeds.append(d)
 
-    def ratio(num, den):
-        if not num:
-            return None, "no pairs of one architecture at different widths"
-        if not den:
-            return None, "no pairs of different architectures"
-        m = float(np.mean(den))
-        if m == 0.0:
-            return None, "mean distance between architectures is 0"
-        return float(np.mean(num)) / m, None
-
-    out = {"same_arch_diff_width": _pair_stats(within), "diff_arch": _pair_stats(between),
-           "same_arch_same_width": _pair_stats(seeds)}
-    out["ratio"], reason = ratio(within, between)
-    if reason is not None:
-        out["reason"] = reason
     by_arch = {}
     for arch in sorted(set(archs), key=str):
-        r, why = ratio(arch_within[arch], arch_between[arch])
-        entry = {"same_arch_diff_width": _pair_stats(arch_within[arch]),
-                 "to_other_archs": _pair_stats(arch_between[arch]), "ratio": r}
-        if why is not None:
-            entry["reason"] = why
-        by_arch[str(arch)] = entry
-    out["by_arch"] = by_arch
-    out["n_missing"] = n_missing
-    return out
+        r, why = _ratio(arch_within[arch], arch_between[arch])
+        by_arch[str(arch)] = WidthPath(PairStats.of(arch_within[arch]), PairStats.of(arch_between[arch]), r, why)
+    ratio, reason = _ratio(within, between)
+    return SamePath(same_arch_diff_width=PairStats.of(within), diff_arch=PairStats.of(between),
+                    same_arch_same_width=PairStats.of(seeds), ratio=ratio, reason=reason, by_arch=by_arch,
+                    n_missing=n_missing)
