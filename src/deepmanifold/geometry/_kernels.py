@@ -177,7 +177,7 @@ from numba import njit, prange
 _LN2 = math.log(2.0)
 
 
-@njit(fastmath=True, nogil=True, cache={cache})
+@njit(fastmath=True, nogil=True, cache={cache}, inline="always")
 def _renormalise(prod, expo):
     # Move the binary exponents into integers: exact, and no log per sample.
     for r in range(prod.shape[0]):
