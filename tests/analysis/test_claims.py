@@ -68,7 +68,8 @@ def test_manifold_not_supported_on_unrelated_checkpoints():
     run = np.repeat(np.arange(8), 5)
     claim = judge_manifold(dimensionality(geometry.pairwise_distances(P), run, P=P, n_null=2))
     assert claim.verdict == "not supported"
-    assert claim.numbers["axes_for_90%"] is None or claim.numbers["axes_for_90%"] > MAX_AXES_LOW_DIM
+    # i.i.d. models: every axis explains about as much as the next, 10 axes reach ~27 %
+    assert claim.numbers["axes_for_90%"] is None and claim.numbers["explained_stress_top3"] < 0.15
 
 
 # ----------------------------------------------------------------------------- 2. architecture

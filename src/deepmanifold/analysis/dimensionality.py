@@ -241,6 +241,34 @@ def _angle(cos):
     return np.arccos(np.clip(cos, -1.0, 1.0))
 
 
+def _check_null(null: str, n_null, P, T: int) -> None:
+    """Raise ``ValueError`` unless ``null`` is known and, when drawn, ``P`` and ``n_null`` fit it."""
+    if null not in NULLS:
+        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
+    if null == "none":
+        return
+    if P is None:
+        raise ValueError(f"null={null!r} needs the predictions P (or use null='none')")
+    if not isinstance(n_null, numbers.Integral) or n_null < 1:
+        raise ValueError(f"n_null must be a positive integer, got {n_null!r}")
+    if np.shape(P)[0] != T or len(np.shape(P)) != 3:
+        raise ValueError(f"P: expected shape ({T}, n, C), got {np.shape(P)}")
+
+
+def _null_curves(P, run_index, k: int, thresholds: tuple, n_null: int, random_state, log: bool):
+    """Explained-stress curves ``(n_null, k)`` of the surrogates, and the axes each needs
+    per threshold ``(n_null, len(thresholds))`` (``k + 1`` where not reached)."""
+    rng = np.random.default_rng(random_state)
+    curves, counts = [], []
+    for _ in range(n_null):
+        S = permutation_surrogate(P, run_index, random_state=rng, log=log)
+        curve = np.asarray(geometry.inpca(geometry.pairwise_distances(S), n_components=k).explained_stress,
+                           dtype=np.float64)
+        curves.append(curve)
+        counts.append([k + 1 if (a := _axes_needed(curve, t)) is None else a for t in thresholds])
+    return np.array(curves), np.array(counts, dtype=int)
+
+
 def dimensionality(
     D,
     run_index,
@@ -294,33 +322,15 @@ def dimensionality(
     thresholds = tuple(float(t) for t in thresholds)
     if not thresholds or any(not 0.0 < t <= 1.0 for t in thresholds):
         raise ValueError(f"thresholds must lie in (0, 1], got {thresholds!r}")
-    if null not in NULLS:
-        raise ValueError(f"null must be one of {NULLS}, got {null!r}")
-    if null != "none":
-        if P is None:
-            raise ValueError(f"null={null!r} needs the predictions P (or use null='none')")
-        if not isinstance(n_null, numbers.Integral) or n_null < 1:
-            raise ValueError(f"n_null must be a positive integer, got {n_null!r}")
-        if np.shape(P)[0] != T or len(np.shape(P)) != 3:
-            raise ValueError(f"P: expected shape ({T}, n, C), got {np.shape(P)}")
+    _check_null(null, n_null, P, T)
 
     res = geometry.inpca(D, n_components=k)
     stress = np.asarray(res.explained_stress, dtype=np.float64)
     needed = {t: _axes_needed(stress, t) for t in thresholds}
-
     null_stress = np.empty((0, k))
     null_needed = np.empty((0, len(thresholds)), dtype=int)
     if null == "sample_permutation":
-        rng = np.random.default_rng(random_state)
-        curves, counts = [], []
-        for _ in range(int(n_null)):
-            S = permutation_surrogate(P, run_index, random_state=rng, log=log)
-            Ds = geometry.pairwise_distances(S)
-            curve = np.asarray(geometry.inpca(Ds, n_components=k).explained_stress, dtype=np.float64)
-            curves.append(curve)
-            counts.append([k + 1 if (a := _axes_needed(curve, t)) is None else a for t in thresholds])
-        null_stress = np.array(curves)
-        null_needed = np.array(counts, dtype=int)
+        null_stress, null_needed = _null_curves(P, run_index, k, thresholds, int(n_null), random_state, log)
     return DimensionalityReport(
         explained_stress=stress,
         explained_fraction=np.asarray(res.explained_fraction, dtype=np.float64),

@@ -432,87 +432,92 @@ def factor_effects(D, configs: Sequence[dict], *, factors: Sequence[str] | None 
     factors = list(DEFAULT_FACTORS if factors is None else factors)
     rng = np.random.default_rng(random_state)
     varying = _varying_keys(flat)
-    effects: list[FactorEffect] = []
-    total_nan = 0
-
-    for factor in factors:
-        col = _values_of(flat, factor)
-        values = _sorted_values(col)
-        if all(v is MISSING for v in col):
-            effects.append(FactorEffect(factor, NOT_A_FACTOR, f"no run sets {factor}", values=[]))
-            continue
-        if len(values) < 2:
-            effects.append(FactorEffect(factor, NOT_A_FACTOR,
-                                        f"every run has {factor} = {_fmt(values)}", values=values))
-            continue
-        tied = _tied_keys(flat, factor, varying)
-        fixed = [k for k in varying if k != factor and k not in tied]
-        groups: dict[tuple, list[int]] = {}
-        for i, c in enumerate(flat):
-            groups.setdefault(_signature(c, fixed), []).append(i)
-        pairs_i, pairs_j, group_of = [], [], []
-        for g, members in enumerate(groups.values()):
-            for a in range(len(members)):
-                for b in range(a + 1, len(members)):
-                    i, j = members[a], members[b]
-                    if col[i] != col[j]:
-                        pairs_i.append(i)
-                        pairs_j.append(j)
-                        group_of.append(g)
-        base = FactorEffect(factor, NO_PAIRS, "", values=values, tied_with=tied)
-        if not pairs_i:
-            base.reason = _why_no_pairs(flat, factor, [k for k in fixed])
-            effects.append(base)
-            continue
-        pi, pj, pg = np.asarray(pairs_i), np.asarray(pairs_j), np.asarray(group_of)
-        d = Dm[pi, pj]
-        ok = np.isfinite(d)
-        n_nan = int((~ok).sum())
-        total_nan += n_nan
-        base.n_nan_pairs = n_nan
-        if not ok.any():
-            base.reason = (f"all {n_nan} pairs that differ in {factor} only have no common "
-                           f"progress (NaN distance)")
-            effects.append(base)
-            continue
-        d, pi, pj, pg = d[ok], pi[ok], pj[ok], pg[ok]
-        # Report only the tied keys that actually change within a used pair.
-        tied = [k for k in tied if any(flat[i].get(k, MISSING) != flat[j].get(k, MISSING)
-                                       for i, j in zip(pi.tolist(), pj.tolist()))]
-        base.tied_with = tied
-        if factor == _SEED:
-            clusters, what = pg, "configuration groups"
-        else:
-            seeds = _values_of(flat, _SEED)
-            index: dict[Any, int] = {}
-            clusters = np.asarray([index.setdefault(seeds[i], len(index)) for i in pi])
-            what = "seeds"
-        n_clusters = len(np.unique(clusters))
-        if n_clusters >= 2:
-            interval = f"{what} resampled ({n_clusters} clusters, {n_boot} replicates)"
-        else:
-            clusters = np.arange(len(d))
-            interval = (f"pairs resampled: only one {'configuration group' if factor == _SEED else 'seed'}"
-                        f" ({n_boot} replicates)")
-        low, high = _bootstrap(d, clusters, n_boot, rng)
-        base.status = MEASURED
-        base.mean = float(d.mean())
-        base.low, base.high = low, high
-        base.n_pairs = int(len(d))
-        base.n_clusters = int(n_clusters)
-        base.interval = interval
-        reason = f"{len(d)} pairs of runs that differ in {factor} only"
-        if tied:
-            reason += f" (with the keys tied to it in this sweep: {', '.join(tied)})"
-        if n_nan:
-            reason += f"; {n_nan} pair{'s' if n_nan != 1 else ''} without common progress skipped"
-        base.reason = reason
-        effects.append(base)
-
+    effects = [_factor_effect(Dm, flat, factor, varying, n_boot, rng) for factor in factors]
     measured = [e for e in effects if e.measured]
     ranking = [e.factor for e in sorted(measured, key=lambda e: -e.mean)]
     return FactorReport(effects=effects, ranking=ranking, n_runs=len(flat),
-                        n_nan_pairs=total_nan, ignored_keys=list(ignore))
+                        n_nan_pairs=sum(e.n_nan_pairs for e in effects), ignored_keys=list(ignore))
+
+
+def _factor_effect(Dm: np.ndarray, flat: list[dict], factor: str, varying: list[str], n_boot: int,
+                   rng) -> FactorEffect:
+    """One factor's entry of :func:`factor_effects`: its pairs, their mean and interval, or why not."""
+    col = _values_of(flat, factor)
+    values = _sorted_values(col)
+    if all(v is MISSING for v in col):
+        return FactorEffect(factor, NOT_A_FACTOR, f"no run sets {factor}", values=[])
+    if len(values) < 2:
+        return FactorEffect(factor, NOT_A_FACTOR, f"every run has {factor} = {_fmt(values)}", values=values)
+    tied = _tied_keys(flat, factor, varying)
+    fixed = [k for k in varying if k != factor and k not in tied]
+    pi, pj, pg = _pairs_differing_only_in(flat, col, fixed)
+    effect = FactorEffect(factor, NO_PAIRS, "", values=values, tied_with=tied)
+    if not pi.size:
+        effect.reason = _why_no_pairs(flat, factor, fixed)
+        return effect
+    d = Dm[pi, pj]
+    ok = np.isfinite(d)
+    effect.n_nan_pairs = n_nan = int((~ok).sum())
+    if not ok.any():
+        effect.reason = f"all {n_nan} pairs that differ in {factor} only have no common progress (NaN distance)"
+        return effect
+    d, pi, pj, pg = d[ok], pi[ok], pj[ok], pg[ok]
+    # Report only the tied keys that actually change within a used pair.
+    effect.tied_with = [k for k in tied if any(flat[i].get(k, MISSING) != flat[j].get(k, MISSING)
+                                               for i, j in zip(pi.tolist(), pj.tolist()))]
+    _measure(effect, d, pi, pg, flat, n_boot, rng)
+    return effect
+
+
+def _pairs_differing_only_in(flat: list[dict], col: list, fixed: list[str]):
+    """Pairs ``(i, j)`` of runs equal in every ``fixed`` key with different values in ``col``.
+
+    Returns
+    -------
+    pi, pj : int ndarray
+        The two runs of each pair.
+    pg : int ndarray
+        The group of runs (equal in the ``fixed`` keys) each pair comes from.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(flat):
+        groups.setdefault(_signature(c, fixed), []).append(i)
+    pairs = [(members[a], members[b], g) for g, members in enumerate(groups.values())
+             for a in range(len(members)) for b in range(a + 1, len(members)) if col[members[a]] != col[members[b]]]
+    pi, pj, pg = (np.asarray([p[k] for p in pairs], dtype=int) for k in range(3))
+    return pi, pj, pg
+
+
+def _measure(effect: FactorEffect, d: np.ndarray, pi: np.ndarray, pg: np.ndarray, flat: list[dict],
+             n_boot: int, rng) -> None:
+    """Fill ``effect`` with the mean of the pair distances ``d`` and their cluster-bootstrap interval."""
+    factor = effect.factor
+    if factor == _SEED:
+        clusters, what = pg, "configuration groups"
+    else:
+        seeds = _values_of(flat, _SEED)
+        index: dict[Any, int] = {}
+        clusters = np.asarray([index.setdefault(seeds[i], len(index)) for i in pi])
+        what = "seeds"
+    n_clusters = len(np.unique(clusters))
+    if n_clusters >= 2:
+        effect.interval = f"{what} resampled ({n_clusters} clusters, {n_boot} replicates)"
+    else:
+        clusters = np.arange(len(d))
+        effect.interval = (f"pairs resampled: only one {'configuration group' if factor == _SEED else 'seed'}"
+                           f" ({n_boot} replicates)")
+    effect.low, effect.high = _bootstrap(d, clusters, n_boot, rng)
+    effect.status = MEASURED
+    effect.mean = float(d.mean())
+    effect.n_pairs = int(len(d))
+    effect.n_clusters = int(n_clusters)
+    reason = f"{len(d)} pairs of runs that differ in {factor} only"
+    if effect.tied_with:
+        reason += f" (with the keys tied to it in this sweep: {', '.join(effect.tied_with)})"
+    if effect.n_nan_pairs:
+        n_nan = effect.n_nan_pairs
+        reason += f"; {n_nan} pair{'s' if n_nan != 1 else ''} without common progress skipped"
+    effect.reason = reason
 
 
 # --------------------------------------------------------------------------- predictability

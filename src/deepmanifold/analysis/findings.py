@@ -328,8 +328,9 @@ def measure_train_test(train: CheckpointDistances, test: CheckpointDistances, *,
     return train_test_agreement(train.matrix, test.matrix, n_components=TRAIN_TEST_AXES, random_state=random_state)
 
 
-def measure_averaging(store, records, probe: str, sample_labels) -> ModelAverages:
-    """Averages of the final models of ``records`` (arithmetic, geometric, ... SPEC §5)."""
+def measure_averaging(store, records, probe: str) -> ModelAverages:
+    """Averages of the final models of ``records`` (arithmetic, geometric, ... SPEC §5) on ``probe``."""
+    sample_labels = np.asarray(store.probe(records[0].probes[probe]).labels)
     finals = np.stack([np.exp(np.asarray(store.logp(r.run_id, probe)[-1], dtype=np.float64)) for r in records])
     finals /= finals.sum(axis=-1, keepdims=True)
     return average_models(finals, sample_labels)
@@ -376,69 +377,84 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     records, excluded = usable_runs(store, probe)
     if not records:
         raise ValueError(f"no usable run in {store.root} on probe {probe!r}")
-    sample_labels = np.asarray(store.probe(records[0].probes[probe]).labels)
     claims: dict[str, Claim] = {}
-    skipped: dict[str, str] = {}
 
     step("checkpoint distances")
     distances = checkpoint_distances(store, probe, records)
-
     step("dimensionality")
-    dim = None
-    if len(records) < 2:
-        skipped["dimensionality"] = "needs at least 2 runs"
-        claims["manifold"] = skipped_claim("manifold", skipped["dimensionality"])
-    else:
-        dim = measure_manifold(distances, store, random_state=random_state)
-        claims["manifold"] = judge_manifold(dim)
+    dim, claims["manifold"] = _manifold(store, distances, random_state=random_state)
 
     step("trajectories")
     traj = measure_trajectories(store, records, probe, np.linspace(0.0, 1.0, grid_points))
-    skipped.update(traj.skipped)
-
     step("factor effects")
     architecture = measure_architecture(traj, n_boot=n_boot, random_state=random_state)
     claims["architecture"] = judge_architecture(architecture)
-
     step("speed")
     speed = measure_speed(traj)
     claims["speed"] = judge_speed(speed)
-
     step("corners")
-    corners, why = None, _no_corners(traj.configs)
-    if why:
-        skipped["corners"] = why
-        claims["corners"] = skipped_claim("corners", why)
-    else:
-        corners = measure_corners(traj)
-        claims["corners"] = judge_corners(corners)
+    corners, claims["corners"] = _corners(traj)
 
     step("train vs test")
-    other, train_test = None, None
-    if other_probe and all(other_probe in r.probes for r in records):
-        other = checkpoint_distances(store, other_probe, records)
-        train_test = measure_train_test(other, distances, random_state=random_state)
-        claims["train_test"] = judge_train_test(train_test)
-    else:
-        skipped["train_test_agreement"] = f"not every run has predictions on probe {other_probe!r}"
-        claims["train_test"] = skipped_claim("train_test", skipped["train_test_agreement"])
-
+    other, train_test, claims["train_test"] = _train_test(store, records, distances, other_probe,
+                                                          random_state=random_state)
     step("averaging")
     averaging = None
     if len(records) >= 2:
-        averaging = measure_averaging(store, records, probe, sample_labels)
-    else:
-        skipped["averaging"] = "needs at least 2 runs"
+        averaging = measure_averaging(store, records, probe)
 
     analyses = Analyses(excluded=excluded, dimensionality=dim, trajectories=traj, architecture=architecture,
                         speed=speed, corners=corners, train_test=train_test, averaging=averaging)
     findings = Findings(store=str(store.root), probe=probe, n_runs=len(records),
-                        claims=[claims[k] for k in CLAIMS], analyses=analyses, skipped=skipped)
+                        claims=[claims[k] for k in CLAIMS], analyses=analyses, skipped=_skipped(analyses, claims))
     if pictures:
         step("pictures")
-        findings.pictures = _pictures(store, {probe: distances, **({other_probe: other} if other is not None else {})})
+        by_probe = {probe: distances, **({other_probe: other} if other is not None else {})}
+        findings.pictures = _pictures(store, by_probe)
     findings.wall_time = round(time.perf_counter() - started, 2)
     return findings
+
+
+def _manifold(store, distances: CheckpointDistances, *,
+              random_state: int) -> tuple[DimensionalityReport | None, Claim]:
+    """Claim 1 measured and judged, or skipped with fewer than two runs."""
+    if len(distances.run_ids) < 2:
+        return None, skipped_claim("manifold", "needs at least 2 runs")
+    dim = measure_manifold(distances, store, random_state=random_state)
+    return dim, judge_manifold(dim)
+
+
+def _corners(traj: Trajectories) -> tuple[CornerConvergence | None, Claim]:
+    """Claim 4 measured and judged, or skipped without corner (or ordinary) runs."""
+    why = _no_corners(traj.configs)
+    if why:
+        return None, skipped_claim("corners", why)
+    corners = measure_corners(traj)
+    return corners, judge_corners(corners)
+
+
+def _train_test(store, records, distances: CheckpointDistances, other_probe: str | None, *, random_state: int):
+    """Claim 5: ``(other probe's distances, agreement, claim)``; skipped unless every run has ``other_probe``."""
+    if not (other_probe and all(other_probe in r.probes for r in records)):
+        return None, None, skipped_claim("train_test", f"not every run has predictions on probe {other_probe!r}")
+    other = checkpoint_distances(store, other_probe, records)
+    agreement = measure_train_test(other, distances, random_state=random_state)
+    return other, agreement, judge_train_test(agreement)
+
+
+def _skipped(analyses: Analyses, claims: dict[str, Claim]) -> dict[str, str]:
+    """Each analysis that did not run, and why."""
+    skipped = {}
+    if analyses.dimensionality is None:
+        skipped["dimensionality"] = claims["manifold"].reason
+    skipped.update(analyses.trajectories.skipped)
+    if analyses.corners is None:
+        skipped["corners"] = claims["corners"].reason
+    if analyses.train_test is None:
+        skipped["train_test_agreement"] = claims["train_test"].reason
+    if analyses.averaging is None:
+        skipped["averaging"] = "needs at least 2 runs"
+    return skipped
 
 
 # ----------------------------------------------------------------------------- helpers
