@@ -249,8 +249,7 @@ class Store:
             A bad run id, status or array name, missing ``step``/``epoch`` metrics, or
             arrays whose first axis is not the ``K`` checkpoints of ``metrics``.
         """
-        if not run_id or any(not (c.isalnum() or c in "-_.") for c in run_id) or run_id.startswith("."):
-            raise ValueError(f"run id {run_id!r} must be letters, digits, '-', '_' or '.' only")
+        check_run_id(run_id)
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
         for key in ("step", "epoch"):
@@ -527,6 +526,20 @@ class Store:
         if not (self.run_dir(run_id) / f"{name}.npy").exists():
             raise StoreError(f"run {run_id} has no predictions on probe set {probe!r}")
         return self.array(run_id, name, checkpoints, samples)
+
+
+def check_run_id(run_id) -> str:
+    """``run_id`` if it can name a run folder: letters, digits, ``-``, ``_``, ``.``, not starting with ``.``.
+
+    Raises
+    ------
+    ValueError
+        Anything else (a path separator, an empty or hidden name, a non-string).
+    """
+    if (not isinstance(run_id, str) or not run_id or run_id.startswith(".")
+            or any(not (c.isalnum() or c in "-_.") for c in run_id)):
+        raise ValueError(f"run id {run_id!r} must be letters, digits, '-', '_' or '.' only")
+    return run_id
 
 
 def _array_files(k: int, logp: Mapping[str, np.ndarray],
