@@ -37,11 +37,11 @@ import numpy as np
 
 from deepmanifold.analysis.agreement import TrainTestAgreement, train_test_agreement
 from deepmanifold.analysis.averaging import ModelAverages, average_models
-from deepmanifold.analysis.checkpoints import (MAX_CHECKPOINT_MODELS, CheckpointDistances, checkpoint_distances,
-                                               stacked_predictions, usable_runs)
-from deepmanifold.analysis.claims import (CLAIMS, TRAIN_TEST_AXES, ArchitectureEvidence, Claim, SpeedEvidence,
-                                          judge_architecture, judge_corners, judge_manifold, judge_speed,
-                                          judge_train_test, skipped_claim)
+from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_distances, stacked_predictions,
+                                               usable_runs)
+from deepmanifold.analysis.claims import (CLAIMS, SPEED_LEVEL, TRAIN_TEST_AXES, ArchitectureEvidence, Claim,
+                                          SpeedEvidence, judge_architecture, judge_corners, judge_manifold,
+                                          judge_speed, judge_train_test, skipped_claim)
 from deepmanifold.analysis.corners import CornerConvergence, corner_convergence
 from deepmanifold.analysis.dimensionality import DimensionalityReport, dimensionality
 from deepmanifold.analysis.embedding import build_picture
@@ -49,12 +49,13 @@ from deepmanifold.analysis.factors import IGNORED_KEYS, factor_effects, factor_p
 from deepmanifold.analysis.picture import Picture
 from deepmanifold.analysis.speed import DEFAULT_LEVELS, RunProgress, same_path, speed_by_width
 from deepmanifold.analysis.trajectories import (Dendrogram, TrajectorySet, config_dendrogram,
-                                                distance_to_geodesic_by_progress, trajectory_distance_matrix, tube_width)
+                                                distance_to_geodesic_by_progress, trajectory_distance_matrix,
+                                                tube_width)
 from deepmanifold.utils import jsonable
 
-__all__ = ["CLAIMS", "MAX_CHECKPOINT_MODELS", "SCHEMA_VERSION", "Analyses", "Claim", "Findings", "Trajectories",
-           "analyze_store", "measure_architecture", "measure_averaging", "measure_corners", "measure_manifold",
-           "measure_speed", "measure_train_test", "measure_trajectories"]
+__all__ = ["SCHEMA_VERSION", "Analyses", "Findings", "Trajectories", "analyze_store", "measure_architecture",
+           "measure_averaging", "measure_corners", "measure_manifold", "measure_speed", "measure_train_test",
+           "measure_trajectories"]
 
 #: Version of the layout of ``findings.json``; raised when a key changes meaning or moves.
 SCHEMA_VERSION = 1
@@ -104,7 +105,8 @@ class Trajectories:
         return [dict(c) for c in self.runs.configs]
 
     def to_dict(self) -> dict:
-        """The ``analyses`` entries of ``findings.json`` that come from the trajectories."""
+        """The ``analyses`` entries of ``findings.json`` that come from the trajectories
+        (``trajectory_distances.labels`` are the runs' display names)."""
         grid = self.runs.grid
         out = {"non_monotone_runs": list(self.non_monotone_runs),
                "trajectory_distances": {"run_ids": list(self.runs.run_ids), "labels": list(self.runs.run_labels),
@@ -274,8 +276,8 @@ def measure_architecture(traj: Trajectories, *, n_boot: int = 1000, random_state
 def measure_speed(traj: Trajectories) -> SpeedEvidence:
     """Claim 3: milestones of every run, speed against width, and same-path distances.
 
-    Widths are ranked at progress 0.9; when no architecture has runs reaching it (e.g.
-    short runs), at :data:`SPEED_FALLBACK_LEVEL` instead.
+    Widths are ranked at the claim's progress level (``claims.SPEED_LEVEL``); when no
+    architecture has runs reaching it (e.g. short runs), at :data:`SPEED_FALLBACK_LEVEL`.
     """
     ts = traj.runs
     runs = [RunProgress(run_id=ts.run_ids[i], arch=str(cfg.get("arch")),
@@ -283,7 +285,7 @@ def measure_speed(traj: Trajectories) -> SpeedEvidence:
                         progress=ts.progress[i], epochs=ts.epochs[i], steps=ts.steps[i])
             for i, cfg in enumerate(traj.configs)]
     with_width = [r for r in runs if r.width is not None]
-    by_width = speed_by_width(with_width) if with_width else None
+    by_width = speed_by_width(with_width, trend_level=SPEED_LEVEL) if with_width else None
     if by_width is not None and not any(
             a.trend["epochs"].rho is not None for a in by_width.architectures.values()):
         by_width = speed_by_width(with_width, trend_level=SPEED_FALLBACK_LEVEL)
