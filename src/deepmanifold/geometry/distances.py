@@ -19,6 +19,7 @@ from scipy.special import xlogy
 
 from . import _kernels
 from .divergences import FLOOR, clamp_coefficients, sqrt_probabilities, warn_clamped
+from .sources import read_models
 from .validation import check_floor, check_model_stack, check_probabilities, sum_tolerance
 
 __all__ = ["BACKENDS", "METRICS", "PRECISIONS", "pairwise_distances"]
@@ -265,17 +266,8 @@ def _panel_pairs(X, Ysrc, T: int, T2: int, panel: int, symmetric: bool, prepare)
 
 def _read_checked(src, a: int, b: int, name: str, log: bool, *, validate: bool = True) -> np.ndarray:
     """Models ``src[a:b]``, validated (errors name the model by its index in ``src``) if asked."""
-    raw = _read_models(src, a, b)
+    raw = read_models(src, a, b)
     return check_probabilities(raw, name, log=log, ndim=3, offset=a) if validate else raw
-
-
-def _read_models(src, a: int, b: int) -> np.ndarray:
-    """``src[a:b]`` as an ndarray; pages of an np.memmap source are dropped after the copy."""
-    raw = src[a:b]
-    if isinstance(src, np.memmap) or isinstance(raw, np.memmap):
-        raw = np.array(raw)
-        _release(src)
-    return np.asarray(raw)
 
 
 def _panel_size(block: int, max_memory: int, per_model: int) -> int:
@@ -315,23 +307,6 @@ def _check_out(out, shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got {getattr(out, 'shape', None)}")
 
 
-def _release(X) -> None:
-    """Drop the pages of an input np.memmap from this process (they stay cached)."""
-    mm = getattr(X, "_mmap", None)
-    if mm is None:
-        base = getattr(X, "base", None)
-        mm = getattr(base, "_mmap", None) if base is not None else None
-        mm = mm if mm is not None else (base if type(base).__name__ == "mmap" else None)
-    madvise = getattr(mm, "madvise", None)
-    if madvise is not None:
-        try:
-            import mmap
-
-            madvise(mmap.MADV_DONTNEED)
-        except (AttributeError, OSError, ValueError):  # pragma: no cover - platform dependent
-            pass
-
-
 def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: bool) -> np.ndarray:
     """Square roots of models ``X[a:b]`` as a ``(n, b - a, C)`` array of ``dtype``."""
     n, C = X.shape[1], X.shape[2]
@@ -339,7 +314,7 @@ def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: 
     step = max(1, (1 << 22) // (n * C))  # ~32 MiB of raw input at a time
     for t0 in range(a, b, step):
         t1 = min(b, t0 + step)
-        raw = _read_models(X, t0, t1)
+        raw = read_models(X, t0, t1)
         if validate:
             raw = check_probabilities(raw, name, log=log, ndim=3, offset=t0)
         elif raw.dtype not in (np.float32, np.float64):
@@ -488,7 +463,7 @@ def _fill_roots(src, a: int, b: int, *, name: str, log: bool, validate: bool, ou
     fill = _kernels.roots_rows if rows else _kernels.roots_blocks
     for t0 in range(a, b, step):
         t1 = min(b, t0 + step)
-        raw = _read_models(src, t0, t1)  # dtype kind checked by the caller
+        raw = read_models(src, t0, t1)  # dtype kind checked by the caller
         tol = sum_tolerance(raw.dtype)
         if raw.dtype not in (np.float32, np.float64):
             raw = raw.astype(np.float64)

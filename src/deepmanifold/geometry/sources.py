@@ -14,7 +14,38 @@ import numbers
 
 import numpy as np
 
-__all__ = ["ModelStack"]
+__all__ = ["ModelStack", "read_models", "release_pages"]
+
+
+def release_pages(array) -> None:
+    """Drop the pages of an ``np.memmap`` (or a view of one) from this process's memory.
+
+    The file stays in the page cache, so a later read is cheap; what goes is this
+    process's resident share of it, which would otherwise grow with every run a
+    streamed computation touches. Anything that is not a memory map is left alone.
+    """
+    mm = getattr(array, "_mmap", None)
+    if mm is None:
+        base = getattr(array, "base", None)
+        mm = getattr(base, "_mmap", None) if base is not None else None
+        mm = mm if mm is not None else (base if type(base).__name__ == "mmap" else None)
+    madvise = getattr(mm, "madvise", None)
+    if madvise is not None:
+        try:
+            import mmap
+
+            madvise(mmap.MADV_DONTNEED)
+        except (AttributeError, OSError, ValueError):  # pragma: no cover - platform dependent
+            pass
+
+
+def read_models(source, a: int, b: int, dtype=None) -> np.ndarray:
+    """Models ``source[a:b]`` as an ndarray in memory; a memory-mapped source's pages are dropped after the copy."""
+    raw = source[a:b]
+    if isinstance(source, np.memmap) or isinstance(raw, np.memmap):
+        raw = np.array(raw, dtype=dtype)
+        release_pages(source)
+    return np.asarray(raw, dtype=dtype)
 
 
 class ModelStack:
@@ -22,7 +53,9 @@ class ModelStack:
 
     Only slicing along axis 0 (``stack[a:b]``, step 1) and integer indexing are
     supported; both read just the models asked for, so memory maps and zarr
-    arrays stay on disk until needed.
+    arrays stay on disk until needed, and the pages a slice read from a memory
+    map are dropped once copied (a pass over a whole store of runs never holds
+    more than the slice it is working on).
 
     Parameters
     ----------
@@ -71,7 +104,7 @@ class ModelStack:
         for k, a in enumerate(self.arrays):
             lo, hi = max(start, self.offsets[k]), min(stop, self.offsets[k + 1])
             if lo < hi:
-                parts.append(np.asarray(a[lo - self.offsets[k]:hi - self.offsets[k]], dtype=self.dtype))
+                parts.append(read_models(a, lo - self.offsets[k], hi - self.offsets[k], self.dtype))
         if not parts:
             return np.empty((0,) + self.shape[1:], dtype=self.dtype)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
