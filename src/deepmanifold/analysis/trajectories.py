@@ -512,7 +512,7 @@ class TrajectorySet:
             No usable run, an unknown or unusable run in ``runs``, or runs on
             different probe sets.
         """
-        from deepmanifold.analysis.embedding import usable_runs
+        from deepmanifold.analysis.checkpoints import usable_runs
 
         grid = _check_grid(np.linspace(0.0, 1.0, 101) if grid is None else grid)
         records, excluded = usable_runs(store, probe)

@@ -61,7 +61,7 @@ def _cache_enabled() -> bool:
         return False
 
 
-_CACHE = _cache_enabled()
+CACHE = _cache_enabled()
 
 
 @njit(fastmath=False, nogil=True, inline="always")
@@ -87,7 +87,7 @@ def _roots_of_row(src, dst, log, tol):  # pragma: no cover - compiled
         total += x
     return lo >= 0.0 and total < math.inf and abs(total - 1.0) <= tol  # NaN, inf fail
 
-@njit(parallel=True, fastmath=False, cache=_CACHE)
+@njit(parallel=True, fastmath=False, cache=CACHE)
 def roots_rows(raw, log, A, a_off, check, tol):  # pragma: no cover - compiled
     """A[:, a_off + k, :] = sqrt of model k of ``raw`` (t, n, C); A is (n, R, C).
 
@@ -105,7 +105,7 @@ def roots_rows(raw, log, A, a_off, check, tol):  # pragma: no cover - compiled
         bad[i] = check and nb > 0
     return not bad.any()
 
-@njit(parallel=True, fastmath=False, cache=_CACHE)
+@njit(parallel=True, fastmath=False, cache=CACHE)
 def roots_blocks(raw, log, Bs, b_off, check, tol):  # pragma: no cover - compiled
     """Column b_off + k of the blocks Bs (L, n, C, W) = sqrt of model k of ``raw``;
     checks and returns like :func:`roots_rows`."""
@@ -127,7 +127,7 @@ def roots_blocks(raw, log, Bs, b_off, check, tol):  # pragma: no cover - compile
         bad[i] = check and nb > 0
     return not bad.any()
 
-@njit(parallel=True, cache=_CACHE)
+@njit(parallel=True, cache=CACHE)
 def rows_to_blocks(A, Bs):  # pragma: no cover - compiled
     """The same models in the column-block layout: Bs[l, i, c, w] = A[i, l * W + w, c]."""
     n, R, C = A.shape
@@ -140,7 +140,7 @@ def rows_to_blocks(A, Bs):  # pragma: no cover - compiled
                 for w in range(m):
                     dst[w] = A[i, l * W + w, c]
 
-@njit(parallel=True, cache=_CACHE)
+@njit(parallel=True, cache=CACHE)
 def store_tile(D, tile, p0, c0, K, upper, mirror):  # pragma: no cover - compiled
     """D[p0 + r, c0 + j] = tile[r, j] for j < K (only j > r, and 0 on the diagonal, if
     upper); if mirror, also D[c0 + j, p0 + r], written in blocks to stay in cache."""
@@ -283,7 +283,7 @@ _MAX_UNROLLED_CLASSES = 32
 def _kernel_source(C: int) -> str:
     """Source text of the tile kernel module for ``C`` classes."""
     if C > _MAX_UNROLLED_CLASSES:
-        return _TEMPLATE.format(cache=_CACHE, tile=_BLAS_TILE.format(cache=_CACHE))
+        return _TEMPLATE.format(cache=CACHE, tile=_BLAS_TILE.format(cache=CACHE))
     pad = " " * 12
     inner = " " * 20
 
@@ -306,8 +306,8 @@ def _kernel_source(C: int) -> str:
                 lines.append(f"{inner}prod[r + {u}, jj] *= s{u}")
         return "\n".join(lines)
 
-    tile = _UNROLLED_TILE.format(cache=_CACHE, two_rows=rows((0, 1)), one_row=rows((0,)))
-    return _TEMPLATE.format(cache=_CACHE, tile=tile)
+    tile = _UNROLLED_TILE.format(cache=CACHE, two_rows=rows((0, 1)), one_row=rows((0,)))
+    return _TEMPLATE.format(cache=CACHE, tile=tile)
 
 
 _TILE_KERNELS: dict = {}

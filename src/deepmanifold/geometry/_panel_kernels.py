@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import _CACHE
+from ._kernels import CACHE
 
 
-@njit(parallel=True, fastmath=True, cache=_CACHE)
+@njit(parallel=True, fastmath=True, cache=CACHE)
 def panel_matmat(P, X, out):  # pragma: no cover - compiled
     """out = P @ X, float64 accumulation; P (rows, n) any float dtype, X (n, b) float64.
 
@@ -50,7 +50,7 @@ def panel_matmat(P, X, out):  # pragma: no cover - compiled
                 out[r, c] = acc[r - r0, c]
 
 
-@njit(parallel=True, fastmath=True, cache=_CACHE)
+@njit(parallel=True, fastmath=True, cache=CACHE)
 def centred_sq_sum(P, shift, col):  # pragma: no cover - compiled
     """sum_ij (P_ij - shift_i - col_j)^2 in float64, P (rows, n) any float dtype."""
     rows, n = P.shape

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .figures import REFERENCE_COLOUR, _axis, _base_layout, _panel_axes, _panels
+from .figures import REFERENCE_COLOUR, axis_layout, base_layout, panel_axes, panels_layout
 
 __all__ = [
     "analysis_figures",
@@ -54,9 +54,9 @@ def dimensionality_figure(findings: Mapping[str, Any]) -> dict | None:
                  "name": "explained stress (data)", "line": {"color": _PALETTE[0]}})
     shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": float(t), "y1": float(t),
                "line": {"color": "#bbb", "width": 1, "dash": "dash"}} for t in dim.get("thresholds") or []]
-    layout = _base_layout(height=380, shapes=shapes,
-                          xaxis=_axis("number of InPCA axes", dtick=1),
-                          yaxis=_axis("explained stress", range=[0, 1.02]))
+    layout = base_layout(height=380, shapes=shapes,
+                          xaxis=axis_layout("number of InPCA axes", dtick=1),
+                          yaxis=axis_layout("explained stress", range=[0, 1.02]))
     return {"data": data, "layout": layout}
 
 
@@ -69,10 +69,10 @@ def dendrogram_figure(findings: Mapping[str, Any]) -> dict | None:
              "line": {"color": REFERENCE_COLOUR, "width": 1.5}, "hoverinfo": "y"}
             for xs, ys in zip(dn["icoord"], dn["dcoord"])]
     leaves = dn.get("leaf_labels") or []
-    layout = _base_layout(height=max(380, 120 + 6 * max((len(s) for s in leaves), default=0)),
-                          xaxis=_axis("", tickvals=[5 + 10 * i for i in range(len(leaves))], ticktext=leaves,
+    layout = base_layout(height=max(380, 120 + 6 * max((len(s) for s in leaves), default=0)),
+                          xaxis=axis_layout("", tickvals=[5 + 10 * i for i in range(len(leaves))], ticktext=leaves,
                                       tickangle=-45, showgrid=False),
-                          yaxis=_axis("mean trajectory distance (d_B at equal progress)"))
+                          yaxis=axis_layout("mean trajectory distance (d_B at equal progress)"))
     layout["margin"] = {"l": 60, "r": 20, "t": 20, "b": 40 + 6 * max((len(s) for s in leaves), default=0)}
     return {"data": data, "layout": layout}
 
@@ -104,8 +104,8 @@ def speed_figure(findings: Mapping[str, Any]) -> dict | None:
             data.append({"type": "scatter", "mode": "markers", "x": run_x, "y": run_y, "showlegend": False,
                          "marker": {"color": colour, "size": 5, "opacity": 0.5}, "legendgroup": arch,
                          "hovertemplate": f"{arch}, width %{{x}}: %{{y:.3g}} epochs to {level}<extra></extra>"})
-    layout = _base_layout(height=400, xaxis=_axis("width", type="log"),
-                          yaxis=_axis("epochs to reach the progress level"))
+    layout = base_layout(height=400, xaxis=axis_layout("width", type="log"),
+                          yaxis=axis_layout("epochs to reach the progress level"))
     return {"data": data, "layout": layout}
 
 
@@ -129,8 +129,8 @@ def corners_figure(findings: Mapping[str, Any]) -> dict | None:
                      "line": {"color": _PALETTE[i % len(_PALETTE)]}})
     if not data:
         return None
-    layout = _base_layout(height=420, xaxis=_axis("progress"),
-                          yaxis=_axis("d_B to the nearest ordinary run (log)", type="log"))
+    layout = base_layout(height=420, xaxis=axis_layout("progress"),
+                          yaxis=axis_layout("d_B to the nearest ordinary run (log)", type="log"))
     return {"data": data, "layout": layout}
 
 
@@ -143,19 +143,19 @@ def averaging_figure(findings: Mapping[str, Any]) -> dict | None:
     if not methods:
         return None
     ind = avg.get("individual") or {}
-    layout = _panels(["progress", "accuracy"], "", "")
+    layout = panels_layout(["progress", "accuracy"], "", "")
     layout["yaxis2"].pop("matches", None)
     data = []
     for panel, key in enumerate(("progress", "accuracy")):
         data.append({"type": "bar", "x": methods, "y": [avg[m].get(key) for m in methods], "showlegend": False,
                      "marker": {"color": _PALETTE[panel]}, "hovertemplate": "%{x}: %{y:.4g}<extra></extra>",
-                     **_panel_axes(panel)})
+                     **panel_axes(panel)})
         mean = ind.get(f"{key}_mean")
         if mean is not None:
             data.append({"type": "scatter", "mode": "lines", "x": [methods[0], methods[-1]],
                          "y": [mean, mean], "name": f"individual models: mean {key}",
                          "line": {"color": REFERENCE_COLOUR, "dash": "dash"},
-                         **_panel_axes(panel)})
+                         **panel_axes(panel)})
     return {"data": data, "layout": layout}
 
 

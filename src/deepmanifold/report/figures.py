@@ -30,6 +30,10 @@ __all__ = [
     "stress_figure",
     "progress_figure",
     "accuracy_figure",
+    "axis_layout",
+    "base_layout",
+    "panel_axes",
+    "panels_layout",
 ]
 
 #: Group colours: D3's category10 without its grey (grey is kept for the references),
@@ -205,7 +209,7 @@ def axis_title(index: int, eigenvalue: float) -> str:
     return f"InPCA {index + 1} ({kind})"
 
 
-def _base_layout(**extra: Any) -> dict:
+def base_layout(**extra: Any) -> dict:
     """Layout keys shared by every figure of the report."""
     layout = {
         "font": {"family": _FONT, "size": 13, "color": "#222"},
@@ -219,22 +223,22 @@ def _base_layout(**extra: Any) -> dict:
     return layout
 
 
-def _axis(title: str, **extra: Any) -> dict:
+def axis_layout(title: str, **extra: Any) -> dict:
     """A 2-D axis with a title and a light grid."""
     return {"title": {"text": title}, "gridcolor": "#e6e6e6", "zeroline": False, **extra}
 
 
-def _panels(titles: Sequence[str], x_title: str, y_title: str, **y_extra: Any) -> dict:
+def panels_layout(titles: Sequence[str], x_title: str, y_title: str, **y_extra: Any) -> dict:
     """Layout of ``len(titles)`` side-by-side panels sharing the y axis and the legend."""
     n = len(titles)
     gap = 0.06 if n > 1 else 0.0
     width = (1.0 - gap * (n - 1)) / n
-    layout = _base_layout(annotations=[], height=420)
+    layout = base_layout(annotations=[], height=420)
     for i, title in enumerate(titles):
         suffix = "" if i == 0 else str(i + 1)
         left = i * (width + gap)
-        layout[f"xaxis{suffix}"] = _axis(x_title, domain=[left, left + width], anchor=f"y{suffix}")
-        y_axis = _axis(y_title if i == 0 else "", anchor=f"x{suffix}", **y_extra)
+        layout[f"xaxis{suffix}"] = axis_layout(x_title, domain=[left, left + width], anchor=f"y{suffix}")
+        y_axis = axis_layout(y_title if i == 0 else "", anchor=f"x{suffix}", **y_extra)
         if i:
             y_axis["matches"] = "y"
         layout[f"yaxis{suffix}"] = y_axis
@@ -246,8 +250,8 @@ def _panels(titles: Sequence[str], x_title: str, y_title: str, **y_extra: Any) -
     return layout
 
 
-def _panel_axes(i: int) -> dict:
-    """Trace keys placing a 2-D trace in panel `i` of a `_panels` layout."""
+def panel_axes(i: int) -> dict:
+    """Trace keys placing a 2-D trace in panel `i` of a `panels_layout` layout."""
     suffix = "" if i == 0 else str(i + 1)
     return {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
 
@@ -327,7 +331,7 @@ def inpca_figure(picture: Picture, colours: Mapping[str, str] | None = None, *,
     dims = min(eig.size, 3)
     titles = [axis_title(i, eig[i]) for i in range(dims)]
     if dims == 0:
-        empty = _base_layout(height=200, title={"text": "no InPCA components"})
+        empty = base_layout(height=200, title={"text": "no InPCA components"})
         return {"data": [], "layout": empty}
     if dims == 1:
         names, trace_type = ("x", "y"), "scatter"
@@ -350,11 +354,11 @@ def inpca_figure(picture: Picture, colours: Mapping[str, str] | None = None, *,
                               "gridcolor": "#dddddd", "showbackground": True}
                  for n, t in zip(names, titles)}
         scene.update(aspectmode="cube", annotations=annotations)
-        layout = _base_layout(height=height, scene=scene, legend=legend,
+        layout = base_layout(height=height, scene=scene, legend=legend,
                               margin={"l": 0, "r": 0, "t": 10, "b": 0})
     else:
-        layout = _base_layout(height=height, legend=legend, xaxis=_axis(titles[0]),
-                              yaxis=_axis(titles[1]),
+        layout = base_layout(height=height, legend=legend, xaxis=axis_layout(titles[0]),
+                              yaxis=axis_layout(titles[1]),
                               annotations=[{"xref": "x", "yref": "y", **a} for a in annotations])
     return {"data": data, "layout": layout}
 
@@ -377,9 +381,9 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
     dict
         Plotly figure dictionary.
     """
-    layout = _panels(["cumulative, against number of axes", "signed eigenvalues λ"],
+    layout = panels_layout(["cumulative, against number of axes", "signed eigenvalues λ"],
                      "number of axes k", "explained (cumulative)", range=[0, 1.02])
-    layout["yaxis2"] = _axis("λ", anchor="x2", zeroline=True, zerolinecolor="#888")
+    layout["yaxis2"] = axis_layout("λ", anchor="x2", zeroline=True, zerolinecolor="#888")
     layout["barmode"] = "group"
     data = []
     for p, (probe, picture) in enumerate(pictures.items()):
@@ -399,7 +403,7 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
             "marker": {"color": [TIME_LIKE_COLOUR if v < 0 else SPACE_LIKE_COLOUR for v in eig],
                        "opacity": 1.0 if p == 0 else 0.5},
             "hovertemplate": f"{probe}: λ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
-            **_panel_axes(1),
+            **panel_axes(1),
         })
     return {"data": data, "layout": layout}
 
@@ -418,7 +422,7 @@ def progress_figure(pictures: Mapping[str, Picture], colours: Mapping[str, str])
     dict
         Plotly figure dictionary; one line per run, coloured by group.
     """
-    layout = _panels([f"{probe} probe" for probe in pictures], "epoch", "progress λ",
+    layout = panels_layout([f"{probe} probe" for probe in pictures], "epoch", "progress λ",
                      range=[-0.02, 1.02])
     data = []
     for i, picture in enumerate(pictures.values()):
@@ -426,7 +430,7 @@ def progress_figure(pictures: Mapping[str, Picture], colours: Mapping[str, str])
             picture.runs, colours,
             {"x": lambda r: np.asarray(r.epochs, dtype=float),
              "y": lambda r: np.asarray(r.progress, dtype=float)},
-            trace_type="scatter", axes=_panel_axes(i), showlegend=i == 0, marker_size=4,
+            trace_type="scatter", axes=panel_axes(i), showlegend=i == 0, marker_size=4,
             hovertemplate="<b>%{text}</b><br>epoch %{x:.4g} · progress %{y:.3f}<extra></extra>")
     return {"data": data, "layout": layout}
 
@@ -447,7 +451,7 @@ def accuracy_figure(picture: Picture, colours: Mapping[str, str]) -> dict:
     dict
         Plotly figure dictionary.
     """
-    layout = _panels([title for _, title in _ACCURACY_PANELS], "epoch", "accuracy",
+    layout = panels_layout([title for _, title in _ACCURACY_PANELS], "epoch", "accuracy",
                      range=[0, 1.02])
     data = []
     for i, (key, title) in enumerate(_ACCURACY_PANELS):
@@ -455,7 +459,7 @@ def accuracy_figure(picture: Picture, colours: Mapping[str, str]) -> dict:
             picture.runs, colours,
             {"x": lambda r: np.asarray(r.epochs, dtype=float),
              "y": lambda r, key=key: _metric(r, key)},
-            trace_type="scatter", axes=_panel_axes(i), showlegend=i == 0, marker_size=4,
+            trace_type="scatter", axes=panel_axes(i), showlegend=i == 0, marker_size=4,
             hovertemplate=f"<b>%{{text}}</b><br>epoch %{{x:.4g}} · {title} %{{y:.3f}}"
                           "<extra></extra>")
     return {"data": data, "layout": layout}
@@ -484,7 +488,7 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
     tubes = (analyses.get("tube_width") or {}).get("by_configuration") or {}
     if not effects and not geo.get("mean"):
         return None
-    layout = _panels(["factor effects", "along progress"], "", "mean d_B at equal progress")
+    layout = panels_layout(["factor effects", "along progress"], "", "mean d_B at equal progress")
     layout["yaxis2"].pop("matches", None)
     layout["xaxis2"]["title"] = {"text": "progress"}
     layout["yaxis2"]["title"] = {"text": "d_B"}
@@ -497,13 +501,13 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
                         "array": [max(0.0, float(e["high"] or m) - m) for e, m in zip(effects, means)],
                         "arrayminus": [max(0.0, m - float(e["low"] or m)) for e, m in zip(effects, means)]},
             "marker": {"color": REFERENCE_COLOUR}, "showlegend": False,
-            "hovertemplate": "%{x}: %{y:.4g}<extra></extra>", **_panel_axes(0)})
+            "hovertemplate": "%{x}: %{y:.4g}<extra></extra>", **panel_axes(0)})
     grid = [float(t) for t in geo.get("grid") or []]
 
     def _line(name, values, dash):
         ys = [None if v is None else float(v) for v in values]
         return {"type": "scatter", "mode": "lines", "name": name, "x": grid, "y": ys,
-                "line": {"dash": dash}, **_panel_axes(1)}
+                "line": {"dash": dash}, **panel_axes(1)}
 
     if grid and geo.get("mean"):
         data.append(_line("distance to the geodesic (mean over runs)", geo["mean"], "solid"))
