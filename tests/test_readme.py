@@ -9,12 +9,18 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _block(marker: str) -> str:
+    """The README's python example that contains ``marker``."""
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S) if marker in b]
+    assert len(blocks) == 1, f"README has {len(blocks)} python examples with {marker!r}"
+    return blocks[0]
+
+
 def test_readme_geometry_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README has no python example"
-    assert len(blocks[0].strip().splitlines()) <= 12, "the first example stays short"
+    block = _block("from deepmanifold.geometry import")
+    assert len(block.strip().splitlines()) <= 12, "the example stays short"
     ns: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
     P, y, D, emb = ns["P"], ns["y"], ns["D"], ns["emb"]
     # D holds the intensive Bhattacharyya distances, recomputed here for one pair.
     assert D.shape == (30, 30)
@@ -26,3 +32,22 @@ def test_readme_geometry_example_runs():
     lam = ns["progress"](P, y)
     assert lam[0] < 0.05 and lam[-1] > 0.4
     assert np.corrcoef(lam, np.arange(30))[0, 1] > 0.95
+
+
+def test_readme_recorder_example_records_a_run(tmp_path, monkeypatch):
+    import torch
+
+    from deepmanifold.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    x_train, y_train = torch.randn(600, 4), torch.randint(0, 3, (600,))
+    ns = {"x_train": x_train, "y_train": y_train, "x_test": torch.randn(50, 4), "y_test": torch.randint(0, 3, (50,)),
+          "model": torch.nn.Linear(4, 3), "steps_per_epoch": 10, "total_steps": 20, "schedule": {1, 5, 20}}
+    exec(compile(_block("deepmanifold.Recorder"), "README.md", "exec"), ns)  # noqa: S102
+    store = Store("runs/mine")
+    record = store.record("mlp-sgd-0")
+    assert record.status == "complete" and record.n_checkpoints == 4
+    np.testing.assert_array_equal(store.metrics("mlp-sgd-0")["step"], [0, 1, 5, 20])
+    np.testing.assert_allclose(store.metrics("mlp-sgd-0")["epoch"], [0, 0.1, 0.5, 2.0])
+    assert store.logp("mlp-sgd-0", "train").shape == (4, 500, 3)

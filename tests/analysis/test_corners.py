@@ -1,4 +1,4 @@
-"""Claim 4 (corners converge onto the manifold), on runs built from the geodesic of SPEC §3."""
+"""Claim 4 (corners converge onto the manifold), on runs built from the geodesic of docs/method.md §3."""
 
 import json
 import math

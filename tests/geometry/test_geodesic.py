@@ -197,7 +197,7 @@ def mixed_models(rng, T, n, C, labels):
 
 
 def closed_form(P, labels, t):
-    """f(t) from the SPEC closed form, with a_i, b_i computed directly (P: (n, C))."""
+    """f(t) from the closed form of docs/method.md §3, with a_i, b_i computed directly (P: (n, C))."""
     C = P.shape[1]
     th = theta(C)
     a = np.sqrt(P / C).sum(axis=1)
@@ -353,7 +353,7 @@ def test_coefficients_and_progress_from_them(rng):
     assert a0.shape == (n,)
     lam0 = progress_from_coefficients(a0, b0, C)
     assert isinstance(lam0, float) and lam0 == lam[3]
-    # Inner products with the geodesic from the coefficients, as in SPEC §3.
+    # Inner products with the geodesic from the coefficients, as in docs/method.md §3.
     t = 0.37
     inner = (a * np.sin((1 - t) * theta(C)) + b * np.sin(t * theta(C))) / np.sin(theta(C))
     expected = np.sqrt(X * geodesic(labels, C, t)[None]).sum(axis=-1)

@@ -1,4 +1,4 @@
-"""Tests of one training run and its recorder (SPEC §1 and §5).
+"""Tests of one training run and its recorder (docs/method.md §1 and §5).
 
 The run is tiny (MLP of width 16 on 8x8 digits, a few epochs); reference values are
 recomputed independently: a fresh model, a hand-written training loop, accuracy and

@@ -1,4 +1,4 @@
-"""Tests of the training factors of the reference study (SPEC §5, §6): optimisers
+"""Tests of the training factors of the reference study (docs/method.md §5, §6): optimisers
 (SGD-Nesterov, AdamW), linear warm-up, simple augmentation, corner initialisations.
 
 References are independent: update rules written out from the PyTorch docs / papers

@@ -1,4 +1,4 @@
-"""Tests of the checkpoint schedule (SPEC §5: dense early, geometric in steps, step 0 kept)."""
+"""Tests of the checkpoint schedule (docs/method.md §5: dense early, geometric in steps, step 0 kept)."""
 
 import math
 

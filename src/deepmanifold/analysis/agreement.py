@@ -1,4 +1,4 @@
-r"""Do training and test predictions give the same picture? (SPEC §6, claim 5)
+r"""Do training and test predictions give the same picture? (docs/method.md §6, claim 5)
 
 Two checks on the distance matrices of the *same* ``T`` models computed on two
 sample sets (e.g. train and test probes):

@@ -1,4 +1,4 @@
-r"""Averaging models in prediction space (SPEC §5).
+r"""Averaging models in prediction space (docs/method.md §5).
 
 ``M`` models on the same ``n`` samples, ``P`` of shape ``(M, n, C)``. For each
 sample the ``M`` probability vectors are averaged and the result renormalised:

@@ -172,7 +172,7 @@ class CheckpointDistances:
         Checkpoints of each run kept (indices into the run's stored checkpoints); the
         rows of ``matrix`` are these, run after run.
     matrix : ndarray, shape (T, T)
-        d_B between every pair of kept checkpoints (SPEC §2), float64.
+        d_B between every pair of kept checkpoints (docs/method.md §2), float64.
     notes : list of str
         Warnings raised while computing it (e.g. clamped Bhattacharyya coefficients).
     """

@@ -1,4 +1,4 @@
-"""The study's claims (SPEC §6), the rule that judges each, and the judges.
+"""The study's claims (docs/method.md §6), the rule that judges each, and the judges.
 
 Each claim gets the numbers that bear on it and a verdict computed from them by a
 rule written here, once: :data:`RULES` holds the rule texts (built from the same
@@ -56,7 +56,7 @@ TRAIN_TEST_P_VALUE = 0.05
 TRAIN_TEST_RESIDUAL = 0.1
 TRAIN_TEST_AXES = 3
 
-#: What each claim says (SPEC §6).
+#: What each claim says (docs/method.md §6).
 CLAIMS = {
     "manifold": "All trajectories lie on one effectively low-dimensional manifold.",
     "architecture": "Architecture produces distinguishable trajectories; the other factors matter much less.",

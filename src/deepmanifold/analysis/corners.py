@@ -1,4 +1,4 @@
-"""Claim 4 (SPEC §6): networks started far away converge along a similar manifold.
+"""Claim 4 (docs/method.md §6): networks started far away converge along a similar manifold.
 
 "Corner" runs start from unusual points of prediction space (e.g. pre-trained on
 random labels or on a tiny subset). :func:`corner_convergence` follows each corner
@@ -8,7 +8,7 @@ at that same progress. If the claim holds this distance falls as training goes
 on and ends within the spread of the ordinary runs themselves, which is measured
 the same way (each ordinary run to its nearest *other* ordinary run).
 
-Input is the per-run resampling at equal progress (SPEC §5): ``sqrt_p`` of shape
+Input is the per-run resampling at equal progress (docs/method.md §5): ``sqrt_p`` of shape
 ``(R, G, n, C)`` (square roots of the class probabilities, float32 is fine; a
 ``np.memmap`` is read one grid point at a time), ``reached`` ``(R, G)`` telling
 which grid points each run reached (the others are never read), and the grid

@@ -1,10 +1,10 @@
 r"""How many InPCA axes the checkpoints need, against a null model.
 
-Claim 1 of the reference study (SPEC §6) is that all trajectories lie on one
+Claim 1 of the reference study (docs/method.md §6) is that all trajectories lie on one
 effectively low-dimensional manifold.  "Low" only means something against a
 baseline: T points from R runs that shared nothing but their endpoints would
 also need *some* number of axes.  :func:`dimensionality` reports the explained
-stress (SPEC §4) against the number of axes for the real distance matrix and
+stress (docs/method.md §4) against the number of axes for the real distance matrix and
 for surrogate checkpoint sets drawn from a null model, and the number of axes
 each needs to reach given stress thresholds.
 
@@ -73,7 +73,7 @@ class DimensionalityReport:
     Attributes
     ----------
     explained_stress : ndarray, shape (k,)
-        Cumulative explained stress of the top ``1..k`` axes (SPEC §4).
+        Cumulative explained stress of the top ``1..k`` axes (docs/method.md §4).
     explained_fraction : ndarray, shape (k,)
         Cumulative plain fraction ``Σ λ² / ||W||_F²``.
     eigenvalues : ndarray, shape (k,)

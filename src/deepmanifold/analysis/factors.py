@@ -1,4 +1,4 @@
-"""Which training factors change the trajectory (SPEC §5 "factor effects", §6 claim 2).
+"""Which training factors change the trajectory (docs/method.md §5 "factor effects", §6 claim 2).
 
 The reference study found that the architecture produces distinguishable
 trajectories while the optimiser, batch size, learning rate, weight decay,
@@ -7,7 +7,7 @@ from two plain inputs, so it depends on nothing else in the package:
 
 ``D``
     ``(R, R)`` symmetric matrix of trajectory distances between ``R`` runs (mean
-    d_B at equal progress, SPEC §5). ``NaN`` marks a pair without common progress:
+    d_B at equal progress, docs/method.md §5). ``NaN`` marks a pair without common progress:
     such pairs are skipped and counted.
 ``configs``
     the ``R`` run configurations (dicts). Nested dicts are flattened to dotted keys
@@ -51,7 +51,7 @@ other configuration key is equal, except
 
 A missing key is a value of its own (different from every present value).
 
-Bootstrap interval (SPEC: resample seeds)
+Bootstrap interval (docs/method.md §5.4: resample seeds)
 -----------------------------------------
 For every factor but ``seed``, a pair shares its seed (the seed is one of the keys
 that must be equal), so the pairs fall into seed clusters. Each bootstrap replicate

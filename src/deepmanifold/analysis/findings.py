@@ -1,4 +1,4 @@
-"""The study's claims (SPEC §6) measured on a store and judged: ``deepmanifold analyze``.
+"""The study's claims (docs/method.md §6) measured on a store and judged: ``deepmanifold analyze``.
 
 :func:`analyze_store` reads the usable runs once, computes the distance matrix of
 their checkpoints on each probe set once, and then, one claim at a time, *measures*
@@ -331,7 +331,7 @@ def measure_train_test(train: CheckpointDistances, test: CheckpointDistances, *,
 
 
 def measure_averaging(store, records, probe: str) -> ModelAverages:
-    """Averages of the final models of ``records`` (arithmetic, geometric, ... SPEC §5) on ``probe``."""
+    """Averages of the final models of ``records`` (arithmetic, geometric, ... docs/method.md §5) on ``probe``."""
     sample_labels = np.asarray(store.probe(records[0].probes[probe]).labels)
     finals = np.stack([np.exp(np.asarray(store.logp(r.run_id, probe)[-1], dtype=np.float64)) for r in records])
     finals /= finals.sum(axis=-1, keepdims=True)

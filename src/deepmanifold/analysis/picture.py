@@ -32,7 +32,7 @@ class RunTrace:
     coords : ndarray, shape (K, k)
         InPCA coordinates of each checkpoint.
     progress : ndarray, shape (K,)
-        Progress lambda in [0, 1] along the ignorance-truth geodesic (SPEC §3).
+        Progress lambda in [0, 1] along the ignorance-truth geodesic (docs/method.md §3).
     metrics : dict of str to ndarray, each shape (K,)
         ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` on the probe sets.
     """

@@ -1,4 +1,4 @@
-"""Claim 3 (SPEC §6): larger networks follow the same path, only faster.
+"""Claim 3 (docs/method.md §6): larger networks follow the same path, only faster.
 
 Works on plain arrays, one run at a time, so it runs on any store or sweep:
 
@@ -8,7 +8,7 @@ Works on plain arrays, one run at a time, so it runs on any store or sweep:
   the Spearman correlation between width and epochs (steps) to the top level
   within each architecture: negative means wider is faster (:class:`SpeedByWidth`).
 - :func:`same_path` -- from the run-by-run trajectory distance matrix (mean d_B
-  at equal progress, SPEC §5): are runs of one architecture at different widths
+  at equal progress, docs/method.md §5): are runs of one architecture at different widths
   closer to each other than runs of different architectures? (:class:`SamePath`).
 - :func:`spearman` -- the rank correlation they use (:class:`Spearman`).
 
@@ -110,7 +110,7 @@ class RunProgress:
     width : int, float or None
         Its width (None: unknown).
     progress, epochs, steps : ndarray, shape (K,)
-        Progress (SPEC §3), epoch and optimiser step of each checkpoint.
+        Progress (docs/method.md §3), epoch and optimiser step of each checkpoint.
     """
 
     run_id: str
@@ -430,7 +430,7 @@ def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> Miles
     Parameters
     ----------
     progress, epochs, steps : array_like, shape (K,)
-        Progress (SPEC §3) of each checkpoint, and its epoch and optimiser step.
+        Progress (docs/method.md §3) of each checkpoint, and its epoch and optimiser step.
     levels : sequence of float in (0, 1], default (0.5, 0.9)
 
     Returns
@@ -581,7 +581,7 @@ def same_path(D_traj, archs, widths) -> SamePath:
     ----------
     D_traj : array_like, shape (R, R)
         Distance between the trajectories of runs ``i`` and ``j`` (mean d_B at
-        equal progress, SPEC §5). Only the upper triangle ``i < j`` is read;
+        equal progress, docs/method.md §5). Only the upper triangle ``i < j`` is read;
         non-finite entries (e.g. runs with no progress in common) are left out
         and counted in ``n_missing``.
     archs : sequence, length R

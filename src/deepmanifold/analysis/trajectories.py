@@ -1,10 +1,10 @@
 r"""Training trajectories reparametrised by progress, and distances between them.
 
 A run's checkpoints are models ``P_0, P_1, ...`` (in training order) with
-progress values ``λ_k`` along the ignorance-to-truth geodesic (SPEC §3). Runs
+progress values ``λ_k`` along the ignorance-to-truth geodesic (docs/method.md §3). Runs
 train at different speeds, so they are compared *at equal progress*, not at
 equal step: each run is resampled at a fixed progress grid ``t_0 < ... < t_G``
-(SPEC §5).
+(docs/method.md §5).
 
 Resampling (:func:`resample_by_progress`)
     For each grid value ``t`` the *first crossing* is used: the first pair of
@@ -43,6 +43,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from deepmanifold import geometry
+from deepmanifold.analysis.checkpoints import usable_runs
 from deepmanifold.geometry.validation import check_distance_matrix, check_labels, check_probabilities
 from deepmanifold.utils import jsonable
 
@@ -512,8 +513,6 @@ class TrajectorySet:
             No usable run, an unknown or unusable run in ``runs``, or runs on
             different probe sets.
         """
-        from deepmanifold.analysis.checkpoints import usable_runs
-
         grid = _check_grid(np.linspace(0.0, 1.0, 101) if grid is None else grid)
         records, excluded = usable_runs(store, probe)
         if runs is not None:
@@ -652,7 +651,7 @@ def mean_trajectory(ts: TrajectorySet, members):
     At each grid point the mean model of the members that reached it is the
     *normalised geometric mean* of their probabilities,
     ``q_ic ∝ exp(mean_m log p_mic)`` (the normalised arithmetic mean of
-    ``log p``), one of the two means SPEC §5 allows. A class to which a member
+    ``log p``), one of the two means docs/method.md §5 allows. A class to which a member
     gives probability 0 (``sqrt p`` underflows in float32 below ``p ~ 1e-90``)
     gets mean probability 0.
 
@@ -728,7 +727,7 @@ def distance_to_geodesic_by_progress(ts: TrajectorySet, labels=None) -> np.ndarr
 
     Notes
     -----
-    Uses ``<√p_i, √γ_i(t)> = [a_i sin((1-t)θ) + b_i sin(tθ)] / sin θ`` (SPEC §3):
+    Uses ``<√p_i, √γ_i(t)> = [a_i sin((1-t)θ) + b_i sin(tθ)] / sin θ`` (docs/method.md §3):
     only the geodesic coefficients of each resampled model are needed
     (:func:`deepmanifold.geometry.distance_to_geodesic_point`). This is at
     least the distance to the geodesic (its minimum over ``t``) and equals it

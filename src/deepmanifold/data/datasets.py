@@ -78,7 +78,7 @@ class Dataset:
     augmentations : tuple[str, ...], default ()
         The label-preserving augmentations that make sense for this data, a subset of
         :data:`AUGMENTATION_OPS` (``"crop"``, ``"hflip"``); training code may apply them
-        to training batches, never to probe samples (SPEC §1).
+        to training batches, never to probe samples (docs/method.md §1).
     """
 
     name: str

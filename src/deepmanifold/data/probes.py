@@ -1,6 +1,6 @@
 """Probe sets: fixed, ordered, never-augmented samples on which checkpoints are evaluated.
 
-Two models are only compared on the same samples in the same order (SPEC §1); the
+Two models are only compared on the same samples in the same order (docs/method.md §1); the
 probe set's ``fingerprint`` identifies exactly that, so runs are compared only when
 their fingerprints are equal.
 """

@@ -198,7 +198,7 @@ def axis_title(index: int, eigenvalue: float) -> str:
     index : int
         Axis index, 0 for the axis of largest ``|lambda|``.
     eigenvalue : float
-        Its signed eigenvalue; a negative one makes the axis time-like (SPEC §4).
+        Its signed eigenvalue; a negative one makes the axis time-like (docs/method.md §4).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""On-the-fly data augmentation of training minibatches (never of probe sets, SPEC §1)."""
+"""On-the-fly data augmentation of training minibatches (never of probe sets, docs/method.md §1)."""
 
 from __future__ import annotations
 

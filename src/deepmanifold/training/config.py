@@ -62,7 +62,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
 #: Initialisations: the default fresh model, or a "corner" of prediction space
-#: reached by pre-training it (SPEC §6, claim 4).
+#: reached by pre-training it (docs/method.md §6, claim 4).
 INITS: tuple[str, ...] = ("default", "shuffled_labels", "tiny_subset")
 #: Optimisers that take ``momentum``.
 MOMENTUM_OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov")

@@ -144,7 +144,7 @@ def train_run(
           ``dataset.augmentations`` (``("crop",)`` when the dataset has no such
           attribute); see :func:`~deepmanifold.training.augment.augment_batch`. Applied
           to each training minibatch, on the fly, from a generator seeded by a stream
-          derived from ``seed``; probe sets are never augmented (SPEC §1);
+          derived from ``seed``; probe sets are never augmented (docs/method.md §1);
         - ``init`` (optional, :data:`~deepmanifold.training.INITS`, default ``"default"``): ``"default"`` =
           the fresh model; ``"shuffled_labels"`` = first train it for ``init_epochs``
           epochs on the training set with its labels randomly permuted;

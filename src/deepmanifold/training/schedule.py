@@ -19,7 +19,7 @@ def _is_whole(value) -> bool:
 def checkpoint_steps(total_steps: int, n_checkpoints: int) -> np.ndarray:
     """Steps at which to record a run: dense early, geometric in steps.
 
-    Training changes fastest at the start (SPEC §5), so checkpoints are spaced
+    Training changes fastest at the start (docs/method.md §5), so checkpoints are spaced
     geometrically in the step count: ``0, 1, 2, ...`` (every step while the
     geometric spacing would be below one step), then ratios ``r`` chosen so that
     the remaining checkpoints reach ``total_steps`` geometrically. Each new step is
