@@ -127,6 +127,11 @@ def _claim(key: str, verdict: str, numbers: dict, reason: str = "") -> Claim:
     return Claim(key, CLAIMS[key], verdict, RULES[key], numbers, reason)
 
 
+def _verdict(*, supported: bool, refuted: bool) -> str:
+    """"not supported" when the numbers refute the claim, else "supported" when they meet it, else "inconclusive"."""
+    return "not supported" if refuted else "supported" if supported else "inconclusive"
+
+
 def skipped_claim(key: str, reason: str) -> Claim:
     """A claim the store cannot speak to, and why."""
     return _claim(key, "skipped", {}, reason)
@@ -143,13 +148,9 @@ def judge_manifold(dim: DimensionalityReport) -> Claim:
                "axes_for_95%": dim.axes_needed.get(0.95), "null": dim.null, "null_axes_for_90% (mean)": null_need,
                "explained_stress_top3": float(stress[2]) if len(stress) >= 3 else None,
                "checkpoints": dim.n_models, "runs": dim.n_runs}
-    if need is None or need > MAX_AXES_LOW_DIM:
-        verdict = "not supported"
-    elif null_need is not None and need < null_need:
-        verdict = "supported"
-    else:
-        verdict = "inconclusive"
-    return _claim("manifold", verdict, numbers)
+    refuted = need is None or need > MAX_AXES_LOW_DIM
+    supported = not refuted and null_need is not None and need < null_need
+    return _claim("manifold", _verdict(supported=supported, refuted=refuted), numbers)
 
 
 # ----------------------------------------------------------------------------- 2. architecture
@@ -186,12 +187,7 @@ def judge_architecture(evidence: ArchitectureEvidence) -> Claim:
     separated = all(arch.low is not None and e.mean is not None and arch.low > e.mean for e in others)
     predictable = (pred.accuracy is not None and pred.chance is not None and pred.accuracy > pred.chance
                    and (pred.p_value or 1.0) < ARCHITECTURE_P_VALUE)
-    if top == "arch" and separated and predictable:
-        verdict = "supported"
-    elif top is not None and top != "arch":
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
+    verdict = _verdict(supported=top == "arch" and separated and predictable, refuted=top is not None and top != "arch")
     return _claim("architecture", verdict, numbers)
 
 
@@ -245,13 +241,7 @@ def judge_speed(evidence: SpeedEvidence) -> Claim:
     numbers = {"trend_level": by_width.trend_level, "spearman_width_vs_epochs": rhos, "same_path_ratio": ratio}
     faster = all(r < 0 for r in rhos.values())
     same = ratio is not None and ratio < 1
-    if faster and same:
-        verdict = "supported"
-    elif not faster and not same:
-        verdict = "not supported"
-    else:
-        verdict = "inconclusive"
-    return _claim("speed", verdict, numbers)
+    return _claim("speed", _verdict(supported=faster and same, refuted=not faster and not same), numbers)
 
 
 # ----------------------------------------------------------------------------- 4. corners

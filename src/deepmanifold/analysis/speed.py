@@ -33,6 +33,13 @@ DEFAULT_LEVELS = (0.5, 0.9)
 UNITS = ("epochs", "steps")  # the two clocks a milestone is read on
 
 
+
+def _with_reason(out: dict, reason: str) -> dict:
+    """``out`` with ``"reason"`` added when there is one (the JSON of a result that may be empty)."""
+    if reason:
+        out["reason"] = reason
+    return out
+
 @dataclass(frozen=True)
 class Spearman:
     """A Spearman rank correlation.
@@ -224,11 +231,8 @@ class WidthTrend:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        out = {"rho": self.rho, "n": self.n, "rho_width_means": self.rho_width_means, "n_widths": self.n_widths,
-               "n_not_reached": self.n_not_reached}
-        if self.reason:
-            out["reason"] = self.reason
-        return out
+        return _with_reason({"rho": self.rho, "n": self.n, "rho_width_means": self.rho_width_means,
+                             "n_widths": self.n_widths, "n_not_reached": self.n_not_reached}, self.reason)
 
 
 @dataclass(frozen=True)
@@ -329,11 +333,8 @@ class WidthPath:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        out = {"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
-               "to_other_archs": self.to_other_archs.to_dict(), "ratio": self.ratio}
-        if self.reason:
-            out["reason"] = self.reason
-        return out
+        return _with_reason({"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
+                             "to_other_archs": self.to_other_archs.to_dict(), "ratio": self.ratio}, self.reason)
 
 
 @dataclass(frozen=True)
@@ -369,10 +370,10 @@ class SamePath:
     n_missing: int
 
     def to_dict(self) -> dict:
-        out = {"same_arch_diff_width": self.same_arch_diff_width.to_dict(), "diff_arch": self.diff_arch.to_dict(),
-               "same_arch_same_width": self.same_arch_same_width.to_dict(), "ratio": self.ratio}
-        if self.reason:
-            out["reason"] = self.reason
+        out = _with_reason({"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
+                            "diff_arch": self.diff_arch.to_dict(),
+                            "same_arch_same_width": self.same_arch_same_width.to_dict(), "ratio": self.ratio},
+                           self.reason)
         out["by_arch"] = {a: v.to_dict() for a, v in self.by_arch.items()}
         out["n_missing"] = self.n_missing
         return out
