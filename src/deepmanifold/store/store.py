@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 FORMAT = "deepmanifold-store"
 FORMAT_VERSION = 1
+#: What a committed run can be: trained to the end, or stopped by a non-finite loss or prediction.
 STATUSES = ("complete", "diverged")
 #: The measurement whose arrays are the predictions, ``logp_<probe>`` (K, n, C).
 PREDICTIONS = "logp"

@@ -33,13 +33,11 @@ from torch import nn
 
 from ..data import Dataset, ProbeSet, probe_fingerprint
 from ..models import count_parameters
-from ..store import PREDICTIONS, Store, check_run_id
+from ..store import PREDICTIONS, STATUSES, Store, check_run_id
 from ..utils import jsonable
 from .measurements import Measurement, Predictions, Probe, get_measurement, metrics_from_logp
 
 __all__ = ["Recorder", "RunResult"]
-
-STATUSES = ("complete", "diverged")
 
 
 @dataclass
