@@ -95,7 +95,7 @@ def test_findings_json_is_the_serialisation_of_the_results(analysed, tmp_path):
     assert back["analyses"]["speed"]["same_path"]["ratio"] == a.speed.same_path.ratio
     assert back["analyses"]["milestones"]["mlp-w16-default-s0"]["0.5"]["epoch"] == \
         a.speed.milestones["mlp-w16-default-s0"][0.5].epoch
-    names = back["analyses"]["trajectory_distances"]["labels"]  # run display names
+    names = back["analyses"]["trajectory_distances"]["run_labels"]  # run display names
     assert len(names) == 10 and "mlp w16 / corner / seed 1" in names
     assert set(back["skipped"]) == set(findings.skipped)
 

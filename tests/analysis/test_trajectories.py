@@ -180,7 +180,7 @@ def test_dendrogram_separates_two_planted_families():
     D = trajectory_distance_matrix(ts)
     tree = config_dendrogram(D, ts.run_labels)
     as_json = json.loads(json.dumps(tree.to_dict(), allow_nan=False))
-    assert as_json["labels"] == ts.run_labels and as_json["leaf_labels"] == tree.leaf_names
+    assert as_json["names"] == ts.run_labels and as_json["leaf_names"] == tree.leaf_names
     np.testing.assert_array_equal(np.asarray(as_json["linkage"]), tree.linkage)
     clusters = fcluster(tree.linkage, 2, criterion="maxclust")
     groups = {name[0]: set() for name in ts.run_labels}
@@ -248,7 +248,7 @@ def test_probabilities_from_roots_renormalise_and_round_trip():
 
 def test_dendrogram_of_one_leaf_and_bad_input():
     tree = config_dendrogram(np.zeros((1, 1)), ["only"])
-    assert tree.to_dict() == {"linkage": [], "leaves": [0], "labels": ["only"], "leaf_labels": ["only"],
+    assert tree.to_dict() == {"linkage": [], "leaves": [0], "names": ["only"], "leaf_names": ["only"],
                               "icoord": [], "dcoord": [], "method": "complete"}
     D = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
     assert config_dendrogram(D + np.eye(3), list("abc")).leaf_names == config_dendrogram(D, list("abc")).leaf_names

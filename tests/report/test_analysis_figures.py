@@ -50,7 +50,7 @@ def test_each_figure_draws_the_findings_numbers():
     assert len(den["data"]) == 2  # 3 leaves: 2 merges
     # the two close configurations merge at their distance, the third at the complete linkage 0.9
     assert sorted(max(t["y"]) for t in den["data"]) == pytest.approx([0.1, 0.9])
-    assert den["layout"]["xaxis"]["ticktext"] == f["analyses"]["dendrogram"]["leaf_labels"]
+    assert den["layout"]["xaxis"]["ticktext"] == f["analyses"]["dendrogram"]["leaf_names"]
 
     sp = speed_figure(f)
     means = {t["name"]: t["y"] for t in sp["data"] if t.get("name")}

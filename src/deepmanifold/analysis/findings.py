@@ -109,7 +109,7 @@ class Trajectories:
         (``trajectory_distances.labels`` are the runs' display names)."""
         grid = self.runs.grid
         out = {"non_monotone_runs": list(self.non_monotone_runs),
-               "trajectory_distances": {"run_ids": list(self.runs.run_ids), "labels": list(self.runs.run_labels),
+               "trajectory_distances": {"run_ids": list(self.runs.run_ids), "run_labels": list(self.runs.run_labels),
                                         "matrix": self.distances},
                "distance_to_geodesic": {"grid": grid, "mean": self.distance_to_geodesic}}
         if self.dendrogram is not None:

@@ -778,10 +778,10 @@ class Dendrogram:
     method: str = "complete"
 
     def to_dict(self) -> dict:
-        """JSON form (findings.json): ``linkage``, ``leaves``, ``labels`` (the names),
-        ``leaf_labels``, ``icoord``, ``dcoord`` and ``method``, arrays as nested lists."""
-        return jsonable({"linkage": self.linkage, "leaves": self.leaves, "labels": self.names,
-                         "leaf_labels": self.leaf_names, "icoord": self.icoord, "dcoord": self.dcoord,
+        """JSON form (findings.json): ``linkage``, ``leaves``, ``names``, ``leaf_names``,
+        ``icoord``, ``dcoord`` and ``method``, arrays as nested lists."""
+        return jsonable({"linkage": self.linkage, "leaves": self.leaves, "names": self.names,
+                         "leaf_names": self.leaf_names, "icoord": self.icoord, "dcoord": self.dcoord,
                          "method": self.method})
 
 

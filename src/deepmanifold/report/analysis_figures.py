@@ -68,7 +68,7 @@ def dendrogram_figure(findings: Mapping[str, Any]) -> dict | None:
     data = [{"type": "scatter", "mode": "lines", "x": _floats(xs), "y": _floats(ys), "showlegend": False,
              "line": {"color": REFERENCE_COLOUR, "width": 1.5}, "hoverinfo": "y"}
             for xs, ys in zip(dn["icoord"], dn["dcoord"])]
-    leaves = dn.get("leaf_labels") or []
+    leaves = dn.get("leaf_names") or []
     layout = base_layout(height=max(380, 120 + 6 * max((len(s) for s in leaves), default=0)),
                           xaxis=axis_layout("", tickvals=[5 + 10 * i for i in range(len(leaves))], ticktext=leaves,
                                       tickangle=-45, showgrid=False),
