@@ -174,7 +174,8 @@ def main():
         T = a.T or (2000 if a.quick else 4000)
         ms = [125, 250, 500, 1000] if a.quick else [250, 500, 1000, 2000]
         cases.append(dict(case="landmark", T=T, n=a.n or 100, C=C, ms=[m for m in ms if m <= T] or [T]))
-    for c in cases:
+    unique = {json.dumps(c, sort_keys=True): c for c in cases}  # --T/--n may make two presets one case
+    for c in unique.values():
         r = run_sub(c)
         if "error" in r:
             print(json.dumps(r), flush=True)
