@@ -106,7 +106,7 @@ class Trajectories:
 
     def to_dict(self) -> dict:
         """The ``analyses`` entries of ``findings.json`` that come from the trajectories
-        (``trajectory_distances.labels`` are the runs' display names)."""
+        (``trajectory_distances.run_labels`` are the runs' display names)."""
         grid = self.runs.grid
         out = {"non_monotone_runs": list(self.non_monotone_runs),
                "trajectory_distances": {"run_ids": list(self.runs.run_ids), "run_labels": list(self.runs.run_labels),
