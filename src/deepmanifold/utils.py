@@ -44,7 +44,7 @@ def jsonable(value: Any) -> Any:
 
 
 def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level of dotted keys; other values unchanged.
+    """Nested mappings as one level of dotted keys; other values unchanged (an empty mapping adds no key).
 
     Examples
     --------
