@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from deepmanifold.store import Store
-from deepmanifold.sweeps.execute import (RunOutcome, dataset_and_probes, execute_group_in_worker, group_runs,
-                                         set_single_thread)
+from deepmanifold.sweeps.execute import RunOutcome, execute_group_in_worker, group_runs, set_single_thread
+from deepmanifold.sweeps.preflight import preflight
 from deepmanifold.sweeps.spec import SpecError, SweepSpec
 
-__all__ = ["RUNNERS", "SweepResult", "preflight", "run_sweep"]
+__all__ = ["RUNNERS", "SweepResult", "run_sweep"]
 
 RUNNERS = ("local", "ray")
 
@@ -43,37 +43,6 @@ class SweepResult:
     def count(self, status: str) -> int:
         """Number of runs that ended with ``status``."""
         return sum(o.status == status for o in self.outcomes)
-
-
-def preflight(spec: SweepSpec) -> None:
-    """Check what only the data and the model zoo can tell before training anything.
-
-    Loads each dataset the spec names and builds each distinct (architecture,
-    knobs) model once, so that an unknown knob fails in seconds, not after the
-    runs before it trained.
-
-    Raises
-    ------
-    SpecError
-        Naming the spec's line, like the parser's errors.
-    """
-    from deepmanifold.training import build_model
-
-    seen = set()
-    for run in spec.runs:
-        try:
-            dataset, _ = dataset_and_probes(run.config)
-        except (ValueError, OSError) as exc:
-            raise spec.error("data", "", f"[data] {exc}") from exc
-        key = (run.config["arch"], repr(sorted(run.config["arch_options"].items())), dataset.input_shape)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            build_model(run.config["arch"], dataset.input_shape, dataset.n_classes, **run.config["arch_options"])
-        except (ValueError, TypeError) as exc:
-            section = f"arch.{run.config.get('arch_alias', run.config['arch'])}"
-            raise spec.error(section, "", f"[{section}] {exc}") from exc
 
 
 def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, workers: int | None = None,
