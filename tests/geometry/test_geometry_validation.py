@@ -116,6 +116,43 @@ def test_options(X):
             pairwise_distances(X, block_size=block)
 
 
+@pytest.mark.parametrize("kw", [{}, {"backend": "numpy"}, {"metric": "hellinger"}])
+def test_out_must_be_a_float_array_of_the_right_shape(tmp_path, X, kw):
+    """An integer or bool ``out`` would hold truncated distances (all 0, or True off the
+    diagonal): it is refused, on the numba, numpy and companion paths alike."""
+    import zarr
+
+    expected = re.escape("out must be a float32 or float64 array of shape (5, 5)")
+    for dtype in (int, np.int32, np.uint8, bool, np.float16, complex):
+        with pytest.raises(ValueError, match=expected + re.escape(f", got dtype {np.dtype(dtype)}")):
+            pairwise_distances(X, out=np.empty((5, 5), dtype=dtype), **kw)
+    with pytest.raises(ValueError, match=expected + re.escape(", got dtype int32")):
+        pairwise_distances(X, out=zarr.create_array(str(tmp_path / "z"), shape=(5, 5), dtype="int32"), **kw)
+    with pytest.raises(ValueError, match=expected + re.escape(", got dtype int64")):
+        pairwise_distances(X, out=np.memmap(tmp_path / "m", dtype=np.int64, mode="w+", shape=(5, 5)), **kw)
+    with pytest.raises(ValueError, match=expected + re.escape(", got shape (5, 4)")):
+        pairwise_distances(X, out=np.empty((5, 4)), **kw)
+    with pytest.raises(ValueError, match=re.escape("out must be a float32 or float64 array of shape (5, 3), "
+                                                   "got shape (3, 5)")):
+        pairwise_distances(X, X[:3], out=np.empty((3, 5)), **kw)
+    with pytest.raises(ValueError, match=expected + " .*got list"):
+        pairwise_distances(X, out=[[0.0] * 5] * 5, **kw)
+    frozen = np.zeros((5, 5))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        pairwise_distances(X, out=frozen, **kw)
+    # Every float target receives the distances of the plain definition (float32 to its rounding).
+    bc = np.sqrt(X[:, None] * X[None, :]).sum(axis=-1)  # (5, 5, n) Bhattacharyya coefficients
+    ref = 1.0 - bc.mean(axis=-1) if kw.get("metric") == "hellinger" else -np.log(bc).mean(axis=-1)
+    np.fill_diagonal(ref, 0.0)
+    assert np.all(ref[~np.eye(5, dtype=bool)] > 1e-3)
+    z = zarr.create_array(str(tmp_path / "ok"), shape=(5, 5), dtype="float32")
+    for out in (np.empty((5, 5)), np.empty((5, 5), dtype=np.float32),
+                np.memmap(tmp_path / "f", dtype=np.float32, mode="w+", shape=(5, 5)), z):
+        assert pairwise_distances(X, out=out, **kw) is out
+        np.testing.assert_allclose(np.asarray(out[:, :]), ref, rtol=1e-6)
+
+
 def test_labels(X):
     good = np.zeros(20, dtype=int)
     with pytest.raises(ValueError, match=re.escape("labels has length 19 but there are 20 samples")):

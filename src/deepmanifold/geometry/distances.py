@@ -120,10 +120,11 @@ def pairwise_distances(
         Bhattacharyya only. None: torch on ``"cuda"``, numba on the CPU.
         ``"numpy"`` (a plain reference) and ``"torch"`` (the CUDA tile kernel,
         on the CPU with ``device="cpu"``) give the same numbers to rounding.
-    out : array-like, shape (T, T2), optional
+    out : array-like, shape (T, T2), float32 or float64, optional
         Where to write the result tile by tile, e.g. a float32 ndarray (half the
         memory of the default float64 result), an ``np.memmap`` or a zarr
-        array. Returned instead of a new array.
+        array. Returned instead of a new array. Any other dtype (integers,
+        bool, float16) is refused: it would truncate the distances.
     max_memory : int, optional
         Bytes of prepared models held at once (default 1 GiB). Bhattacharyya
         and Hellinger keep ``sqrt p``, ``n*C*8`` bytes per model (``n*C*4``
@@ -146,8 +147,9 @@ def pairwise_distances(
         input) or 1e-5 (float64); with ``log=True``: NaN, ``+inf``, positive
         log-probabilities beyond that tolerance, or rows whose ``exp`` does not
         sum to 1. Messages name the model and sample index. Unknown
-        ``metric``, ``precision``, ``device``, ``backend``; bad ``floor``,
-        ``block_size`` or ``out`` shape.
+        ``metric``, ``precision``, ``device``, ``backend``; bad ``floor`` or
+        ``block_size``; ``out`` of the wrong shape, not float32/float64, or
+        read-only.
 
     Notes
     -----
@@ -302,9 +304,26 @@ def _store_panel(D, tile: np.ndarray, p0: int, c0: int, K: int, *, upper: bool, 
 # Bhattacharyya: streamed panels of models, tile engines (numba, numpy, torch).
 
 
+# dtypes ``out`` may have: an integer or bool ``out`` would silently truncate every distance.
+_OUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _check_out(out, shape):
-    if tuple(getattr(out, "shape", ())) != tuple(shape):
-        raise ValueError(f"out must have shape {tuple(shape)}, got {getattr(out, 'shape', None)}")
+    """Raise unless ``out`` is a writable float32/float64 array-like of ``shape``."""
+    expected = f"a float32 or float64 array of shape {tuple(shape)}"
+    if not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
+        raise ValueError(f"out must be {expected} (an ndarray, np.memmap or zarr array), "
+                         f"got {type(out).__name__}")
+    try:
+        dtype = np.dtype(out.dtype)
+    except TypeError:
+        dtype = None
+    if dtype not in _OUT_DTYPES:
+        raise ValueError(f"out must be {expected}, got dtype {out.dtype}")
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"out must be {expected}, got shape {tuple(out.shape)}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise ValueError(f"out must be {expected} that can be written to; it is read-only")
 
 
 def _prepare_roots(X, a: int, b: int, *, name: str, log: bool, dtype, validate: bool) -> np.ndarray:
