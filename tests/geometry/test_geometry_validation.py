@@ -192,6 +192,23 @@ def test_distance_matrix_checks():
     with pytest.raises(ValueError, match=re.escape("zero diagonal: D[1, 1] = 0.5")):
         inpca(bad)
     inpca(D + 1e-9 * np.triu(np.ones((3, 3)), 1))  # asymmetry within tolerance is accepted
+    for solver in ("dense", "lanczos"):
+        bad = D.copy()
+        bad[0, 2] = bad[2, 0] = -0.5
+        with pytest.raises(ValueError, match=re.escape("D must be non-negative (distances are divergences): "
+                                                       "D[0, 2] = -0.5")):
+            inpca(bad, 1, solver=solver)
+    # Rounding below zero, relative to max|D| = 3: 1e-12 for float64, 10 eps = 1.2e-6 for float32.
+    for dtype, accepted, refused, message in (
+        (np.float64, -2.9e-12, -3.1e-12, "D[0, 1] = -3.1e-12 (entries down to -3e-12 are accepted as rounding)"),
+        (np.float32, -3.5e-6, -3.7e-6, "D[0, 1] = -3.7e-06 (entries down to -3.58e-06 are accepted as rounding)"),
+    ):
+        near = D.astype(dtype)
+        near[0, 1] = near[1, 0] = accepted
+        assert inpca(near, 2).eigenvalues.shape == (2,)
+        near[0, 1] = near[1, 0] = refused
+        with pytest.raises(ValueError, match=re.escape(message)):
+            inpca(near, 2)
     for k in (0, 4, 1.5):
         with pytest.raises(ValueError, match=re.escape("n_components must be an integer in [1, 3]")):
             inpca(D, n_components=k)
@@ -231,6 +248,11 @@ def test_tiled_distance_matrix_check_reads_in_place(tmp_path, rng):
     bad = near.copy()
     bad[250, 3] += 0.5
     with pytest.raises(ValueError, match=re.escape("D is not symmetric: D[3, 250] =")):
+        check_distance_matrix_tiled(bad, tile=64)
+    bad = near.copy()
+    bad[250, 3] = bad[3, 250] = -0.5
+    with pytest.raises(ValueError, match=re.escape("D must be non-negative (distances are divergences): "
+                                                   "D[3, 250] = -0.5")):
         check_distance_matrix_tiled(bad, tile=64)
     bad = near.copy()
     bad[130, 130] = 0.25

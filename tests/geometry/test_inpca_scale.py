@@ -8,13 +8,20 @@ from deepmanifold.geometry.embedding import DENSE_MAX_T
 
 
 def pseudo_euclidean_D(rng, T=400, spectrum=(9.0, -6.0, 4.0, -3.0, 2.0, 1.0)):
-    """Squared distances in a Minkowski-like space with strong time-like axes, plus noise."""
+    """Squared distances in a Minkowski-like space with strong time-like axes, plus noise.
+
+    The time-like axes make some entries negative; a constant ``c`` added off the
+    diagonal makes every entry a non-negative divergence, as InPCA requires. It adds
+    ``(c/2) J`` to ``W = -J D J / 2``: the eigenvectors stay, the eigenvalues off the
+    constant vector move by ``c/2`` (small next to the time-like ones, ~ -3 T).
+    """
     spectrum = np.asarray(spectrum)
     x = rng.normal(size=(T, spectrum.size)) * np.sqrt(np.abs(spectrum))
     diff = x[:, None, :] - x[None, :, :]
     D = np.sum(np.sign(spectrum) * diff**2, axis=-1)
     noise = rng.normal(scale=0.05, size=(T, T))
     D += noise + noise.T
+    D -= D.min()
     np.fill_diagonal(D, 0.0)
     return D
 

@@ -132,7 +132,8 @@ def inpca(
     ----------
     D : array_like, shape (T, T), or DiskDistanceMatrix
         Symmetric, finite, zero diagonal (checked to within
-        ``1e-6 max(1, max|D|)``; the symmetric part is used), e.g. from
+        ``1e-6 max(1, max|D|)``; the symmetric part is used) and non-negative
+        (up to rounding, see :func:`~deepmanifold.geometry.check_distance_matrix`), e.g. from
         :func:`pairwise_distances` with the Bhattacharyya metric. Not squared.
         float32 and ``np.memmap`` input are used without a float64 copy by
         the iterative solvers. A :class:`~deepmanifold.geometry.outofcore.DiskDistanceMatrix`

@@ -230,17 +230,21 @@ def check_model_stack(X, name: str = "X"):
 
 
 def check_distance_matrix(D, name: str = "D") -> np.ndarray:
-    """Validate a square, finite, symmetric distance matrix with a zero diagonal.
+    """Validate a square, finite, non-negative, symmetric distance matrix with a zero diagonal.
 
     Symmetry and the zero diagonal are checked to within
-    ``1e-6 * max(1, max|D|)``; the returned float64 array is the symmetric part
-    ``(D + D.T) / 2``.
+    ``1e-6 * max(1, max|D|)``. Entries must be non-negative, as every divergence
+    is (docs/method.md §2), except for rounding: an entry above
+    ``-max(1e-12, 10 eps) * max|D|`` (``eps`` of the input dtype: ``1e-12`` for
+    float64, ``1.2e-6`` for float32) is accepted as it is. The returned float64
+    array is the symmetric part ``(D + D.T) / 2``.
 
     Raises
     ------
     ValueError
         Not a real square non-empty matrix, a non-finite entry, asymmetry or a
-        non-zero diagonal beyond the tolerance; the message names the entry.
+        non-zero diagonal beyond the tolerance, or a negative entry beyond
+        rounding; the message names the entry.
     """
     D, _ = check_distance_matrix_tiled(D, name)
     D = np.asarray(D, dtype=np.float64)
@@ -262,17 +266,20 @@ def check_distance_matrix_tiled(D, name: str = "D", *, tile: int = 256) -> tuple
     D = _square_real(D, name)
     T = D.shape[0]
     max_abs, max_asym, asym_at, max_diag, diag_at = 0.0, 0.0, (0, 0), 0.0, 0
+    lowest, lowest_at = 0.0, (0, 0)
     for s in range(0, T, tile):
         e = min(T, s + tile)
         for t in range(s, T, tile):
             f = min(T, t + tile)
             A = np.asarray(D[s:e, t:f])
-            max_abs = max(max_abs, _finite_extent(A, name, s, t))
-            if t == s:
-                B = A
-            else:
-                B = np.asarray(D[t:f, s:e])
-                max_abs = max(max_abs, _finite_extent(B, name, t, s))
+            B = A if t == s else np.asarray(D[t:f, s:e])
+            blocks = [(A, s, t)] if t == s else [(A, s, t), (B, t, s)]
+            for block, row0, col0 in blocks:
+                lo, hi = _finite_range(block, name, row0, col0)
+                max_abs = max(max_abs, -lo, hi)
+                if lo < lowest:
+                    i, j = _first(block == lo)
+                    lowest, lowest_at = lo, (row0 + i, col0 + j)
             diff = np.abs(A - B.T)
             if float(diff.max()) > max_asym:
                 i, j = _first(diff == diff.max())
@@ -291,7 +298,19 @@ def check_distance_matrix_tiled(D, name: str = "D", *, tile: int = 256) -> tuple
     if max_diag > tol:
         i = diag_at
         raise ValueError(f"{name} must have a zero diagonal: {name}[{i}, {i}] = {D[i, i]:.8g}")
+    rounding = _negative_rounding(D.dtype) * max_abs
+    if lowest < -rounding:
+        i, j = lowest_at
+        raise ValueError(
+            f"{name} must be non-negative (distances are divergences): {name}[{i}, {j}] = {lowest:.8g} "
+            f"(entries down to -{rounding:.3g} are accepted as rounding)"
+        )
     return D, max_asym == 0.0
+
+
+def _negative_rounding(dtype) -> float:
+    """Largest negative entry, relative to ``max|D|``, taken as rounding for a matrix of ``dtype``."""
+    return max(1e-12, 10 * float(np.finfo(dtype).eps))
 
 
 def _square_real(D, name: str) -> np.ndarray:
@@ -308,10 +327,10 @@ def _square_real(D, name: str) -> np.ndarray:
     return D
 
 
-def _finite_extent(A: np.ndarray, name: str, row0: int, col0: int) -> float:
-    """``max|A|`` of a block whose top-left entry is ``D[row0, col0]``; raise on NaN or inf."""
+def _finite_range(A: np.ndarray, name: str, row0: int, col0: int) -> tuple[float, float]:
+    """``(min A, max A)`` of a block whose top-left entry is ``D[row0, col0]``; raise on NaN or inf."""
     lo, hi = float(A.min()), float(A.max())  # NaN or inf shows up in one of them
     if not (np.isfinite(lo) and np.isfinite(hi)):
         i, j = _first(~np.isfinite(A))
         raise ValueError(f"{name}[{row0 + i}, {col0 + j}] = {A[i, j]} is not finite")
-    return max(abs(lo), abs(hi))
+    return lo, hi
