@@ -55,6 +55,21 @@ def test_gower_projection_of_new_gaussian_is_its_pca_projection(rng):
     np.testing.assert_allclose(res.transform(d_new[0]), res.transform(d_new)[0])
 
 
+@pytest.mark.parametrize("solver", ["dense", "lanczos", "randomized"])
+def test_transform_of_no_new_models_is_an_empty_array(rng, solver):
+    """Zero new models (``d_new`` of shape ``(0, T)``, e.g. a selection that matched
+    nothing) are placed as zero rows of coordinates, on every solver's result."""
+    D = gaussian_means_problem(rng, T=40)[0]
+    res = inpca(D, n_components=3, solver=solver, random_state=0)
+    assert res.info["solver"] == solver
+    for empty in (np.empty((0, 40)), np.empty((0, 40), dtype=np.float32), np.zeros((0, 40), dtype=int)):
+        placed = res.transform(empty)
+        assert placed.shape == (0, 3) and placed.dtype == np.float64
+    np.testing.assert_array_equal(res.transform(D[:0]), res.transform(D)[:0])
+    with pytest.raises(ValueError, match=r"expected shape \(m, 40\) or \(40,\), got shape \(0,\)"):
+        res.transform([])  # one model with no distances, not zero models
+
+
 def test_discretised_gaussians_end_to_end():
     sigma = 1.0
     means = np.linspace(-2, 2, 9) ** 3 / 4  # uneven spacing on a line

@@ -42,6 +42,7 @@ def test_landmarks_project_to_their_own_coordinates(rng, models):
     assert len(set(res.landmark_indices.tolist())) == 30
     DL = pairwise_distances(X[res.landmark_indices])
     np.testing.assert_allclose(res.transform(DL), res.landmark_result.coords, atol=1e-10)
+    assert res.transform(DL[:0]).shape == (0, 3)  # no new models
     np.testing.assert_allclose(res.coords[res.landmark_indices], res.landmark_result.coords, atol=1e-10)
     idx = np.array([3, 1, 40, 7, 22])
     assert np.array_equal(landmark_inpca(X, n_components=2, landmarks=idx).landmark_indices, np.sort(idx))

@@ -35,6 +35,7 @@ def test_out_of_core_equals_in_memory(tmp_path, X):
         assert res.total_sq_norm == pytest.approx(ref.total_sq_norm, rel=1e-10)  # exact, streamed
         np.testing.assert_allclose(res.explained_stress, ref.explained_stress, rtol=1e-9)
         np.testing.assert_allclose(res.transform(D[:3]), ref.transform(D[:3]), atol=1e-8)
+        assert res.transform(D[:0]).shape == (0, 5)
     assert np.allclose(DiskDistanceMatrix(tmp_path / "d").row_means(), D.mean(axis=1))
 
 

@@ -92,11 +92,12 @@ class InPCAResult:
         ----------
         d_new : array_like, shape (m, T) or (T,)
             Distances (the same measure as ``D``) from ``m`` new models to the
-            ``T`` embedded ones, columns in the fitted order.
+            ``T`` embedded ones, columns in the fitted order; ``m`` may be 0.
 
         Returns
         -------
-        ndarray, shape (m, k) or (k,)
+        ndarray, shape (m, k) or (k,), float64
+            An empty ``(0, k)`` array for ``m = 0``.
         """
         d = np.asarray(d_new, dtype=np.float64)
         T = self._row_means.shape[0]

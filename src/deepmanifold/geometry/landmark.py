@@ -76,7 +76,10 @@ class LandmarkInPCAResult:
         return self.landmark_result.explained_fraction
 
     def transform(self, d_to_landmarks) -> np.ndarray:
-        """Gower projection of new models from their distances to the landmarks, shape (q, m) or (m,)."""
+        """Gower projection of new models from their distances to the landmarks, shape (q, m) or (m,).
+
+        Coordinates of shape (q, k) or (k,); ``q`` may be 0. See :meth:`InPCAResult.transform`.
+        """
         return self.landmark_result.transform(d_to_landmarks)
 
 
