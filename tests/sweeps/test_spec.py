@@ -43,7 +43,7 @@ def test_run_ids_are_stable_and_depend_on_the_config():
     ("[training]\nepochs = 3\n", r"unknown section \[training\]; allowed: sweep, data, train"),
     ("[train]\nepochs = 'ten'\n", r"\[train\] epochs must be a positive integer, got 'ten'"),
     ("[train]\nepochs = true\n", r"\[train\] epochs must be a positive integer"),
-    ("[train]\nepochs = 0\n", r"epochs must be >= 1"),
+    ("[train]\nepochs = 0\n", r"spec.toml:2: \[train\] epochs must be an integer >= 1, got 0"),
     ("[grid]\nseed = 3\n", r"\[grid\] seed must be a non-empty list"),
     ("[train]\nschedule = 'step'\n", r"unknown schedule 'step'; allowed: constant, cosine"),
     ("[optimizer.adam]\nbeta = 0.9\n", r"\[optimizer.adam\] unknown key 'beta'"),
@@ -119,3 +119,86 @@ def test_shipped_specs_parse_to_their_documented_sizes():
     assert wrn == {("wrn10", 10), ("wrn16", 16)}
     adam_pairs = {(r.config["batch_size"], r.config["lr"]) for r in ref.runs if r.config["optimizer"] == "adam"}
     assert adam_pairs == {(200, 0.001), (500, 0.0025)}
+
+
+# --------------------------------------------------------------------------- every run's config
+
+@pytest.mark.parametrize("body, match", [
+    # The value is reported where it is written, whichever table it comes from.
+    ("[train]\nepochs = 3\nlr = -1\n", r"spec.toml:3: \[train\] lr must be a finite number > 0, got -1$"),
+    ("[optimizer.sgd]\nlr = nan\nmomentum = 0.9\n", r"spec.toml:2: \[optimizer.sgd\] lr must be a finite number > 0, got nan$"),
+    ("[grid]\noptimizer = ['adam', 'sgd']\n\n[optimizer.sgd]\nlr = 0.1\nmomentum = 1.5\n",
+     r"spec.toml:6: \[optimizer.sgd\] momentum must be a number in \[0, 1\), got 1.5$"),
+    ("[train]\nmomentum = 1.5\n", r"spec.toml:2: \[train\] momentum must be a number in \[0, 1\), got 1.5$"),
+    ("[grid]\nseed = [0, 1]\nlr = [0.1, -1]\n", r"spec.toml:3: \[grid\] lr must be a finite number > 0, got -1$"),
+    ("[zip]\nbatch_size = [32, 64]\nlr = [0.1, -0.5]\n", r"spec.toml:3: \[zip\] lr must be a finite number > 0, got -0.5$"),
+    ("[grid]\noptimizer = ['adam']\n[optimizer.adam.zip]\nbatch_size = [32, 64]\nlr = [0.001, inf]\n",
+     r"spec.toml:5: \[optimizer.adam.zip\] lr must be a finite number > 0, got inf$"),
+    ("[grid]\nseed = [-1]\n", r"spec.toml:2: \[grid\] seed must be an integer >= 0, got -1$"),
+    ("[grid]\nepochs = [2, 0]\n", r"spec.toml:2: \[grid\] epochs must be an integer >= 1, got 0$"),
+    ("[train]\ncheckpoints = 1\n", r"spec.toml:2: \[train\] checkpoints must be an integer >= 2, got 1$"),
+    ("[train]\nepochs = 2\nwarmup_epochs = 3\n", r"spec.toml:3: \[train\] warmup_epochs \(3\) exceeds epochs \(2\)$"),
+    ("[grid]\noptimizer = ['nesterov']\n[optimizer.nesterov]\nmomentum = 0.0\n",
+     r"spec.toml:4: \[optimizer.nesterov\] momentum must be a number in \(0, 1\) for optimizer 'nesterov'"),
+])
+def test_every_run_config_is_checked_by_training_rules_at_its_line(tmp_path, body, match):
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(_spec(tmp_path, body))
+    assert "\n" not in str(info.value)
+
+
+def test_a_value_overridden_for_every_run_is_not_an_error():
+    # [optimizer.sgd] lr overrides [train] lr for the only optimiser; momentum goes with SGD only.
+    raw = {"train": {"lr": -1, "momentum": 1.5}, "optimizer": {"sgd": {"lr": 0.1, "momentum": 0.9}},
+           "grid": {"optimizer": ["sgd", "adam"]}, "zip": {"lr": [0.01, 0.02]}}
+    runs = parse_spec(raw).runs
+    assert {(r.config["optimizer"], r.config["lr"]) for r in runs} == {
+        ("sgd", 0.01), ("sgd", 0.02), ("adam", 0.01), ("adam", 0.02)}
+
+
+def test_sources_name_where_each_value_is_written():
+    raw = {"train": {"lr": 0.1, "epochs": 2}, "grid": {"width": [8]}, "arch": {"mlp": {"depth": 3}},
+           "data": {"probe_test": 40, "train_size": 300}, "optimizer": {"sgd": {"zip": {"lr": [0.2]}}}}
+    (run,) = parse_spec(raw).runs
+    assert run.sources["lr"] == ("optimizer.sgd.zip", "lr")
+    assert run.sources["epochs"] == ("train", "epochs")
+    assert run.sources["arch_options.width"] == ("grid", "width")
+    assert run.sources["arch_options.depth"] == ("arch.mlp", "depth")
+    assert run.sources["probes.test"] == ("data", "probe_test")
+    assert run.sources["data.train_size"] == ("data", "train_size")
+    assert "batch_size" not in run.sources and "arch" not in run.sources  # defaults
+
+
+def test_parse_leaves_the_callers_dict_as_given():
+    raw = {"grid": {"arch": ["wide"]}, "arch": {"wide": {"model": "mlp", "width": 8}}}
+    first = parse_spec(raw).runs
+    assert raw["arch"]["wide"] == {"model": "mlp", "width": 8}
+    assert [r.run_id for r in parse_spec(raw).runs] == [r.run_id for r in first]
+
+
+# --------------------------------------------------------------------------- the file itself
+
+def test_a_spec_that_is_not_utf8_names_the_line_of_the_bad_byte(tmp_path):
+    path = tmp_path / "spec.toml"
+    path.write_bytes(b"[train]\nepochs = 3  # caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(SpecError, match=r"spec.toml:2: not UTF-8 text \(byte 0xe9 at offset 25\)") as info:
+        load_spec(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("body", ["", "\n\n", "# a sweep, one day\n", "[grid]\n\n[train]\n# later\n",
+                                  "[arch.mlp]\n"])
+def test_a_spec_that_sets_nothing_is_refused(tmp_path, body):
+    with pytest.raises(SpecError, match=r"spec.toml: the spec sets no key"):
+        load_spec(_spec(tmp_path, body))
+
+
+def test_one_key_is_enough_the_rest_are_defaults(tmp_path):
+    spec = load_spec(_spec(tmp_path, "[sweep]\nname = 'one'\n"))
+    assert len(spec.runs) == 1 and spec.store == Path("runs") / "one"
+
+
+def test_store_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = load_spec(_spec(tmp_path, "[sweep]\nstore = '~/sweeps/a'\n"))
+    assert spec.store == tmp_path / "home" / "sweeps" / "a"
