@@ -74,3 +74,67 @@ def make_picture(*, probe: str = "test", k: int = 4, eigenvalues=None, n_runs: i
 def _make_picture_fixture():
     """The `make_picture` helper (tests take it as a fixture: test folders are no packages)."""
     return make_picture
+
+
+def make_findings(*, measured_effects: bool = True) -> dict:
+    """A ``Findings.to_dict()``-shaped dict: every claim with its real rule text, and analyses.
+
+    With ``measured_effects=False`` no factor has a pair of runs differing in it only, as
+    in a sweep whose factors always change together.
+    """
+    from deepmanifold.analysis.claims import CLAIMS, RULES
+    from deepmanifold.analysis.trajectories import config_dendrogram
+
+    verdicts = ("inconclusive", "not supported", "skipped", "supported", "supported")
+    claims = [{"key": key, "statement": statement, "verdict": verdict, "rule": RULES[key],
+               "numbers": {"runs": 6, "mean": 0.1234567},
+               "reason": "no architecture has two widths" if verdict == "skipped" else ""}
+              for (key, statement), verdict in zip(CLAIMS.items(), verdicts)]
+    if measured_effects:
+        effects = [
+            {"factor": "arch", "status": "measured", "reason": "6 pairs", "mean": 0.16, "low": 0.15,
+             "high": 0.17},
+            {"factor": "seed", "status": "measured", "reason": "6 pairs", "mean": 0.23, "low": 0.03,
+             "high": 0.44},
+            {"factor": "optimizer", "status": "not a factor in this sweep",
+             "reason": "every run has optimizer = sgd", "mean": None, "low": None, "high": None}]
+    else:
+        effects = [
+            {"factor": "arch", "status": "no comparable pairs",
+             "reason": "no two runs differ in arch only: the closest pairs also differ in seed, "
+                       "init (4 such pairs)", "mean": None, "low": None, "high": None},
+            {"factor": "seed", "status": "no comparable pairs",
+             "reason": "no two runs differ in seed only: the closest pairs also differ in arch "
+                       "(6 such pairs)", "mean": None, "low": None, "high": None},
+            {"factor": "optimizer", "status": "not a factor in this sweep",
+             "reason": "every run has optimizer = sgd", "mean": None, "low": None, "high": None},
+            {"factor": "lr", "status": "not a factor in this sweep",
+             "reason": "every run has lr = 0.05", "mean": None, "low": None, "high": None}]
+    grid = [round(0.1 * i, 1) for i in range(11)]
+    leaves = ["cnn / adam / width 64", "mlp / adam / width 64", "resnet / sgd / width 128",
+              "cnn / sgd", "mlp / sgd"]
+    points = np.array([[0.0], [0.05], [0.4], [0.42], [0.9]])
+    distances = np.abs(points - points.T)
+    return {
+        "schema_version": 1, "store": "/tmp/store", "probe": "test", "n_runs": 6,
+        "claims": claims, "skipped": {},
+        "analyses": {
+            "factor_effects": {"n_runs": 6, "ranking": [e["factor"] for e in effects
+                                                        if e["status"] == "measured"],
+                               "effects": effects},
+            "distance_to_geodesic": {"grid": grid, "mean": [0.3 - 0.02 * i for i in range(11)]},
+            "tube_width": {"by_configuration": {"cnn / adam": [0.01 * i for i in range(11)]}},
+            "dendrogram": config_dendrogram(distances, leaves).to_dict(),
+            "averaging": {
+                "individual": {"progress_mean": 0.93, "accuracy_mean": 0.98},
+                **{m: {"progress": 0.94, "accuracy": 0.98, "mean_distance": 0.1}
+                   for m in ("arithmetic", "geometric", "harmonic", "sqrt_arithmetic",
+                             "bhattacharyya")}},
+        },
+    }
+
+
+@pytest.fixture(name="make_findings", scope="session")
+def _make_findings_fixture():
+    """The `make_findings` helper."""
+    return make_findings

@@ -261,3 +261,23 @@ def test_script_breaking_label_is_escaped(tmp_path, make_picture):
     _, _, figures = _parse(tmp_path / "r.html")
     hover = figures["dm-inpca-test"]["figure"]["data"][0]["text"][0]
     assert "evil &lt;/script&gt;" in hover
+
+
+# ----------------------------------------------------------------------------- findings
+@pytest.fixture(scope="module")
+def findings_report(tmp_path_factory, make_picture, make_findings):
+    """A report after `analyze`: two pictures and the findings."""
+    pictures = {"test": make_picture(), "train": make_picture(probe="train", seed=1)}
+    path = write_report(tmp_path_factory.mktemp("findings") / "report.html", pictures,
+                        title="after analyze", findings=make_findings())
+    return path
+
+
+def test_rules_show_as_plain_text(findings_report):
+    from deepmanifold.analysis.claims import RULES
+
+    assert not [key for key, rule in RULES.items() if "``" in rule]
+    text, _, _ = _parse(findings_report)
+    body = text.split("</head>")[1].split('id="dm-figures"')[0]  # what the reader sees
+    assert "``" not in body
+    assert "width variants count as the factor arch_options.width" in text

@@ -74,7 +74,7 @@ RULES = {
         "inconclusive otherwise."),
     "architecture": (
         "Architecture matters, the rest much less. Architecture is the model family (width variants count as "
-        "the factor ``arch_options.width``). Supported when architecture is the top-ranked factor by mean "
+        "the factor arch_options.width). Supported when architecture is the top-ranked factor by mean "
         "trajectory distance over pairs differing only in it, with its bootstrap interval above every other "
         "measured factor's mean, AND architecture is predictable from trajectories (leave-one-out nearest "
         f"neighbour above chance, permutation p < {ARCHITECTURE_P_VALUE}). Not supported when another factor "
