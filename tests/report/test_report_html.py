@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from html.parser import HTMLParser
 
@@ -21,6 +23,7 @@ from deepmanifold.report import (
     stress_figure,
     write_report,
 )
+from deepmanifold.report import page
 from deepmanifold.report.figures import rounded
 
 TIME_LIKE = "time-like, λ<0"
@@ -281,3 +284,26 @@ def test_rules_show_as_plain_text(findings_report):
     body = text.split("</head>")[1].split('id="dm-figures"')[0]  # what the reader sees
     assert "``" not in body
     assert "width variants count as the factor arch_options.width" in text
+
+
+# ----------------------------------------------------------------------------- writing
+def test_full_disk_names_the_path_and_keeps_the_previous_report(tmp_path, monkeypatch,
+                                                                 make_picture):
+    """A write that hits a full disk (/dev/full answers every write with ENOSPC)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    path = tmp_path / "report.html"
+    pictures = {"test": make_picture()}
+    write_report(path, pictures, title="before")
+    before = path.read_bytes()
+
+    def full_disk(prefix, suffix, dir):
+        return os.open("/dev/full", os.O_WRONLY), os.path.join(dir, f"{prefix}full{suffix}")
+
+    monkeypatch.setattr(page.tempfile, "mkstemp", full_disk)
+    with pytest.raises(OSError, match="disk is full") as caught:
+        write_report(path, pictures, title="after")
+    assert caught.value.errno == errno.ENOSPC
+    assert str(path) in str(caught.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

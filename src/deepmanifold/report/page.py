@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import html
 import json
 import os
@@ -34,6 +35,8 @@ __all__ = ["write_report", "main_probe"]
 
 _MAIN_PROBE = "test"
 _CODE_KEYS = ("command", "path", "store", "dir", "file")
+#: errno values of a write refused for want of space.
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 def main_probe(pictures: Mapping[str, Picture]) -> str:
@@ -80,6 +83,9 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     ------
     ValueError
         If `pictures` is empty or a run's arrays disagree in length.
+    OSError
+        If the file cannot be written; on a full disk with errno ``ENOSPC`` and a
+        message naming the path. A report already at `path` is left unchanged.
     """
     pictures = _ordered(pictures)
     for probe, picture in pictures.items():
@@ -115,19 +121,31 @@ def _check_picture(probe: str, picture: Picture) -> None:
 
 # ----------------------------------------------------------------------------- writing
 def _write_atomic(path: pathlib.Path, text: str) -> pathlib.Path:
-    """Write `text` to `path` through a temporary file in the same folder."""
+    """Write `text` to `path` through a temporary file in the same folder.
+
+    The file at `path` is replaced only once the whole text is on disk, so a failed
+    write leaves the previous report as it was. A full disk (or quota) raises an
+    `OSError` with errno ``ENOSPC``/``EDQUOT`` that names `path` and the size needed.
+    """
     path = path.expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    data = text.encode("utf-8")
+    tmp = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            pathlib.Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in _DISK_FULL:
+            raise OSError(err.errno, f"the disk is full: the report needs {len(data):,} bytes in "
+                          f"{path.parent}; the previous report, if any, is unchanged",
+                          str(path)) from err
         raise
     return path
 
