@@ -23,7 +23,10 @@ The string is parsed with :mod:`ast` and only these are accepted:
 Anything else (function calls, subscripts, attributes that are not a column,
 arithmetic, lambdas, comprehensions, dunder names, ...) raises :class:`ValueError`
 naming what is not allowed; an unknown column raises :class:`ValueError` listing
-the columns. Nothing is ever evaluated by Python's ``eval``.
+the columns; so does a query longer than 10,000 characters or nesting and/or/not
+and list brackets more than 100 levels deep (checking and evaluating recurse
+once per level). Errors echo the query, and the values they name, cut to 120
+characters around an ellipsis. Nothing is ever evaluated by Python's ``eval``.
 
 Semantics, row by row: a missing value (``None``/NaN, e.g. ``momentum`` of an
 Adam run) equals only ``None``, ``!=`` is always the negation of ``==``, and
@@ -47,6 +50,11 @@ import pandas as pd
 __all__ = ["filter_frame", "compile_where"]
 
 _MAX_LENGTH = 10_000
+# Levels of and/or/not and list brackets; the checks and the evaluation recurse once per level,
+# so this keeps them far from Python's recursion limit (1000 frames).
+_MAX_DEPTH = 100
+# Characters of a query, name or value that an error message echoes.
+_ECHO = 120
 _ALLOWED = ("comparisons (==, !=, <, <=, >, >=, in, not in), and/or/not, column names "
             "(dotted or in `backticks`) and str/number/bool/None/list literals")
 
@@ -61,6 +69,46 @@ _DESCRIBE = {
     ast.Starred: "starred expression", ast.NamedExpr: "assignment expression", ast.JoinedStr: "f-string",
     ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield", ast.Slice: "slice",
 }
+
+
+def _shorten(text: str, limit: int = _ECHO) -> str:
+    """``text``, or its head and tail around an ellipsis when longer than ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[:limit - tail - 1] + "…" + text[-tail:]
+
+
+def _shown(value) -> str:
+    """``repr(value)`` for an error message, shortened."""
+    return _shorten(repr(value))
+
+
+def _nested(node: ast.AST) -> list[ast.AST]:
+    """The children that checking and evaluating ``node`` recurse into."""
+    if isinstance(node, ast.BoolOp):
+        return node.values
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return [node.operand]
+    if isinstance(node, ast.Compare):
+        return [node.left, *node.comparators]
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return node.elts
+    return []
+
+
+def _too_deep(node: ast.AST) -> bool:
+    """Whether and/or/not, comparisons and list brackets nest more than :data:`_MAX_DEPTH` levels
+    below ``node`` (each counts one level; names and constants none), walked without recursing."""
+    stack = [(node, 0)]
+    while stack:
+        node, above = stack.pop()
+        children = _nested(node)
+        if children:
+            if above + 1 > _MAX_DEPTH:
+                return True
+            stack.extend((child, above + 1) for child in children)
+    return False
 
 
 class _Column:
@@ -95,10 +143,10 @@ def _replace_backticks(where: str) -> tuple[str, dict[str, str]]:
         elif ch == "`":
             end = where.find("`", i + 1)
             if end < 0:
-                raise ValueError(f"unclosed backtick in query {where!r}")
+                raise ValueError(f"unclosed backtick in query {_shown(where)}")
             name = where[i + 1:end]
             if not name:
-                raise ValueError(f"empty column name `` in query {where!r}")
+                raise ValueError(f"empty column name `` in query {_shown(where)}")
             placeholder = f"_dm_column_{len(names)}_"
             while placeholder in where:
                 placeholder += "_"
@@ -138,12 +186,15 @@ def compile_where(where: str, columns, *, check_columns: bool = True) -> ast.Exp
     if len(where) > _MAX_LENGTH:
         raise ValueError(f"query is longer than {_MAX_LENGTH} characters")
     text, quoted = _replace_backticks(where)
+    too_deep = f"query {_shown(where)} nests too deeply (more than {_MAX_DEPTH} levels)"
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"query {where!r} is not a valid expression: {exc.msg}") from exc
+        raise ValueError(f"query {_shown(where)} is not a valid expression: {exc.msg}") from exc
     except (RecursionError, MemoryError) as exc:
-        raise ValueError(f"query {where!r} is nested too deeply") from exc
+        raise ValueError(too_deep) from exc
+    if _too_deep(tree.body):
+        raise ValueError(too_deep)
     columns = list(columns)
     known = set(columns)
 
@@ -155,7 +206,7 @@ def compile_where(where: str, columns, *, check_columns: bool = True) -> ast.Exp
 
     def not_allowed(node, what=None):
         what = what or _DESCRIBE.get(type(node), f"{type(node).__name__} expression")
-        raise ValueError(f"{what} {snippet(node)!r} is not allowed in a query; allowed: {_ALLOWED}")
+        raise ValueError(f"{what} {_shown(snippet(node))} is not allowed in a query; allowed: {_ALLOWED}")
 
     def column(node, name):
         if name in quoted:
@@ -163,7 +214,7 @@ def compile_where(where: str, columns, *, check_columns: bool = True) -> ast.Exp
         elif any(part.startswith("__") or part.endswith("__") for part in name.split(".")):
             not_allowed(node, "dunder name")
         if check_columns and name not in known:
-            raise ValueError(f"unknown column {name!r} in query; columns: {', '.join(map(str, columns))}")
+            raise ValueError(f"unknown column {_shown(name)} in query; columns: {', '.join(map(str, columns))}")
         node._dm_column = name
 
     def literal(node) -> bool:
@@ -253,6 +304,14 @@ def _literal_value(node):
     return frozenset(_literal_value(e) for e in node.elts)  # ast.Set
 
 
+def _exact_float(i: int) -> bool:
+    """Whether the integer ``i`` is a float64 exactly (no rounding, no overflow)."""
+    try:
+        return float(i) == i
+    except OverflowError:
+        return False
+
+
 def _compare_one(a, op, b, where, names) -> bool:
     if isinstance(op, (ast.Eq, ast.NotEq)):
         if a is None or b is None:
@@ -273,8 +332,8 @@ def _compare_one(a, op, b, where, names) -> bool:
     try:
         return bool(_ORDER[type(op)](a, b))
     except TypeError:
-        raise ValueError(f"cannot compare {names[0]} ({a!r}) with {names[1]} ({b!r}) "
-                         f"using {_OP_TEXT[type(op)]} in query {where!r}") from None
+        raise ValueError(f"cannot compare {names[0]} ({_shown(a)}) with {names[1]} ({_shown(b)}) "
+                         f"using {_OP_TEXT[type(op)]} in query {_shown(where)}") from None
 
 
 def filter_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -290,9 +349,9 @@ def filter_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             name = node._dm_column
             if name not in cache:
                 cache[name] = [_as_value(v) for v in frame[name].tolist()]
-            return cache[name], name
+            return cache[name], _shorten(name)
         value = _literal_value(node)
-        return [value] * n, repr(value)
+        return [value] * n, _shown(value)
 
     def fast(left, op, right):
         """Vectorised column-vs-number comparison; None when the general path is needed."""
@@ -303,6 +362,8 @@ def filter_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         if (isinstance(lit, bool) or not isinstance(lit, (int, float)) or not pd.api.types.is_numeric_dtype(col)
                 or pd.api.types.is_bool_dtype(col) or type(op) not in (*_ORDER, ast.Eq, ast.NotEq)):
             return None
+        if isinstance(lit, int) and not _exact_float(lit):
+            return None  # Python compares a float with any int exactly
         arr = col.to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
             if isinstance(op, ast.Eq):
@@ -341,7 +402,8 @@ def filter_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         vals, name = values(node)
         present = [v for v in vals if not _missing(v)]
         if not all(isinstance(v, (bool, np.bool_)) for v in present):
-            raise ValueError(f"column {name!r} is not boolean; compare it (e.g. {name} == ...) in query {where!r}")
+            raise ValueError(f"column {name!r} is not boolean; compare it (e.g. {name} == ...) "
+                             f"in query {_shown(where)}")
         return np.array([bool(v) if not _missing(v) else False for v in vals], dtype=bool)
 
     mask = evaluate(tree.body)
