@@ -26,7 +26,7 @@ from deepmanifold.report import (
 from deepmanifold.report import page
 from deepmanifold.report.figures import rounded
 
-TIME_LIKE = "time-like, λ<0"
+TIME_LIKE = "time-like, μ<0"
 
 
 class _Page(HTMLParser):
@@ -215,7 +215,7 @@ def test_stress_and_fraction_are_distinct_series(make_picture):
     picture = make_picture()
     fig = stress_figure({"test": picture})
     names = [t["name"] for t in fig["data"]]
-    assert names == ["explained stress (test)", "plain fraction Σλ²/‖W‖² (test)",
+    assert names == ["explained stress (test)", "plain fraction Σμ²/‖W‖² (test)",
                      "eigenvalues (test)"]
     assert fig["data"][0]["y"] == rounded(picture.explained_stress)
     assert fig["data"][1]["y"] == rounded(picture.explained_fraction)
@@ -307,3 +307,25 @@ def test_full_disk_names_the_path_and_keeps_the_previous_report(tmp_path, monkey
     assert str(path) in str(caught.value)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_eigenvalues_are_mu_and_progress_is_lambda(report, make_picture):
+    """λ is progress (docs/method.md §3) everywhere on the page; eigenvalues are μ."""
+    text, _, figures = _parse(report[0])
+    body = text.split("</head>")[1]
+    for eigen_lambda in ("λ<0", "λ&lt;0", "|λ|", "Σλ", "sign(λ", "λ<sub>", "λ =", "eigenvalues λ"):
+        assert eigen_lambda not in body, eigen_lambda
+    assert "progress λ" in body and "Progress</b> λ" in body
+    stress = figures["dm-stress"]["figure"]["layout"]
+    assert stress["yaxis2"]["title"]["text"] == "eigenvalue μ"
+    assert stress["annotations"][1]["text"] == "<b>signed eigenvalues μ</b>"
+    assert figures["dm-progress"]["figure"]["layout"]["yaxis"]["title"]["text"] == "progress λ"
+    flat = inpca_figure(make_picture(eigenvalues=[2.0]))
+    assert flat["layout"]["yaxis"]["title"]["text"] == "progress λ"
+
+
+def test_how_to_read_calls_the_signed_sum_a_squared_distance(report):
+    text, _, _ = _parse(report[0])
+    guide = text.split('id="dm-guide"')[1]
+    assert re.search(r"<b>squared</b> distance Σ<sub>k</sub> sign\(μ<sub>k</sub>\)\s*"
+                     r"\(Δx<sub>k</sub>\)²", guide)

@@ -174,16 +174,19 @@ click a legend entry to hide that architecture, double-click to show it alone. H
 for its run, epoch, step, progress and test accuracy.</li>
 <li>The dashed curve is the geodesic from <b>ignorance P₀</b> (uniform predictions) to
 <b>truth P*</b> (one-hot true labels). <b>Progress</b> λ of a checkpoint is where the nearest
-point of that geodesic lies: 0 at P₀, 1 at P*.</li>
-<li>Axes are sorted by |λ|, the size of their eigenvalue. An axis with a negative eigenvalue
-is <span class="timelike">time-like</span>: separation along it <i>subtracts</i> from the
-squared distance (<i>d̂</i> = Σ<sub>k</sub> sign(λ<sub>k</sub>) Δx<sub>k</sub>²), so two
-points far apart along it can still be close in <i>d</i><sub>B</sub>. Axis signs are
-arbitrary and the 3-D view scales each axis to the same length, so pictures from two probe
-sets may be mirror images of one another.</li>
+point of that geodesic lies: 0 at P₀, 1 at P*. On this page λ is always progress; the
+eigenvalues of InPCA (docs/method.md §4) are written μ.</li>
+<li>Axes are sorted by |μ|, the size of their eigenvalue μ. An axis with a negative
+eigenvalue is <span class="timelike">time-like</span>: separation along it <i>subtracts</i>
+from the embedded <b>squared</b> distance Σ<sub>k</sub> sign(μ<sub>k</sub>)
+(Δx<sub>k</sub>)², which reproduces <i>d</i><sub>B</sub> when every axis is kept (InPCA
+treats <i>d</i><sub>B</sub> as a squared distance). So two points far apart along a
+time-like axis can still be close in <i>d</i><sub>B</sub>. Axis signs are arbitrary and the
+3-D view scales each axis to the same length, so pictures from two probe sets may be mirror
+images of one another.</li>
 <li><b>Explained stress</b> of the top <i>k</i> axes is
 1 − ‖W − W<sub>k</sub>‖<sub>F</sub> / ‖W‖<sub>F</sub>; the <b>plain fraction</b> is
-Σ<sub>l≤k</sub> λ<sub>l</sub>² / ‖W‖<sub>F</sub>². They are different numbers: the stress
+Σ<sub>l≤k</sub> μ<sub>l</sub>² / ‖W‖<sub>F</sub>². They are different numbers: the stress
 grows more slowly.</li>
 </ul>
 """

@@ -51,7 +51,7 @@ SIG_DIGITS = 5
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 _PROBE_DASH = ("solid", "dot", "dash", "dashdot")
 _CUMULATIVE = (("explained_stress", "explained stress", "#1f77b4"),
-               ("explained_fraction", "plain fraction Σλ²/‖W‖²", "#ff7f0e"))
+               ("explained_fraction", "plain fraction Σμ²/‖W‖²", "#ff7f0e"))
 _ACCURACY_PANELS = (("train_acc", "train accuracy"), ("test_acc", "test accuracy"))
 
 
@@ -196,16 +196,17 @@ def axis_title(index: int, eigenvalue: float) -> str:
     Parameters
     ----------
     index : int
-        Axis index, 0 for the axis of largest ``|lambda|``.
+        Axis index, 0 for the axis of largest ``|μ|``.
     eigenvalue : float
         Its signed eigenvalue; a negative one makes the axis time-like (docs/method.md §4).
+        The report writes eigenvalues μ, because λ is progress (docs/method.md §3).
 
     Returns
     -------
     str
-        E.g. ``"InPCA 1 (space-like)"`` or ``"InPCA 2 (time-like, λ<0)"``.
+        E.g. ``"InPCA 1 (space-like)"`` or ``"InPCA 2 (time-like, μ<0)"``.
     """
-    kind = "time-like, λ<0" if eigenvalue < 0 else "space-like"
+    kind = "time-like, μ<0" if eigenvalue < 0 else "space-like"
     return f"InPCA {index + 1} ({kind})"
 
 
@@ -367,9 +368,9 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
     """How many axes the picture needs: explained stress, plain fraction, eigenvalues.
 
     Left panel: cumulative explained stress ``1 - ||W - W_k||_F / ||W||_F`` and the
-    cumulative plain fraction ``sum lambda^2 / ||W||_F^2`` against the number of axes,
-    one line style per probe. Right panel: the signed eigenvalues, negative
-    (time-like) ones in red.
+    cumulative plain fraction ``sum mu^2 / ||W||_F^2`` against the number of axes,
+    one line style per probe. Right panel: the signed eigenvalues ``mu`` (written mu,
+    not lambda, because lambda is progress), negative (time-like) ones in red.
 
     Parameters
     ----------
@@ -381,9 +382,9 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
     dict
         Plotly figure dictionary.
     """
-    layout = panels_layout(["cumulative, against number of axes", "signed eigenvalues λ"],
+    layout = panels_layout(["cumulative, against number of axes", "signed eigenvalues μ"],
                      "number of axes k", "explained (cumulative)", range=[0, 1.02])
-    layout["yaxis2"] = axis_layout("λ", anchor="x2", zeroline=True, zerolinecolor="#888")
+    layout["yaxis2"] = axis_layout("eigenvalue μ", anchor="x2", zeroline=True, zerolinecolor="#888")
     layout["barmode"] = "group"
     data = []
     for p, (probe, picture) in enumerate(pictures.items()):
@@ -402,7 +403,7 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
             "type": "bar", "name": f"eigenvalues ({probe})", "x": k.tolist(), "y": rounded(eig),
             "marker": {"color": [TIME_LIKE_COLOUR if v < 0 else SPACE_LIKE_COLOUR for v in eig],
                        "opacity": 1.0 if p == 0 else 0.5},
-            "hovertemplate": f"{probe}: λ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
+            "hovertemplate": f"{probe}: μ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
             **panel_axes(1),
         })
     return {"data": data, "layout": layout}

@@ -255,7 +255,7 @@ def _plot_div(div_id: str) -> str:
 def _axes_sentence(picture: Picture) -> str:
     """The picture's plotted axes, naming each space-like or time-like."""
     eig = np.asarray(picture.eigenvalues, dtype=float)
-    names = [axis_title(i, v) + f" λ = {v:.4g}" for i, v in enumerate(eig[:3])]
+    names = [axis_title(i, v) + f", eigenvalue μ = {v:.4g}" for i, v in enumerate(eig[:3])]
     return "; ".join(_esc(n) for n in names) or "no axes"
 
 
@@ -307,7 +307,7 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
         ("dm-stress", "How many axes does the picture need?",
          "Left: cumulative <b>explained stress</b> and cumulative <b>plain fraction</b> of "
          "‖W‖² against the number of InPCA axes (two different quantities; line style = "
-         f"probe). Right: the signed eigenvalues; red bars are time-like (λ&lt;0).{shade}",
+         f"probe). Right: the signed eigenvalues μ; red bars are time-like (μ&lt;0).{shade}",
          stress_figure(pictures)),
         ("dm-progress", "Progress against epoch",
          "Progress λ along the ignorance–truth geodesic, one line per run, coloured by "
