@@ -21,7 +21,8 @@ split** (before any ``train_size`` subsampling, so the test inputs are identical
 ``train_size``), the same map for train and test.
 
 ``train_size`` (int or None): a seeded, stratified subsample of that many training
-samples (each class in proportion, largest remainders; original order kept); the test
+samples (each class in proportion, largest remainders; original order kept), never
+fewer than the number of classes (a smaller sample cannot hold one of each); the test
 split is unchanged. Probe sets made from the dataset are then drawn from the subsample.
 """
 
@@ -183,13 +184,19 @@ def _stratified_split(
     return np.flatnonzero(mask).astype(np.int64), test_idx
 
 
-def _check_train_size(train_size: Any, n_available: int, name: str) -> int | None:
+def _check_train_size(train_size: Any, n_available: int, name: str, n_classes: int) -> int | None:
     if train_size is None:
         return None
     train_size = check_int("train_size", train_size, 1)
+    if train_size < n_classes:
+        # A sample smaller than the number of classes cannot hold one of each: some class is never trained on.
+        raise ValueError(
+            f"train_size must be at least the {n_classes} classes of {name} (one training "
+            f"sample of each class), got {train_size}"
+        )
     if train_size > n_available:
         raise ValueError(
-            f"train_size must lie in [1, {n_available}] (the {name} training split has "
+            f"train_size must lie in [{n_classes}, {n_available}] (the {name} training split has "
             f"{n_available} samples), got {train_size}"
         )
     return train_size
@@ -273,7 +280,7 @@ def _pixel_dataset(
 ) -> Dataset:
     """A Dataset from uint8 images ``(N, C, H, W)``: stats of the full training split,
     then the stratified training subsample."""
-    train_size = _check_train_size(train_size, len(y_train), name)
+    train_size = _check_train_size(train_size, len(y_train), name, n_classes)
     mean, std = _channel_stats(x_train)
     x_sub, y_sub = _subsample_train(x_train, y_train, train_size, seed)
     for split, y in (("train", y_train), ("test", y_test)):
@@ -326,7 +333,7 @@ def load_digits(
     x = np.asarray(bunch.images, dtype=np.float64) / 16.0  # (1797, 8, 8)
     y = np.asarray(bunch.target, dtype=np.int64)
     train_idx, test_idx = _stratified_split(y, float(test_fraction), int(seed))
-    train_size = _check_train_size(train_size, len(train_idx), "digits")
+    train_size = _check_train_size(train_size, len(train_idx), "digits", 10)
     mean = x[train_idx].mean()
     std = x[train_idx].std()
     x = (x - mean) / std
@@ -549,7 +556,7 @@ def load_gaussian_teacher(n_train: int = 10_000, n_test: int = 2_000, dim: int =
     from .synthetic import make_gaussian_teacher, sample_gaussian_teacher
 
     n_train, n_test = check_int("n_train", n_train, 1), check_int("n_test", n_test, 0)
-    train_size = _check_train_size(train_size, n_train, "gaussian_teacher")
+    train_size = _check_train_size(train_size, n_train, "gaussian_teacher", check_int("n_classes", n_classes, 2))
     teacher = make_gaussian_teacher(dim=dim, n_classes=n_classes, seed=seed, tau=tau, width=width)
     x_train, y_train, x_test, y_test = sample_gaussian_teacher(teacher, n_train, n_test, int(seed))
     x_train, y_train = _subsample_train(x_train, y_train, train_size, int(seed))
