@@ -318,8 +318,9 @@ def _zip_rows(chk: _Checker, section: str, table: dict) -> list[dict]:
 
 def _expand(grid: dict, train: dict, zip_rows: list[dict], opt_opts: dict, opt_zip_rows: dict,
             arch_opts: dict, aliases: dict, data: dict, data_sources: dict) -> list[RunSpec]:
-    """The runs of a checked spec: the product of the ``axes``, times the zip rows, times
-    each optimiser's zip rows, each with the spec section of every value it takes."""
+    """The runs of a checked spec: the product of the ``[grid]`` lists (and the default
+    axes it leaves out), times the zip rows, times each optimiser's zip rows; each run
+    with the spec section of every value it takes (:attr:`RunSpec.sources`)."""
     axes = {**_DEFAULT_AXES, **grid}
     varied = [k for k, v in axes.items() if len(v) > 1] + sorted({k for row in zip_rows for k in row})
     runs = []
