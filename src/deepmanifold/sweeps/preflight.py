@@ -120,7 +120,7 @@ def _check_model(spec: SweepSpec, run: RunSpec, dataset, memory: int | None) -> 
     """Build the run's model on the ``meta`` device; refuse it if its training state exceeds ``memory``."""
     import torch
 
-    from deepmanifold.models import build_model, count_parameters
+    from deepmanifold.training import build_model
 
     arch, knobs = run.config["arch"], run.config["arch_options"]
     try:
@@ -129,7 +129,7 @@ def _check_model(spec: SweepSpec, run: RunSpec, dataset, memory: int | None) -> 
     except (ValueError, TypeError) as exc:
         written = [k for k in knobs if f"arch_options.{k}" in run.sources]
         raise _model_error(spec, run, str(exc), offending_key(str(exc), written)) from exc
-    n = count_parameters(model, trainable_only=False)
+    n = sum(p.numel() for p in model.parameters())  # frozen ones too: they take memory as well
     if memory is not None and training_bytes(n) > memory:
         shown = ", ".join(f"{k}={v}" for k, v in knobs.items())
         # A [grid] knob is what makes this model differ from the others; else the [arch.X] table describes it.
