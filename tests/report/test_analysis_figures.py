@@ -1,6 +1,7 @@
 """Figures of the analyses: each draws exactly the numbers of findings.json, or nothing."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from deepmanifold.report.analysis_figures import (
     dimensionality_figure,
     speed_figure,
 )
+from deepmanifold.report.figures import findings_figure
 
 
 def _findings():
@@ -74,3 +76,53 @@ def test_skipped_analyses_draw_nothing():
     assert analysis_figures({}) == []
     one_leaf = {"analyses": {"dendrogram": config_dendrogram(np.zeros((1, 1)), ["a"]).to_dict()}}
     assert dendrogram_figure(one_leaf) is None
+
+
+# ----------------------------------------------------------------------------- layout
+def _axes(layout):
+    return {k: v for k, v in layout.items() if re.fullmatch(r"[xy]axis\d*", k)}
+
+
+def test_dendrogram_keeps_every_leaf_label_inside(make_findings):
+    fig = dendrogram_figure(make_findings())
+    xaxis = fig["layout"]["xaxis"]
+    n = len(xaxis["ticktext"])
+    assert xaxis["range"] == [0, 10 * n]
+    assert all(0 < v < 10 * n for v in xaxis["tickvals"])  # none on the edge, where plotly drops it
+    assert xaxis["automargin"] and fig["layout"]["yaxis"]["automargin"]
+
+
+def test_every_2d_axis_makes_room_for_its_labels(make_findings):
+    findings = make_findings()
+    figures = [fig for *_, fig in analysis_figures(findings)] + [findings_figure(findings)]
+    for fig in figures:
+        axes = _axes(fig["layout"])
+        assert axes and all(axis.get("automargin") for axis in axes.values()), axes
+
+
+@pytest.mark.parametrize("make", [findings_figure, averaging_figure])
+def test_panels_with_their_own_y_axis_stand_apart(make, make_findings):
+    layout = make(make_findings())["layout"]
+    assert "matches" not in layout["yaxis2"]
+    assert layout["xaxis2"]["domain"][0] - layout["xaxis"]["domain"][1] >= 0.1
+
+
+def test_empty_factor_panel_says_why(make_findings):
+    fig = findings_figure(make_findings(measured_effects=False))
+    assert not [t for t in fig["data"] if t["type"] == "bar"]
+    assert fig["layout"]["xaxis"]["visible"] is False and fig["layout"]["yaxis"]["visible"] is False
+    note = fig["layout"]["annotations"][-1]
+    text = note["text"].replace("<br>  ", " ").replace("<br>", "\n")
+    assert text.splitlines()[0] == "<b>no pairs differ in one factor</b>"
+    assert "arch: no two runs differ in arch only: the closest pairs also differ in seed, init" in text
+    assert "seed: no two runs differ in seed only" in text
+    assert "one value in this sweep: optimizer, lr" in text
+    assert note["xref"] == "paper" and note["x"] < fig["layout"]["xaxis2"]["domain"][0]
+
+
+def test_skipped_factor_analysis_gives_its_reason(make_findings):
+    findings = make_findings()
+    del findings["analyses"]["factor_effects"]
+    findings["skipped"] = {"factor_effects": "one run only"}
+    text = findings_figure(findings)["layout"]["annotations"][-1]["text"]
+    assert text == "<b>no pairs differ in one factor</b><br>one run only"

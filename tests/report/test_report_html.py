@@ -329,3 +329,21 @@ def test_how_to_read_calls_the_signed_sum_a_squared_distance(report):
     guide = text.split('id="dm-guide"')[1]
     assert re.search(r"<b>squared</b> distance Σ<sub>k</sub> sign\(μ<sub>k</sub>\)\s*"
                      r"\(Δx<sub>k</sub>\)²", guide)
+
+
+@pytest.mark.parametrize("eigenvalues", [[3.0, -1.2, 0.6], [3.0, -1.2]])
+def test_geodesic_drawn_on_top_of_the_runs(eigenvalues, make_picture):
+    fig = inpca_figure(make_picture(eigenvalues=eigenvalues))
+    names = [t["name"] for t in fig["data"]]
+    assert names == ["cnn", "mlp", "resnet", "geodesic (ignorance → truth)", "ignorance P₀",
+                     "truth P*"]  # drawn in this order: the references last
+    runs, geodesic = fig["data"][:3], fig["data"][3]
+    assert geodesic.get("opacity", 1) == 1 and "dash" not in geodesic["line"]
+    assert all(geodesic["line"]["width"] > t["line"]["width"] for t in runs)
+    if len(eigenvalues) == 3:  # WebGL blends translucent runs over the opaque geodesic
+        assert all(t["opacity"] < 1 for t in runs)
+
+
+def test_3d_camera_leaves_room_for_axis_titles(make_picture):
+    eye = inpca_figure(make_picture())["layout"]["scene"]["camera"]["eye"]
+    assert np.linalg.norm([eye["x"], eye["y"], eye["z"]]) > 1.25 * np.sqrt(3)  # plotly's default

@@ -172,7 +172,7 @@ intensive Bhattacharyya distance <i>d</i><sub>B</sub>, and InPCA places them in 
 <li>A line joins the checkpoints of one run in training order. Colours are architectures;
 click a legend entry to hide that architecture, double-click to show it alone. Hover a point
 for its run, epoch, step, progress and test accuracy.</li>
-<li>The dashed curve is the geodesic from <b>ignorance P₀</b> (uniform predictions) to
+<li>The black curve is the geodesic from <b>ignorance P₀</b> (uniform predictions) to
 <b>truth P*</b> (one-hot true labels). <b>Progress</b> λ of a checkpoint is where the nearest
 point of that geodesic lies: 0 at P₀, 1 at P*. On this page λ is always progress; the
 eigenvalues of InPCA (docs/method.md §4) are written μ.</li>

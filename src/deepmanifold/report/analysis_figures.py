@@ -69,11 +69,14 @@ def dendrogram_figure(findings: Mapping[str, Any]) -> dict | None:
              "line": {"color": REFERENCE_COLOUR, "width": 1.5}, "hoverinfo": "y"}
             for xs, ys in zip(dn["icoord"], dn["dcoord"])]
     leaves = dn.get("leaf_names") or []
-    layout = base_layout(height=max(380, 120 + 6 * max((len(s) for s in leaves), default=0)),
-                          xaxis=axis_layout("", tickvals=[5 + 10 * i for i in range(len(leaves))], ticktext=leaves,
-                                      tickangle=-45, showgrid=False),
-                          yaxis=axis_layout("mean trajectory distance (d_B at equal progress)"))
-    layout["margin"] = {"l": 60, "r": 20, "t": 20, "b": 40 + 6 * max((len(s) for s in leaves), default=0)}
+    longest = max((len(s) for s in leaves), default=0)
+    # Leaves sit at 5, 15, 25, ... (scipy's dendrogram coordinates): the range [0, 10 n]
+    # keeps every leaf strictly inside the axis, so plotly draws the first and last label.
+    xaxis = axis_layout("", tickvals=[5 + 10 * i for i in range(len(leaves))], ticktext=leaves,
+                        tickangle=-45, showgrid=False, range=[0, 10 * len(leaves)])
+    layout = base_layout(height=max(380, 160 + 6 * longest), xaxis=xaxis,
+                         yaxis=axis_layout("mean trajectory distance, d<sub>B</sub>"))
+    layout["margin"] = {"l": 60, "r": 20, "t": 20, "b": 40}  # automargin adds the labels' room
     return {"data": data, "layout": layout}
 
 
@@ -130,7 +133,7 @@ def corners_figure(findings: Mapping[str, Any]) -> dict | None:
     if not data:
         return None
     layout = base_layout(height=420, xaxis=axis_layout("progress"),
-                          yaxis=axis_layout("d_B to the nearest ordinary run (log)", type="log"))
+                          yaxis=axis_layout("d<sub>B</sub> to the nearest ordinary run (log)", type="log"))
     return {"data": data, "layout": layout}
 
 
@@ -143,8 +146,7 @@ def averaging_figure(findings: Mapping[str, Any]) -> dict | None:
     if not methods:
         return None
     ind = avg.get("individual") or {}
-    layout = panels_layout(["progress", "accuracy"], "", "")
-    layout["yaxis2"].pop("matches", None)
+    layout = panels_layout(["progress", "accuracy"], "", ["", ""])
     data = []
     for panel, key in enumerate(("progress", "accuracy")):
         data.append({"type": "bar", "x": methods, "y": [avg[m].get(key) for m in methods], "showlegend": False,

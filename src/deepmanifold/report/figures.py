@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,14 @@ PALETTE: tuple[str, ...] = (
 SPACE_LIKE_COLOUR = "#1f77b4"
 TIME_LIKE_COLOUR = "#d62728"
 REFERENCE_COLOUR = "#333333"
+GEODESIC_COLOUR = "#000000"
+#: Opacity of the runs in the 3-D picture. WebGL draws translucent traces after the opaque
+#: ones, blended over them, so the opaque geodesic stays visible where runs cross in front
+#: of it (trace order alone decides nothing in 3-D: the depth test does).
+RUN_OPACITY_3D = 0.55
+#: Camera of the 3-D picture: farther out than plotly's default (1.25, 1.25, 1.25), so
+#: the axis titles at the corners of the box stay inside the figure.
+CAMERA_EYE = {"x": 1.55, "y": 1.55, "z": 1.15}
 SIG_DIGITS = 5
 
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
@@ -53,6 +62,8 @@ _PROBE_DASH = ("solid", "dot", "dash", "dashdot")
 _CUMULATIVE = (("explained_stress", "explained stress", "#1f77b4"),
                ("explained_fraction", "plain fraction Σμ²/‖W‖²", "#ff7f0e"))
 _ACCURACY_PANELS = (("train_acc", "train accuracy"), ("test_acc", "test accuracy"))
+#: Status of a factor that does not vary in the sweep (analysis.factors.FactorEffect).
+_NOT_A_FACTOR = "not a factor in this sweep"
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -225,22 +236,52 @@ def base_layout(**extra: Any) -> dict:
 
 
 def axis_layout(title: str, **extra: Any) -> dict:
-    """A 2-D axis with a title and a light grid."""
-    return {"title": {"text": title}, "gridcolor": "#e6e6e6", "zeroline": False, **extra}
+    """A 2-D axis with a title and a light grid.
+
+    ``automargin`` lets plotly widen the figure's margins until the tick labels and the
+    title fit (long or rotated labels would otherwise be cut at the figure's edge).
+    """
+    return {"title": {"text": title}, "gridcolor": "#e6e6e6", "zeroline": False,
+            "automargin": True, **extra}
 
 
-def panels_layout(titles: Sequence[str], x_title: str, y_title: str, **y_extra: Any) -> dict:
-    """Layout of ``len(titles)`` side-by-side panels sharing the y axis and the legend."""
+#: Horizontal gap between panels (fraction of the plot width): shared y axes need room
+#: for nothing, independent ones for their tick labels and title.
+PANEL_GAP_SHARED_Y = 0.06
+PANEL_GAP_OWN_Y = 0.12
+
+
+def panels_layout(titles: Sequence[str], x_title: str, y_title: str | Sequence[str],
+                  **y_extra: Any) -> dict:
+    """Layout of ``len(titles)`` side-by-side panels sharing the legend.
+
+    Parameters
+    ----------
+    titles : sequence of str
+        Panel titles, left to right.
+    x_title : str
+        Title of every panel's x axis.
+    y_title : str or sequence of str
+        One string: the panels share one y scale, titled on the first panel. One title
+        per panel: each panel has its own y scale and title, and the panels stand
+        further apart so a title never runs into the panel on its left.
+    **y_extra
+        Further keys of every y axis (e.g. ``range``).
+    """
     n = len(titles)
-    gap = 0.06 if n > 1 else 0.0
+    shared = isinstance(y_title, str)
+    y_titles = [y_title] + [""] * (n - 1) if shared else list(y_title)
+    if len(y_titles) != n:
+        raise ValueError(f"expected {n} y titles (one per panel), got {len(y_titles)}")
+    gap = (PANEL_GAP_SHARED_Y if shared else PANEL_GAP_OWN_Y) if n > 1 else 0.0
     width = (1.0 - gap * (n - 1)) / n
     layout = base_layout(annotations=[], height=420)
     for i, title in enumerate(titles):
         suffix = "" if i == 0 else str(i + 1)
         left = i * (width + gap)
         layout[f"xaxis{suffix}"] = axis_layout(x_title, domain=[left, left + width], anchor=f"y{suffix}")
-        y_axis = axis_layout(y_title if i == 0 else "", anchor=f"x{suffix}", **y_extra)
-        if i:
+        y_axis = axis_layout(y_titles[i], anchor=f"x{suffix}", **y_extra)
+        if i and shared:
             y_axis["matches"] = "y"
         layout[f"yaxis{suffix}"] = y_axis
         layout["annotations"].append({
@@ -267,6 +308,7 @@ def _reference_traces(picture: Picture, names: Sequence[str], trace_type: str,
                       shown: Callable[[np.ndarray, np.ndarray], tuple]) -> tuple[list, list]:
     """The geodesic curve and the ignorance/truth markers, with labels pointing at them.
 
+    They go after the runs in the figure's data, so plotly draws them on top in 2-D.
     `shown(points, t)` gives the coordinates drawn on the plot axes from the points'
     InPCA coordinates ``(G, k)`` and their geodesic parameters ``(G,)``.
 
@@ -283,7 +325,7 @@ def _reference_traces(picture: Picture, names: Sequence[str], trace_type: str,
         cols = shown(geodesic, t)
         traces.append({
             "type": trace_type, "mode": "lines", "name": "geodesic (ignorance → truth)",
-            "line": {"color": REFERENCE_COLOUR, "width": 4, "dash": "dash"},
+            "line": {"color": GEODESIC_COLOUR, "width": 6 if trace_type == "scatter3d" else 3},
             "text": [f"geodesic t = {v:.3f}" for v in t], "hoverinfo": "text",
             **{name: rounded(c) for name, c in zip(names, cols)},
         })
@@ -346,15 +388,18 @@ def inpca_figure(picture: Picture, colours: Mapping[str, str] | None = None, *,
         shown = lambda pts, t: tuple(pts[:, i] for i in range(dims))  # noqa: E731
     data = _group_traces(picture.runs, colours, columns, trace_type=trace_type,
                          marker_size=3 if dims == 3 else 5)
+    if dims == 3:
+        for trace in data:
+            trace["opacity"] = RUN_OPACITY_3D
     references, annotations = _reference_traces(picture, names, trace_type, shown)
-    data += references
+    data += references  # last: on top of the runs
     legend = {"title": {"text": "architecture"}, "itemsizing": "constant", "y": 0.9,
               "itemclick": "toggle", "itemdoubleclick": "toggleothers"}
     if dims == 3:
         scene = {f"{n}axis": {"title": {"text": t}, "backgroundcolor": "#fafafa",
                               "gridcolor": "#dddddd", "showbackground": True}
                  for n, t in zip(names, titles)}
-        scene.update(aspectmode="cube", annotations=annotations)
+        scene.update(aspectmode="cube", annotations=annotations, camera={"eye": dict(CAMERA_EYE)})
         layout = base_layout(height=height, scene=scene, legend=legend,
                               margin={"l": 0, "r": 0, "t": 10, "b": 0})
     else:
@@ -383,7 +428,8 @@ def stress_figure(pictures: Mapping[str, Picture]) -> dict:
         Plotly figure dictionary.
     """
     layout = panels_layout(["cumulative, against number of axes", "signed eigenvalues μ"],
-                     "number of axes k", "explained (cumulative)", range=[0, 1.02])
+                           "number of axes k", ["explained (cumulative)", "eigenvalue μ"],
+                           range=[0, 1.02])
     layout["yaxis2"] = axis_layout("eigenvalue μ", anchor="x2", zeroline=True, zerolinecolor="#888")
     layout["barmode"] = "group"
     data = []
@@ -489,10 +535,9 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
     tubes = (analyses.get("tube_width") or {}).get("by_configuration") or {}
     if not effects and not geo.get("mean"):
         return None
-    layout = panels_layout(["factor effects", "along progress"], "", "mean d_B at equal progress")
-    layout["yaxis2"].pop("matches", None)
+    layout = panels_layout(["factor effects", "along progress"], "",
+                           ["mean d<sub>B</sub> at equal progress", "d<sub>B</sub>"])
     layout["xaxis2"]["title"] = {"text": "progress"}
-    layout["yaxis2"]["title"] = {"text": "d_B"}
     data = []
     if effects:
         means = [float(e["mean"]) for e in effects]
@@ -503,6 +548,8 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
                         "arrayminus": [max(0.0, m - float(e["low"] or m)) for e, m in zip(effects, means)]},
             "marker": {"color": REFERENCE_COLOUR}, "showlegend": False,
             "hovertemplate": "%{x}: %{y:.4g}<extra></extra>", **panel_axes(0)})
+    else:
+        _empty_panel(layout, 0, no_effects_note(findings))
     grid = [float(t) for t in geo.get("grid") or []]
 
     def _line(name, values, dash):
@@ -515,3 +562,49 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
     for name, values in tubes.items():
         data.append(_line(f"tube width: {name}", values, "dot"))
     return {"data": data, "layout": layout}
+
+
+#: Characters per line of the text shown in an empty panel.
+_NOTE_WIDTH = 58
+
+
+def no_effects_note(findings: Mapping[str, Any]) -> str:
+    """Why no factor effect was measured, from the factor analysis's own reasons.
+
+    Returns
+    -------
+    str
+        Plotly text (``<br>`` line breaks, escaped): a headline, then one line per
+        factor without comparable pairs with its reason, then the factors that do not
+        vary in the sweep, or the reason the factor analysis was skipped.
+    """
+    def wrapped(text: str) -> str:
+        return "<br>".join(textwrap.wrap(html.escape(text), _NOTE_WIDTH, subsequent_indent="  "))
+
+    lines = ["<b>no pairs differ in one factor</b>"]
+    factor_effects = (findings.get("analyses") or {}).get("factor_effects")
+    if not factor_effects:
+        why = (findings.get("skipped") or {}).get("factor_effects") or "the factor analysis did not run"
+        return "<br>".join(lines + [wrapped(str(why))])
+    constant = []
+    for effect in factor_effects.get("effects") or []:
+        if effect.get("status") == _NOT_A_FACTOR:
+            constant.append(str(effect.get("factor")))
+        elif effect.get("status") != "measured" or effect.get("mean") is None:
+            lines.append(wrapped(f"{effect.get('factor')}: {effect.get('reason') or effect.get('status')}"))
+    if constant:
+        lines.append(wrapped(f"one value in this sweep: {', '.join(constant)}"))
+    return "<br>".join(lines)
+
+
+def _empty_panel(layout: dict, i: int, text: str) -> None:
+    """Hide the axes of panel `i` of a `panels_layout` layout and write `text` in it."""
+    suffix = "" if i == 0 else str(i + 1)
+    x_axis, y_axis = layout[f"xaxis{suffix}"], layout[f"yaxis{suffix}"]
+    for axis in (x_axis, y_axis):
+        axis.update(visible=False, showgrid=False)
+    left, right = x_axis["domain"]
+    layout["annotations"].append({
+        "text": text, "showarrow": False, "xref": "paper", "yref": "paper",
+        "x": (left + right) / 2, "y": 0.5, "xanchor": "center", "yanchor": "middle",
+        "align": "left", "font": {"size": 12, "color": "#5f6b76"}})
