@@ -347,3 +347,29 @@ def test_geodesic_drawn_on_top_of_the_runs(eigenvalues, make_picture):
 def test_3d_camera_leaves_room_for_axis_titles(make_picture):
     eye = inpca_figure(make_picture())["layout"]["scene"]["camera"]["eye"]
     assert np.linalg.norm([eye["x"], eye["y"], eye["z"]]) > 1.25 * np.sqrt(3)  # plotly's default
+
+
+def test_picture_comes_first_and_the_findings_right_after(findings_report):
+    """Page order: the main picture under the header, then the findings and their figures."""
+    text, page, figures = _parse(findings_report)
+    sections = re.findall(r'<section id="([^"]+)"', text)
+    assert sections[:3] == ["dm-inpca-test-section", "dm-findings", "dm-findings-figure-section"]
+    assert sections.index("dm-inpca-train-section") > sections.index("dm-analysis-averaging-section")
+    assert sections[-4:] == ["dm-stress-section", "dm-progress-section", "dm-accuracy-section",
+                             "dm-guide"]
+    assert list(figures)[0] == "dm-inpca-test"  # drawn first, as it is seen first
+    nav = re.search(r"<nav>(.*?)</nav>", text).group(1)
+    links = re.findall(r'href="#([^"]+)"', nav)
+    assert links == [s for s in sections if s in links]  # the bar follows the page
+    assert links[:3] == ["dm-inpca-test-section", "dm-findings", "dm-findings-figure-section"]
+
+
+def test_header_links_each_verdict_to_its_claim(findings_report, make_findings):
+    text, page, _ = _parse(findings_report)
+    header = re.search(r"<header>(.*?)</header>", text).group(1)
+    for claim in make_findings()["claims"]:
+        anchor = f"dm-claim-{claim['key'].replace('_', '-')}"
+        link = re.search(rf'<a class="verdict" href="#{anchor}"[^>]*>([^<]*)<b>([^<]*)</b>', header)
+        assert link and link.group(2) == claim["verdict"], claim["key"]
+        assert page.ids[anchor]  # the claim's row in the findings table
+    assert header.index('class="verdicts"') < header.index('class="facts"')

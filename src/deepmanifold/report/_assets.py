@@ -13,6 +13,11 @@ body { margin: 0; background: var(--bg); color: var(--ink);
 header { background: #18212b; color: #f2f5f7; padding: 28px 0 22px; }
 header h1 { margin: 0 0 4px; font-size: 26px; font-weight: 600; letter-spacing: .2px; }
 header .sub { color: #aab6c2; margin: 0; font-size: 13px; }
+header .verdicts { margin: 14px 0 0; color: #aab6c2; font-size: 14px; }
+header a.verdict { display: inline-block; margin: 2px 0 2px 8px; padding: 2px 10px;
+                   border-radius: 12px; background: #f2f5f7; text-decoration: none; }
+header a.verdict:hover { background: #ffffff; }
+tr:target td { background: #fff8c5; }
 .wrap { max-width: 1320px; margin: 0 auto; padding: 0 28px; }
 nav { position: sticky; top: 0; z-index: 10; background: rgba(255,255,255,.94);
       border-bottom: 1px solid var(--line); backdrop-filter: blur(4px); }
@@ -25,8 +30,11 @@ section h2 { margin: 0 0 6px; font-size: 20px; font-weight: 600; }
 section h3 { margin: 22px 0 6px; font-size: 16px; font-weight: 600; }
 p.lead { color: var(--muted); margin: 0 0 14px; max-width: 980px; }
 .plot { width: 100%; min-height: 200px; }
-.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 28px;
+.facts { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 28px;
          margin-top: 18px; }
+.facts > div { overflow-x: auto; }
+.facts > div:only-child { grid-column: 1 / -1; }
+@media (max-width: 900px) { .facts { grid-template-columns: minmax(0, 1fr); } }
 table { border-collapse: collapse; width: 100%; font-size: 14px; }
 th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line);
          vertical-align: top; }

@@ -11,6 +11,7 @@ import pathlib
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -190,14 +191,19 @@ def _fact(key: str, value: Any) -> str:
     return _esc(text)
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    """An HTML table; cells are already HTML, columns in `numeric` right-aligned."""
+def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset(),
+           row_ids: list[str] | None = None) -> str:
+    """An HTML table; cells are already HTML, columns in `numeric` right-aligned.
+
+    `row_ids`, one per row, give the rows ids that links can point at.
+    """
     def cls(i: int) -> str:
         return ' class="num"' if i in numeric else ""
 
+    ids = [f' id="{_esc(r)}"' for r in row_ids] if row_ids else [""] * len(rows)
     head = "".join(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in rows)
+    body = "".join(f"<tr{row_id}>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row))
+                   + "</tr>" for row, row_id in zip(rows, ids))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -230,7 +236,9 @@ def _probe_table(pictures: Mapping[str, Picture]) -> str:
     return _table(header, rows, numeric={1, 2, 3, 4, 5, 7, 8})
 
 
-def _header(title: str, summary: dict, pictures: Mapping[str, Picture]) -> str:
+def _header(title: str, summary: dict, pictures: Mapping[str, Picture], *,
+            verdicts: str = "") -> str:
+    """Title, the summary and probe tables, and the findings' verdicts when there are any."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     facts = ""
     if summary:
@@ -239,7 +247,7 @@ def _header(title: str, summary: dict, pictures: Mapping[str, Picture]) -> str:
     facts += f"<div>{_probe_table(pictures)}</div>"
     return (f'<header><div class="wrap"><h1>{_esc(title)}</h1>'
             f'<p class="sub">deepmanifold {_esc(__version__)} · written {stamp} · '
-            f'probes: {_esc(", ".join(pictures))}</p>'
+            f'probes: {_esc(", ".join(pictures))}</p>{verdicts}'
             f'<div class="facts">{facts}</div></div></header>')
 
 
@@ -282,54 +290,74 @@ def _inpca_id(probe: str) -> str:
     return f"dm-inpca-{_slug(probe)}"
 
 
-def _picture_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
-    """Figure specs and sections of the InPCA picture of each probe, main probe first."""
+@dataclass
+class _Part:
+    """One section of the page, with its figure and its link in the navigation bar.
+
+    Attributes
+    ----------
+    html : str
+        The section.
+    figure : dict or None
+        ``{"id", "kind", "figure"}`` of the figure drawn in the section, if any.
+    anchor : str
+        Id of the section.
+    link : str or None
+        Label of the section's link in the navigation bar; None for no link.
+    """
+
+    html: str
+    figure: dict | None = None
+    anchor: str = ""
+    link: str | None = None
+
+
+def _figure_part(div: str, heading: str, lead: str, fig: dict, link: str | None = None) -> _Part:
+    """A section holding one figure; 3-D if the figure has a 3-D scatter."""
+    kind = "3d" if any(t.get("type") == "scatter3d" for t in fig["data"]) else "2d"
+    anchor = f"{div}-section"
+    return _Part(_section(anchor, heading, lead, _plot_div(div)),
+                 {"id": div, "kind": kind, "figure": fig}, anchor, link)
+
+
+def _picture_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -> list[_Part]:
+    """The InPCA picture of each probe, main probe first."""
+    parts = []
     for i, (probe, picture) in enumerate(pictures.items()):
-        div = _inpca_id(probe)
-        fig = inpca_figure(picture, colours, height=680 if i == 0 else 560)
-        kind = "3d" if any(t.get("type") == "scatter3d" for t in fig["data"]) else "2d"
         lead = (f"{len(picture.runs)} runs on the {_esc(probe)} probe "
                 f"({picture.n_samples:,} samples, {picture.n_classes} classes). "
                 f"Axes: {_axes_sentence(picture)}.")
         if i:
             lead += (" The same runs seen on another probe set: the shape should match the"
                      " first picture (up to the arbitrary sign of each axis).")
-        yield ({"id": div, "kind": kind, "figure": fig},
-               _section(div + "-section", f"InPCA picture — {_esc(probe)} probe", lead,
-                        _plot_div(div)))
+        parts.append(_figure_part(_inpca_id(probe), f"InPCA picture — {_esc(probe)} probe", lead,
+                                  inpca_figure(picture, colours, height=680 if i == 0 else 560),
+                                  link=f"picture ({probe})"))
+    return parts
 
 
-def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]):
-    """Figure specs and sections of the 2-D figures: axes, progress, accuracy."""
+def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -> list[_Part]:
+    """The 2-D figures of the pictures: axes, progress, accuracy."""
     main = next(iter(pictures))
     shade = " Lighter bars: the second probe." if len(pictures) > 1 else ""
-    parts = [
-        ("dm-stress", "How many axes does the picture need?",
-         "Left: cumulative <b>explained stress</b> and cumulative <b>plain fraction</b> of "
-         "‖W‖² against the number of InPCA axes (two different quantities; line style = "
-         f"probe). Right: the signed eigenvalues μ; red bars are time-like (μ&lt;0).{shade}",
-         stress_figure(pictures)),
-        ("dm-progress", "Progress against epoch",
-         "Progress λ along the ignorance–truth geodesic, one line per run, coloured by "
-         "architecture. Larger networks should follow the same path, faster.",
-         progress_figure(pictures, colours)),
-        ("dm-accuracy", "Accuracy",
-         f"Train and test accuracy against epoch, one line per run (runs of the "
-         f"{_esc(main)} picture).",
-         accuracy_figure(pictures[main], colours)),
+    return [
+        _figure_part(
+            "dm-stress", "How many axes does the picture need?",
+            "Left: cumulative <b>explained stress</b> and cumulative <b>plain fraction</b> of "
+            "‖W‖² against the number of InPCA axes (two different quantities; line style = "
+            f"probe). Right: the signed eigenvalues μ; red bars are time-like (μ&lt;0).{shade}",
+            stress_figure(pictures), link="axes"),
+        _figure_part(
+            "dm-progress", "Progress against epoch",
+            "Progress λ along the ignorance–truth geodesic, one line per run, coloured by "
+            "architecture. Larger networks should follow the same path, faster.",
+            progress_figure(pictures, colours), link="progress"),
+        _figure_part(
+            "dm-accuracy", "Accuracy",
+            f"Train and test accuracy against epoch, one line per run (runs of the "
+            f"{_esc(main)} picture).",
+            accuracy_figure(pictures[main], colours), link="accuracy"),
     ]
-    for div, heading, lead, fig in parts:
-        yield {"id": div, "kind": "2d", "figure": fig}, _section(div + "-section", heading,
-                                                                  lead, _plot_div(div))
-
-
-def _nav(pictures: Mapping[str, Picture], *, findings: bool = False) -> str:
-    links = [("dm-findings", "findings")] if findings else []
-    links += [(f"{_inpca_id(p)}-section", f"picture ({p})") for p in pictures]
-    links += [("dm-stress-section", "axes"), ("dm-progress-section", "progress"),
-              ("dm-accuracy-section", "accuracy"), ("dm-guide", "how to read")]
-    items = "".join(f'<a href="#{anchor}">{_esc(label)}</a>' for anchor, label in links)
-    return f'<nav><div class="wrap">{items}</div></nav>'
 
 
 _VERDICT_COLOUR = {"supported": "#1a7f37", "not supported": "#cf222e", "inconclusive": "#9a6700",
@@ -346,10 +374,30 @@ def _number(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
+def _claim_anchor(claim: Mapping[str, Any], i: int) -> str:
+    """Id of a claim's row in the findings table."""
+    return f"dm-claim-{_slug(str(claim.get('key') or i))}"
+
+
+def _verdict_links(findings: Mapping[str, Any]) -> str:
+    """One link per claim to its row in the findings table, showing its verdict (for the header)."""
+    links = []
+    for i, claim in enumerate(findings.get("claims", [])):
+        verdict = str(claim.get("verdict", ""))
+        name = str(claim.get("key") or i).replace("_", " ")
+        links.append(f'<a class="verdict" href="#{_claim_anchor(claim, i)}" '
+                     f'title="{_esc(claim.get("statement", ""))}" '
+                     f'style="color:{_VERDICT_COLOUR.get(verdict, "#000")}">'
+                     f"{_esc(name)}: <b>{_esc(verdict)}</b></a>")
+    if not links:
+        return ""
+    return f'<p class="verdicts">Findings: {"".join(links)}</p>'
+
+
 def _findings_section(findings: Mapping[str, Any]) -> str:
     """Each claim of the study: verdict, the numbers behind it, and the rule that decided."""
-    rows = []
-    for claim in findings.get("claims", []):
+    rows, ids = [], []
+    for i, claim in enumerate(findings.get("claims", [])):
         verdict = str(claim.get("verdict", ""))
         colour = _VERDICT_COLOUR.get(verdict, "#000")
         numbers = "<br>".join(f"{_esc(k)}: {_esc(_number(v))}" for k, v in (claim.get("numbers") or {}).items())
@@ -357,6 +405,7 @@ def _findings_section(findings: Mapping[str, Any]) -> str:
         rows.append([_esc(claim.get("statement", "")),
                      f'<strong style="color:{colour}">{_esc(verdict)}</strong>{reason}',
                      numbers or "–", f'<small>{_esc(claim.get("rule", ""))}</small>'])
+        ids.append(_claim_anchor(claim, i))
     skipped = findings.get("skipped") or {}
     extra = ""
     if skipped:
@@ -366,34 +415,51 @@ def _findings_section(findings: Mapping[str, Any]) -> str:
             f"({_esc(findings.get('probe', ''))} probe). Verdicts follow the written rule beside each; "
             "all numbers are in findings.json.")
     return _section("dm-findings", "Findings", lead,
-                    _table(["claim", "verdict", "numbers", "rule"], rows) + extra)
+                    _table(["claim", "verdict", "numbers", "rule"], rows, row_ids=ids) + extra)
+
+
+def _findings_parts(findings: Mapping[str, Any]) -> list[_Part]:
+    """The findings table, then the figures of the analyses behind it."""
+    parts = [_Part(_findings_section(findings), anchor="dm-findings", link="findings")]
+    fig = findings_figure(findings)
+    if fig is not None:
+        parts.append(_figure_part(
+            "dm-findings-figure", "Findings in figures",
+            "Left: mean trajectory distance between runs that differ in one factor only, with "
+            "95 % bootstrap intervals. Right: distance of the runs to the ignorance–truth "
+            "geodesic, and the spread of seeds around each configuration (tube width), "
+            "against progress.", fig))
+    parts += [_figure_part(div, heading, lead, fig)
+              for div, heading, lead, fig in analysis_figures(findings)]
+    if len(parts) > 1:
+        parts[1].link = "analyses"
+    return parts
+
+
+def _nav(parts: list[_Part]) -> str:
+    """Links to the linked sections, in page order."""
+    items = "".join(f'<a href="#{part.anchor}">{_esc(part.link)}</a>'
+                    for part in parts if part.link)
+    return f'<nav><div class="wrap">{items}</div></nav>'
 
 
 def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
           findings: Mapping[str, Any] | None = None) -> str:
-    """The whole HTML document."""
+    """The whole HTML document.
+
+    The main probe's picture comes first, right under the header: it is what the
+    header's numbers describe and what every finding is about. The findings follow it
+    (their verdicts are also linked from the header), then the other probes' pictures,
+    the 2-D figures and the reading guide.
+    """
     colours = group_colours(pictures.values())
-    parts = [*_picture_parts(pictures, colours), *_figure_parts(pictures, colours)]
-    figures = [spec for spec, _ in parts]
-    sections = [section for _, section in parts]
-    if findings:
-        sections.insert(0, _findings_section(findings))
-        fig = findings_figure(findings)
-        if fig is not None:
-            figures.append({"id": "dm-findings-figure", "kind": "2d", "figure": fig})
-            sections.insert(1, _section(
-                "dm-findings-figure-section", "Findings in figures",
-                "Left: mean trajectory distance between runs that differ in one factor only, with "
-                "95 % bootstrap intervals. Right: distance of the runs to the ignorance–truth "
-                "geodesic, and the spread of seeds around each configuration (tube width), "
-                "against progress.", _plot_div("dm-findings-figure")))
-        position = 2 if fig is not None else 1  # after the findings and their summary figure
-        for div_id, heading, lead, fig in analysis_figures(findings):
-            figures.append({"id": div_id, "kind": "2d", "figure": fig})
-            sections.insert(position, _section(f"{div_id}-section", heading, lead, _plot_div(div_id)))
-            position += 1
-    sections.append(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
-                             + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)))
+    first, *others = _picture_parts(pictures, colours)
+    parts = [first, *(_findings_parts(findings) if findings else []), *others,
+             *_figure_parts(pictures, colours)]
+    parts.append(_Part(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
+                                + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)),
+                       anchor="dm-guide", link="how to read"))
+    figures = [part.figure for part in parts if part.figure]
     return "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -403,12 +469,12 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
         f"<style>{_assets.CSS}</style>",
         f'<script type="text/javascript">{_plotly_js()}</script>',
         "</head><body>",
-        _header(title, summary, pictures),
-        _nav(pictures, findings=bool(findings)),
+        _header(title, summary, pictures, verdicts=_verdict_links(findings) if findings else ""),
+        _nav(parts),
         '<main class="wrap">',
         '<div class="banner" id="dm-webgl-warning" role="alert"></div>',
         '<div class="banner" id="dm-error-warning" role="alert"></div>',
-        *sections,
+        *(part.html for part in parts),
         "</main>",
         '<footer class="wrap"><span id="dm-status" data-state="pending" '
         f'data-expected="{len(figures)}">Drawing figures…</span></footer>',
