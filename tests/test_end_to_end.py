@@ -153,7 +153,10 @@ def test_runs_where_filters_the_catalog(swept):
     out = _cli("runs", "store", "--where", 'optimizer == "adam" and final_test_acc >= 0',
                "--columns", "run_id,status", cwd=root)
     assert out.returncode == 0, out.stderr
-    assert "2 run(s)" in out.stdout and "diverged" not in out.stdout
+    # Piped, the listing is tab-separated with whole run ids; the count goes to stderr.
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    assert rows[0] == ["run_id", "status"] and len(rows) == 3 and "2 run(s)" in out.stderr
+    assert all(status == "complete" and "-adam-" in run_id for run_id, status in rows[1:])
     bad = _cli("runs", "store", "--where", "__import__('os')", cwd=root)
     assert bad.returncode == 2 and "not allowed" in bad.stderr
 

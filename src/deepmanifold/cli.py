@@ -22,8 +22,16 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table  # noqa: E402
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Plain help text (no rich markup): option help may quote TOML sections like "[sweep]".
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Watch how deep networks learn: training trajectories in prediction space.")
+
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments plainly (``SPEC``, not ``{SPEC}``)."""
+
+    def collect_usage_pieces(self, ctx):
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in super().collect_usage_pieces(ctx)]
 console = Console(stderr=False, highlight=False)
 # soft_wrap: an error stays one line however narrow the terminal; messages are escaped
 # because spec errors quote TOML sections like "[arch.mlp]", which rich reads as markup.
@@ -37,11 +45,33 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _write_failed(exc: OSError, path: Path, hint: str = "") -> None:
+    """A clear error for a write that failed: a full disk, a read-only store, ..."""
+    import errno
+
+    where = exc.filename or path
+    if exc.errno == errno.ENOSPC:
+        _fail(f"the disk is full: could not write {where}; everything committed before is kept")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        _fail(f"cannot write {where} ({exc.strerror}): the store is read-only{hint}")
+    _fail(f"could not write {where}: {exc.strerror or exc}")
+
+
+def _open_store(path: Path):
+    """The store at ``path`` (never created here), or a clean error."""
+    from deepmanifold.store import Store, StoreError
+
+    try:
+        return Store(path, create=False)
+    except StoreError as exc:
+        _fail(str(exc))
+
+
 def _pictures(store, given: dict | None = None) -> dict:
     """The InPCA picture of each probe set (test, train): ``given`` ones as they are, the others built."""
     from deepmanifold.analysis import build_picture
 
-    pictures = {}
+    pictures, said = {}, set()
     for probe in ("test", "train"):
         if given and probe in given:
             pictures[probe] = given[probe]
@@ -52,9 +82,16 @@ def _pictures(store, given: dict | None = None) -> dict:
                 pictures[probe] = build_picture(store, probe)
             except ValueError as exc:
                 err.print(f"[yellow]warning:[/] no {probe}-probe picture: {escape(str(exc))}")
-        for w in caught:
-            err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+        _warn_once([str(w.message) for w in caught], said)
     return pictures
+
+
+def _warn_once(messages, said: set) -> None:
+    """Print each warning once (both probe sets' pictures leave the same runs out)."""
+    for message in messages:
+        if message not in said:
+            said.add(message)
+            err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def _stored_findings(store_path: Path) -> dict | None:
@@ -75,12 +112,8 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
                         pictures: dict | None = None) -> Path:
     """Write the HTML report of a store, from the given InPCA pictures (the missing ones are built)."""
     from deepmanifold.report import write_report
-    from deepmanifold.store import Store, StoreError
 
-    try:
-        store = Store(store_path, create=False)
-    except StoreError as exc:
-        _fail(str(exc))
+    store = _open_store(store_path)
     pictures = _pictures(store, pictures)
     if not pictures:
         _fail(f"nothing to draw: no usable run in {store_path}")
@@ -94,14 +127,18 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
     }
     if findings is None:
         findings = _stored_findings(store_path)
-    path = write_report(out or store_path / "report.html", pictures, title=f"deepmanifold — {store_path.name}",
-                        summary=facts, findings=findings)
+    target = out or store_path / "report.html"
+    try:
+        path = write_report(target, pictures, title=f"deepmanifold — {store_path.name}", summary=facts,
+                            findings=findings)
+    except OSError as exc:
+        _write_failed(exc, target, "; write the report elsewhere with --out FILE")
     return Path(path)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
-    spec: Path = typer.Argument(..., help="TOML sweep spec, e.g. examples/digits.toml"),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="TOML sweep spec, e.g. examples/digits.toml"),
     store: Optional[Path] = typer.Option(None, help="Store folder (default: the spec's [sweep] store)."),
     workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, one thread each (default: the spec's, else cores)."),
     report: bool = typer.Option(True, help="Write the HTML report when the sweep ends."),
@@ -109,11 +146,16 @@ def run(
     ray_address: Optional[str] = typer.Option(None, help="Existing Ray cluster (default: start a local one)."),
     device: str = typer.Option("auto", help="auto (CUDA when a worker sees a GPU), cpu, cuda or cuda:N."),
     ensemble: int = typer.Option(1, min=1, help="Train up to N seeds of one configuration at once (vmap)."),
+    force: bool = typer.Option(False, "--force", help="Make a store of a non-empty folder that is not one."),
 ) -> None:
     """Train every run of SPEC not yet in the store, then write the report.
 
-    Interrupt at any time: finished runs are committed, and the same command resumes.
+    Interrupt at any time: Ctrl-C finishes the runs in flight and stops (a second Ctrl-C
+    abandons them); committed runs are kept, and the same command resumes. Damaged runs
+    are moved aside to STORE/damaged and trained again. Several `run`s on one store
+    (e.g. from several machines sharing the folder) split the runs between them.
     """
+    from deepmanifold.store import StoreError
     from deepmanifold.sweeps import SpecError, load_spec, run_sweep
 
     started = time.perf_counter()
@@ -141,18 +183,30 @@ def run(
         progress.console.print(f"  [{style}]{o.status:9s}[/] {escape(o.label):32s} {acc} {o.wall_time:6.1f}s{msg}")
         progress.advance(task)
 
+    def on_note(message: str) -> None:
+        progress.console.print(f"[yellow]{escape(message)}[/]")
+
     try:
         with progress:
             result = run_sweep(sweep, store=store_path, workers=workers, on_start=on_start, on_outcome=on_outcome,
-                               runner=runner, ray_address=ray_address, device=device, ensemble=ensemble)
-    except SpecError as exc:
+                               on_note=on_note, runner=runner, ray_address=ray_address, device=device,
+                               ensemble=ensemble, force=force)
+    except (SpecError, StoreError) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _write_failed(exc, Path(store_path))
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted:[/] committed runs are kept; run the same command to resume.")
+        err.print("[yellow]interrupted:[/] the runs in flight were abandoned; committed runs are kept; "
+                  "run the same command to resume.")
         raise typer.Exit(code=130)
 
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "diverged", "failed", "skipped")
                        if result.count(s))
+    if result.interrupted:
+        left = len(sweep.runs) - len(result.outcomes)
+        err.print(f"[yellow]interrupted[/] after {result.wall_time:.1f}s ({counts}); {left} run(s) not started: "
+                  "run the same command to resume.")
+        raise typer.Exit(code=130)
     console.print(f"sweep done in {result.wall_time:.1f}s: {counts}")
     if report:
         command = "deepmanifold " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -162,7 +216,7 @@ def run(
         raise typer.Exit(code=1)
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_cmd(
     store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
     out: Optional[Path] = typer.Option(None, help="HTML file to write (default: STORE/report.html)."),
@@ -172,20 +226,23 @@ def report_cmd(
     console.print(f"report: [bold cyan]{path.resolve()}[/]")
 
 
-@app.command()
+@app.command(cls=_Command)
 def analyze(
     store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
     probe: str = typer.Option("test", help="Probe set the claims are judged on."),
     report: bool = typer.Option(True, help="Rewrite the HTML report with a Findings section."),
+    out: Optional[Path] = typer.Option(None, help="Folder for findings.json and report.html (default: STORE)."),
 ) -> None:
-    """Test the study's claims on a store: writes STORE/findings.json (and the report)."""
+    """Test the study's claims on a store: writes findings.json (and the report) into STORE or --out."""
     from deepmanifold.analysis import analyze_store
-    from deepmanifold.store import Store, StoreError
 
-    try:
-        st = Store(store, create=False)
-    except StoreError as exc:
-        _fail(str(exc))
+    st = _open_store(store)
+    target = out or store
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _write_failed(exc, out)
     with Progress(TextColumn("[progress.description]{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("analysing", total=None)
@@ -196,32 +253,54 @@ def analyze(
                                          on_step=lambda name: progress.update(task, description=name))
             except ValueError as exc:
                 _fail(str(exc))
-    for w in caught:
-        err.print(f"[yellow]warning:[/] {escape(str(w.message))}")
-    path = findings.write_json(store / "findings.json")
-    table = Table("claim", "verdict", "reason")
+    _warn_once([str(w.message) for w in caught], set())
+    try:
+        path = findings.write_json(target / "findings.json")
+    except OSError as exc:
+        _write_failed(exc, target / "findings.json", "; write the findings elsewhere with --out DIR")
+    table = Table("claim", "verdict", "why")
     for claim in findings.claims:
         style = {"supported": "green", "not supported": "red", "inconclusive": "yellow"}.get(claim.verdict, "dim")
-        table.add_row(escape(claim.statement), f"[{style}]{claim.verdict}", escape(claim.reason))
+        table.add_row(escape(claim.statement), f"[{style}]{claim.verdict}", escape(_why(claim)))
     console.print(table)
     console.print(f"findings: [bold cyan]{path.resolve()}[/]  ({findings.wall_time:.1f}s)")
     if report:
-        out = _write_store_report(store, None, {}, findings=findings.to_dict(), pictures=findings.pictures)
-        console.print(f"report: [bold cyan]{out.resolve()}[/]")
+        html = _write_store_report(store, target / "report.html", {}, findings=findings.to_dict(),
+                                   pictures=findings.pictures)
+        console.print(f"report: [bold cyan]{html.resolve()}[/]")
 
 
-@app.command()
+def _why(claim) -> str:
+    """A verdict's reason, or else the numbers it was computed from (a skipped claim has its reason)."""
+    if claim.reason:
+        return claim.reason
+    shown = []
+    for key, value in claim.numbers.items():
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        elif isinstance(value, (list, tuple)):
+            value = "[" + ", ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in value) + "]"
+        elif isinstance(value, dict):
+            value = "{" + ", ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}"
+                                    for k, v in value.items()) + "}"
+        shown.append(f"{key} = {value}")
+    return "; ".join(shown)
+
+
+@app.command(cls=_Command)
 def runs(
     store: Path = typer.Argument(..., help="Store folder."),
     where: Optional[str] = typer.Option(None, help='Filter, e.g. \'arch == "cnn" and final_test_acc > 0.9\'.'),
     columns: Optional[str] = typer.Option(None, help="Comma-separated catalog columns to show."),
 ) -> None:
     """List the runs of a store (status, final accuracy), optionally filtered with --where."""
-    from deepmanifold.store import Store, StoreError
+    from deepmanifold.store import StoreError
+    from deepmanifold.store.repair import damaged_runs
 
+    st = _open_store(store)
     try:
-        st = Store(store, create=False)
         table_df = st.query(where, on_error="skip") if where else st.catalog(on_error="skip")
+        damaged = damaged_runs(st)
     except (StoreError, ValueError) as exc:
         _fail(str(exc))
     shown = [c.strip() for c in columns.split(",")] if columns else [
@@ -229,21 +308,29 @@ def runs(
     unknown = [c for c in shown if c not in table_df.columns]
     if unknown:
         _fail(f"unknown column(s) {unknown}; available: {', '.join(map(str, table_df.columns))}")
-    table = Table(*shown)
-    for _, row in table_df[shown].iterrows():
-        cells = []
-        for c in shown:
-            v = row[c]
-            text = f"{v:.4f}" if isinstance(v, float) else str(v)
-            cells.append(f"[{_STATUS_STYLE.get(v, '')}]{escape(text)}" if c == "status" else escape(text))
-        table.add_row(*cells)
-    console.print(table)
-    console.print(f"{len(table_df)} run(s)")
-    for run_id, why in table_df.attrs.get("damaged", []):
-        err.print(f"[red]damaged:[/] {run_id}: {escape(str(why))}")
+    texts = [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row] for row in table_df[shown].itertuples(
+        index=False)]
+    if not console.is_terminal:  # piped: tab-separated, nothing cut, for other programs to read
+        print("\t".join(shown))
+        for row in texts:
+            print("\t".join(row))
+    else:
+        table = Table()
+        for c in shown:  # run ids are what store.logp needs: never cut or folded
+            whole = c == "run_id"
+            table.add_column(c, no_wrap=whole, min_width=max([len(c)] + [len(r[shown.index(c)]) for r in texts])
+                             if whole else None)
+        for row in texts:
+            table.add_row(*[f"[{_STATUS_STYLE.get(t, '')}]{escape(t)}" if c == "status" else escape(t)
+                            for c, t in zip(shown, row)])
+        console.print(table)
+    (console if console.is_terminal else err).print(f"{len(table_df)} run(s)")  # keep piped output pure TSV
+    for run_id, why in damaged:
+        err.print(f"[red]damaged:[/] {run_id}: {escape(str(why))} (the next `deepmanifold run` of its spec "
+                  "moves it aside and trains it again)")
 
 
-@app.command()
+@app.command(cls=_Command)
 def models(
     dataset: str = typer.Option("digits", help="Dataset whose input shape and classes size the models."),
 ) -> None:

@@ -91,10 +91,19 @@ def test_probe_larger_than_its_split_is_refused_not_shrunk(tmp_path):
     preflight(_spec(tmp_path, "[data]\ntrain_size = 200\nprobe_train = 200\nprobe_test = 450\n"))
 
 
-def test_a_default_probe_size_larger_than_the_split_says_it_is_a_default(tmp_path):
-    # digits' test split has 450 samples; probe_test defaults to 500.
-    message = _refused(tmp_path, "[data]\nprobe_train = 100\n", r"probe_test must be at most the 450 samples")
-    assert "a default value: set it in the spec" in message
+def test_a_default_probe_size_is_a_cap_and_the_size_used_is_recorded(tmp_path):
+    # digits' test split has 450 samples; probe_test defaults to 500: the whole split is used.
+    spec = _spec(tmp_path, "[data]\nprobe_train = 100\n[train]\nepochs = 1\ncheckpoints = 2\n")
+    preflight(spec)
+    from deepmanifold.store import Store
+    from deepmanifold.sweeps import run_sweep
+
+    result = run_sweep(spec, store=tmp_path / "store", workers=1)
+    assert result.count("complete") == 1
+    run_id = spec.runs[0].run_id
+    store = Store(tmp_path / "store")
+    assert store.record(run_id).config["probes"] == {"train": 100, "test": 450, "seed": 0}
+    assert store.logp(run_id, "test").shape[1] == 450 and store.logp(run_id, "train").shape[1] == 100
 
 
 # --------------------------------------------------------------------------- models

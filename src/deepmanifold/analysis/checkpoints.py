@@ -26,7 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from deepmanifold import geometry
-from deepmanifold.store import RunRecord, Store
+from deepmanifold.store import RunRecord, Store, StoreError
+from deepmanifold.store.repair import damaged_runs
 
 __all__ = ["MAX_CHECKPOINT_MODELS", "CheckpointDistances", "checkpoint_distances", "checkpoint_selection",
            "stacked_predictions", "usable_runs"]
@@ -38,9 +39,11 @@ MAX_CHECKPOINT_MODELS = 6000
 def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[str, str]]]:
     """Runs that can share one picture on ``probe``, and the ones left out with why.
 
-    Diverged runs, damaged runs and runs without that probe set are left out.
-    All remaining runs must share one probe set (same samples in the same order);
-    otherwise the comparison is meaningless and a ``ValueError`` names the runs.
+    Damaged runs (any file unreadable, truncated or changed since the commit:
+    :mod:`deepmanifold.store.repair`), diverged runs, runs without that probe set and
+    runs whose probe file is missing or damaged are left out, each named once. All
+    remaining runs must share one probe set (same samples in the same order); otherwise
+    the comparison is meaningless and a ``ValueError`` names the runs.
 
     Returns
     -------
@@ -49,10 +52,12 @@ def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[s
     excluded : list of (str, str)
         Display name (or run id) of each run left out, and the reason.
     """
-    records, damaged = store.records(on_error="skip")
-    excluded = [(run_id, f"damaged: {why}") for run_id, why in damaged]
+    excluded = [(run_id, f"damaged: {why}") for run_id, why in damaged_runs(store)]
+    healthy = store.catalog(on_error="skip")
+    probe_problems: dict[str, str | None] = {}
     keep = []
-    for rec in records:
+    for run_id in healthy["run_id"]:
+        rec = store.record(run_id, verify=False)  # verified in full when its catalog row was built
         run_label = rec.config.get("label", rec.run_id)
         if rec.status != "complete":
             excluded.append((run_label, f"{rec.status}: {rec.message}".rstrip(": ")))
@@ -60,6 +65,8 @@ def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[s
             excluded.append((run_label, f"no predictions on probe set {probe!r}"))
         elif rec.n_checkpoints < 1:
             excluded.append((run_label, "no checkpoints recorded"))
+        elif _probe_problem(store, rec.probes[probe], probe_problems):
+            excluded.append((run_label, probe_problems[rec.probes[probe]]))
         else:
             keep.append(rec)
     fingerprints = Counter(rec.probes[probe] for rec in keep)
@@ -73,6 +80,17 @@ def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[s
             f"and cannot share one picture ({detail})"
         )
     return keep, excluded
+
+
+def _probe_problem(store: Store, fingerprint: str, seen: dict[str, str | None]) -> str | None:
+    """Why the probe file ``fingerprint`` cannot be read (None if it can), read once per fingerprint."""
+    if fingerprint not in seen:
+        try:
+            store.probe(fingerprint)
+            seen[fingerprint] = None
+        except StoreError as exc:
+            seen[fingerprint] = str(exc)
+    return seen[fingerprint]
 
 
 def checkpoint_selection(per_run: Sequence[int], budget: int = MAX_CHECKPOINT_MODELS) -> list[np.ndarray]:

@@ -25,7 +25,6 @@ appear), and, if anything changed, rewrite the index compacted, atomically
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -37,12 +36,8 @@ from typing import Any
 import numpy as np
 
 from ..utils import flatten
-from .files import StoreError, write_bytes
+from .files import StoreError, locked, write_bytes
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: the index is only a cache, go without the lock
-    fcntl = None
 
 INDEX_NAME = "catalog.jsonl"
 LOCK_NAME = ".catalog.lock"
@@ -66,17 +61,18 @@ def run_signature(run_dir: Path) -> str | None:
 def build_row(store, run_id: str) -> dict[str, Any]:
     """The catalog row of one run of a :class:`~deepmanifold.store.Store`, read from its files.
 
+    The run is verified in full (:meth:`~deepmanifold.store.Store.verify`): rows are
+    rebuilt only for runs that are new or whose files changed, so a store pays that read
+    once per change.
+
     Raises
     ------
     StoreError
         The run is damaged.
     """
-    rec = store.record(run_id)
+    rec = store.verify(run_id)  # every file read once, when its row is (re)built
     metrics = store.metrics(run_id)
-    k = len(metrics["step"])
-    if k != rec.n_checkpoints:
-        raise StoreError(f"run {run_id} in {store.root} is damaged: metrics.csv has {k} rows, "
-                         f"run.json says {rec.n_checkpoints} checkpoints")
+    k = rec.n_checkpoints
     row: dict[str, Any] = {"run_id": rec.run_id, "status": rec.status, "label": rec.config.get("label", ""),
                            "n_checkpoints": rec.n_checkpoints, "message": rec.message,
                            "arrays": sorted(rec.arrays)}
@@ -99,19 +95,6 @@ def build_row(store, run_id: str) -> dict[str, Any]:
     for name, value in flatten(rec.info).items():
         put(name, value, "info")
     return row
-
-
-@contextlib.contextmanager
-def _locked(root: Path):
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock (the kernel also releases it if we are killed)
 
 
 def _line(entry: dict) -> bytes:
@@ -169,7 +152,7 @@ def entry_for(store, run_id: str, sig: str | None = None) -> dict:
 def append_entry(store, entry: dict) -> None:
     """Append one entry (called after a commit); a missing index is left for the next reader to build."""
     path = store.root / INDEX_NAME
-    with _locked(store.root):
+    with locked(store.root / LOCK_NAME):
         if not path.exists():
             return
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -207,7 +190,7 @@ def current_entries(store, *, refresh: bool = False) -> dict[str, dict]:
             fresh[run_id] = entry_for(store, run_id, sig)
     if fresh or not clean or set(cached) != set(sigs):
         try:
-            with _locked(store.root):
+            with locked(store.root / LOCK_NAME):
                 # Lines appended by writers since we read are kept (re-read under the lock).
                 latest, _ = ({}, False) if refresh else read_index(store.root)
                 merged = {r: e for r, e in {**cached, **latest}.items() if r in sigs and e["sig"] == sigs[r]}

@@ -6,13 +6,23 @@ build on it, and it imports neither.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["StoreError", "fsync_dir", "npy_header", "tupled", "write_bytes", "write_npy"]
+__all__ = ["StoreError", "checksum", "fsync_dir", "locked", "npy_bytes", "npy_header", "pid_alive", "tupled",
+           "write_bytes"]
+
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: locks are advisory helpers only
+    fcntl = None
 
 
 class StoreError(RuntimeError):
@@ -36,12 +46,16 @@ def write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` as a ``.npy`` file (never pickled) and flush it to disk."""
-    with open(path, "wb") as fh:
-        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of a ``.npy`` file (never pickled)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def checksum(data: bytes) -> int:
+    """CRC-32 of a file's bytes: what a run's ``run.json`` records of each of its files."""
+    return zlib.crc32(data)
 
 
 def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int, int]:
@@ -67,3 +81,31 @@ def tupled(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return tuple(tupled(v) for v in value)
     return value
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the ``with`` block.
+
+    The kernel releases it if the process dies; without ``fcntl`` (not POSIX) it is a no-op.
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -45,14 +45,14 @@ import re
 import shutil
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 
 from . import catalog
-from .files import StoreError, fsync_dir, npy_header, tupled, write_bytes, write_npy
+from .files import StoreError, checksum, fsync_dir, npy_bytes, npy_header, pid_alive, tupled, write_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,6 +85,9 @@ class RunRecord:
         Name of every array of the run (``logp_test``, ``nfa_corr``, ...) -> the
         measurement that recorded it (``"logp"`` for the predictions). Each is stored
         as ``<name>.npy`` with ``n_checkpoints`` rows; read it with :meth:`Store.array`.
+    checksums : dict of str to int
+        CRC-32 of each of the run's files but ``run.json`` (what :meth:`Store.verify`
+        compares with the files).
     """
 
     run_id: str
@@ -95,6 +98,7 @@ class RunRecord:
     n_checkpoints: int
     info: dict
     arrays: dict[str, str]
+    checksums: dict[str, int] = field(default_factory=dict)
 
     @property
     def measurements(self) -> tuple[str, ...]:
@@ -134,24 +138,34 @@ class Store:
     Parameters
     ----------
     root : path-like
-        The store folder; created (with its format marker) if it does not exist.
+        The store folder; created (with its format marker) if it does not exist or is
+        empty.
     create : bool, default True
         If False, a missing store is an error instead of being created.
+    force : bool, default False
+        Make a store of a folder that is not empty (its files are left as they are).
+
+    Raises
+    ------
+    StoreError
+        ``root`` is a file, a non-empty folder that is not a store (without ``force``),
+        a store whose ``store.json`` is damaged or of another format or version, or a
+        folder that cannot be created.
     """
 
-    def __init__(self, root: str | os.PathLike, *, create: bool = True):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, *, create: bool = True, force: bool = False):
+        self.root = Path(root).expanduser()
         marker = self.root / "store.json"
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root} is a file, not a store folder")
         if not marker.exists():
             if not create:
                 raise StoreError(f"{self.root} is not a deepmanifold store (no store.json)")
-            for sub in ("runs", "probes", ".staging"):
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
-            self._write_marker(marker)
+            self._create(marker, force)
         try:
             meta = json.loads(marker.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{marker} is damaged: {exc}") from exc
+            raise StoreError(f"{marker} is damaged ({exc}): it is not the marker of a deepmanifold store") from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
             raise StoreError(f"{self.root} is not a deepmanifold store: {marker.name} has format {found!r}, "
@@ -161,8 +175,40 @@ class Store:
                 f"{self.root} was written by another version of deepmanifold: found store format "
                 f"version {meta.get('version')!r}, this version of deepmanifold supports version {FORMAT_VERSION}"
             )
-        for sub in ("runs", "probes", ".staging"):
-            (self.root / sub).mkdir(exist_ok=True)
+        if not (self.root / "runs").is_dir():
+            self._make_folders()
+
+    def _create(self, marker: Path, force: bool) -> None:
+        """Make ``root`` a store: only an empty (or staging-only) folder unless ``force``."""
+        if self.root.is_dir() and not force:
+            others = sorted(p.name for p in self.root.iterdir() if p.name != ".staging")
+            if others:
+                shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+                raise StoreError(f"{self.root} is not empty ({shown}) and is not a deepmanifold store (no "
+                                 "store.json): give a new or empty folder, or --force to make this one a store")
+        try:
+            (self.root / ".staging").mkdir(parents=True, exist_ok=True)
+            self._write_marker(marker)
+            self._make_folders()
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {self.root}: {exc.strerror or exc}") from exc
+
+    def _make_folders(self) -> None:
+        try:
+            for sub in ("runs", "probes", ".staging"):
+                (self.root / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folders of the store {self.root}: {exc.strerror or exc}") from exc
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` unless runs can be committed here (checked before training)."""
+        probe = self.root / ".staging" / f"writable.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"the store {self.root} is not writable ({exc.strerror or exc}): runs could not be "
+                             "committed") from exc
 
     def _write_marker(self, marker: Path) -> None:
         # Racing creators write identical content, so last-rename-wins is harmless. The
@@ -178,10 +224,19 @@ class Store:
     # ------------------------------------------------------------------ probes
     def put_probe(self, *, fingerprint: str, name: str, split: str, dataset: str,
                   indices: np.ndarray, labels: np.ndarray) -> None:
-        """Store a probe set once under its fingerprint (idempotent, atomic)."""
+        """Store a probe set once under its fingerprint (idempotent, atomic).
+
+        A damaged file already there is moved aside (to ``damaged/``) and written again.
+        """
         path = self.root / "probes" / f"{fingerprint}.npz"
         if path.exists():
-            return
+            try:
+                self.probe(fingerprint)
+                return
+            except StoreError as exc:
+                from .repair import move_aside  # repair builds on this module
+
+                move_aside(self, path, str(exc))
         # "<name>.<pid>.<random>": clean_staging() keeps files of live writers.
         tmp = self.root / ".staging" / f"probe-{fingerprint}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         with open(tmp, "wb") as fh:
@@ -193,13 +248,27 @@ class Store:
         os.replace(tmp, path)
 
     def probe(self, fingerprint: str) -> StoredProbe:
-        """Read a stored probe set by fingerprint."""
+        """Read a stored probe set by fingerprint.
+
+        Raises
+        ------
+        StoreError
+            The file is missing or is not a probe file (never unpickled).
+        """
         path = self.root / "probes" / f"{fingerprint}.npz"
         if not path.exists():
             raise StoreError(f"probe set {fingerprint} is missing from {self.root / 'probes'}")
-        with np.load(path, allow_pickle=False) as z:
-            return StoredProbe(fingerprint=fingerprint, name=str(z["name"]), split=str(z["split"]),
-                               dataset=str(z["dataset"]), indices=z["indices"], labels=z["labels"])
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                probe = StoredProbe(fingerprint=fingerprint, name=str(z["name"]), split=str(z["split"]),
+                                    dataset=str(z["dataset"]), indices=z["indices"], labels=z["labels"])
+        except Exception as exc:  # noqa: BLE001 - zip, npy, key and pickle refusals alike
+            raise StoreError(f"probe file {path} is damaged: not a probe set written by deepmanifold "
+                             f"({type(exc).__name__})") from None
+        if probe.indices.shape != probe.labels.shape or probe.labels.ndim != 1:
+            raise StoreError(f"probe file {path} is damaged: indices {probe.indices.shape} and labels "
+                             f"{probe.labels.shape} do not match")
+        return probe
 
     # -------------------------------------------------------------------- runs
     def run_dir(self, run_id: str) -> Path:
@@ -276,10 +345,13 @@ class Store:
                 "n_checkpoints": k,
                 "info": dict(info or {}),
                 "arrays": {name: measurement for name, (measurement, _) in files.items()},
+                "checksums": {},
             }
-            for name, (_, arr) in files.items():
-                write_npy(staging / f"{name}.npy", arr)
-            write_bytes(staging / "metrics.csv", _metrics_csv(metrics))
+            contents = {f"{name}.npy": npy_bytes(arr) for name, (_, arr) in files.items()}
+            contents["metrics.csv"] = _metrics_csv(metrics)
+            for file_name, data in contents.items():
+                write_bytes(staging / file_name, data)
+                record["checksums"][file_name] = checksum(data)
             # run.json last: its presence is what marks a run as committed.
             write_bytes(staging / "run.json", json.dumps(record, indent=1, sort_keys=True).encode())
             fsync_dir(staging)
@@ -305,7 +377,7 @@ class Store:
         for path in (self.root / ".staging").iterdir():
             parts = path.name.split(".")
             pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
-            if pid is not None and _pid_alive(pid):
+            if pid is not None and pid_alive(pid):
                 continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -317,6 +389,32 @@ class Store:
     def run_ids(self) -> list[str]:
         """Ids of committed runs, sorted."""
         return sorted(p.name for p in (self.root / "runs").iterdir() if (p / "run.json").exists())
+
+    def verify(self, run_id: str) -> RunRecord:
+        """The run's record after reading every one of its files in full.
+
+        Beyond :meth:`record`'s cheap checks: ``metrics.csv`` parses with one row per
+        checkpoint, and every file matches the checksum ``run.json`` holds for it.
+
+        Raises
+        ------
+        StoreError
+            Naming the run and what is wrong with it.
+        """
+        rec = self.record(run_id)
+        k = len(self.metrics(run_id)["step"])
+        if k != rec.n_checkpoints:
+            raise StoreError(f"run {run_id} in {self.root} is damaged: metrics.csv has {k} rows, "
+                             f"run.json says {rec.n_checkpoints} checkpoints")
+        for name, expected in rec.checksums.items():
+            try:
+                data = (self.run_dir(run_id) / name).read_bytes()
+            except OSError as exc:
+                raise StoreError(f"run {run_id} in {self.root} is damaged: {name} unreadable ({exc})") from exc
+            if checksum(data) != expected:
+                raise StoreError(f"run {run_id} in {self.root} is damaged: {name} does not match its checksum "
+                                 "(changed after the run was committed)")
+        return rec
 
     def record(self, run_id: str, *, verify: bool = True) -> RunRecord:
         """Catalog entry of one run; :class:`StoreError` names the run if it is damaged.
@@ -340,7 +438,8 @@ class Store:
             rec = RunRecord(run_id=raw["run_id"], config=dict(raw["config"]), status=raw["status"],
                             message=raw.get("message", ""), probes=probes,
                             n_checkpoints=int(raw["n_checkpoints"]), info=dict(raw.get("info", {})),
-                            arrays={str(name): str(m) for name, m in dict(arrays).items()})
+                            arrays={str(name): str(m) for name, m in dict(arrays).items()},
+                            checksums={str(f): int(c) for f, c in dict(raw.get("checksums", {})).items()})
         except FileNotFoundError as exc:
             raise StoreError(f"run {run_id} is not in {self.root}") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -471,7 +570,10 @@ class Store:
             header, body = rows[0], rows[1:]
             cols = {name: np.array([float(r[j]) for r in body], dtype=np.float64)
                     for j, name in enumerate(header)}
-        except (OSError, IndexError, ValueError) as exc:
+            missing = [c for c in ("step", "epoch") if c not in cols]
+            if missing or len(set(header)) != len(header):
+                raise ValueError(f"columns {header[:8]} lack {missing} or repeat a name")
+        except (OSError, IndexError, ValueError, UnicodeDecodeError) as exc:
             raise StoreError(f"run {run_id} in {self.root} is damaged: metrics.csv unreadable ({exc})") from exc
         cols["step"] = cols["step"].astype(np.int64)
         return cols
@@ -550,6 +652,10 @@ def _array_files(k: int, logp: Mapping[str, np.ndarray],
     for probe, (_, arr) in zip(logp, files.values()):
         if arr.ndim != 3 or len(arr) != k:
             raise ValueError(f"logp[{probe!r}] must have shape (K={k}, n, C); got {arr.shape}")
+        bad = (np.isnan(arr) | np.isposinf(arr)).any(axis=(1, 2))  # -inf is log(0), a probability
+        if bad.any():
+            raise ValueError(f"logp[{probe!r}] holds NaN or +inf at checkpoint {int(np.argmax(bad))}: a run keeps "
+                             "only the checkpoints whose predictions are finite")
     for measurement, parts in arrays.items():
         if measurement == PREDICTIONS or not _NAME.fullmatch(str(measurement)):
             raise ValueError(f"measurement name {measurement!r} must be lower-case letters, digits and '_' "
@@ -598,13 +704,3 @@ def _column_order(rows: list[dict]) -> list[str]:
                 out.append(key)
                 seen.add(key)
     return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

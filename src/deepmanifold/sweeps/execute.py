@@ -4,19 +4,26 @@ The part both runners share (the local process pool of :mod:`.runner` and the Ra
 of :mod:`.ray_runner`): one run, or one group of seeds trained as an ensemble, each run
 recorded into the store by its own :class:`~deepmanifold.training.Recorder` (so every
 run is committed atomically on its own), and the :class:`RunOutcome` that reports it.
+
+A run is claimed with a lease (:mod:`deepmanifold.store.leases`) before it trains and
+released after its commit: a run another live process is training is skipped, so
+sweeps sharing a store split the work. Pool workers die with the sweep that started
+them (:func:`init_worker`), so a killed sweep leaves no process behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
-from deepmanifold.store import Store
+from deepmanifold.store import Store, leases
 from deepmanifold.sweeps.spec import RunSpec
 
 __all__ = ["RunOutcome", "dataset_and_probes", "execute_group", "execute_group_in_worker", "execute_run",
-           "group_runs", "set_single_thread", "train_config"]
+           "group_runs", "init_worker", "set_single_thread", "train_config"]
 
 # Config keys that describe the sweep, not the training run: stored, not passed to train_run.
 _SWEEP_ONLY_KEYS = ("probes", "arch_alias")
@@ -54,6 +61,30 @@ def set_single_thread() -> None:
     torch.set_num_threads(1)
 
 
+_PARENT: int | None = None  # pid of the sweep that started this worker process
+
+
+def init_worker(parent_pid: int) -> None:
+    """Set up a pool worker: one thread, Ctrl-C left to the sweep, death with the sweep.
+
+    The terminal's Ctrl-C reaches every process of the group: workers ignore it so that
+    the sweep decides (finish the runs in flight, or abandon them). On Linux the kernel
+    kills the worker when its parent dies (``PR_SET_PDEATHSIG``); everywhere, a worker
+    whose parent is gone takes no new run (:func:`execute_group_in_worker`).
+    """
+    global _PARENT
+    _PARENT = parent_pid
+    set_single_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 _DATA_CACHE: dict[str, tuple] = {}
 
 
@@ -76,12 +107,33 @@ def train_config(run: RunSpec) -> dict:
     return {k: v for k, v in run.config.items() if k not in _SWEEP_ONLY_KEYS}
 
 
-def _stored_config(run: RunSpec) -> dict:
-    return {**run.config, "label": run.label}
+def _stored_config(run: RunSpec, probes) -> dict:
+    """What the store keeps as the run's config: the spec's, its label, and the probe sizes used."""
+    used = {name: len(probe) for name, probe in probes.items()}
+    return {**run.config, "label": run.label, "probes": {**run.config["probes"], **used}}
 
 
-def _skipped(run: RunSpec) -> RunOutcome:
-    return RunOutcome(run.run_id, run.label, "skipped", "already in the store")
+def _skipped(run: RunSpec, why: str = "already in the store") -> RunOutcome:
+    return RunOutcome(run.run_id, run.label, "skipped", why)
+
+
+def _claim(store: Store, runs: list[RunSpec]) -> tuple[list[tuple[RunSpec, leases.Lease]], list[RunOutcome]]:
+    """Leases on the runs not yet committed nor trained elsewhere; outcomes for the others."""
+    claimed, outcomes = [], []
+    for run in runs:
+        if store.has_run(run.run_id):
+            outcomes.append(_skipped(run))
+            continue
+        lease = leases.acquire(store.root, run.run_id)
+        if not isinstance(lease, leases.Lease):
+            outcomes.append(_skipped(run, f"being trained by pid {lease.get('pid', '?')} on "
+                                          f"{lease.get('host', '?')}"))
+        elif store.has_run(run.run_id):  # committed between the check and the lease
+            lease.release()
+            outcomes.append(_skipped(run))
+        else:
+            claimed.append((run, lease))
+    return claimed, outcomes
 
 
 def _outcome(run: RunSpec, result) -> RunOutcome:
@@ -92,34 +144,41 @@ def _outcome(run: RunSpec, result) -> RunOutcome:
 
 def execute_run(run: RunSpec, store_root: str, device: str = "auto") -> RunOutcome:
     """Train one run on ``device`` and commit it to the store (in the calling process)."""
-    from deepmanifold.training import train_run
-
-    store = Store(store_root)
-    if store.has_run(run.run_id):
-        return _skipped(run)
-    dataset, probes = dataset_and_probes(run.config)
-    result = train_run(train_config(run), dataset, probes, device=device, store=store, run_id=run.run_id,
-                       stored_config=_stored_config(run))
-    return _outcome(run, result)
+    return execute_group([run], store_root, device)[0]
 
 
 def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
-    """Train runs that differ only in seed as one ensemble; each is committed on its own.
+    """Train runs that differ only in seed as one ensemble (one run alone); each is committed on its own.
 
-    One run (or none left to train) goes through :func:`execute_run`.
+    Runs already committed, or claimed by another live process, are skipped; the others
+    are claimed for as long as they train.
     """
-    from deepmanifold.training import train_ensemble
+    store = Store(store_root, create=False)
+    claimed, outcomes = _claim(store, runs)
+    try:
+        with leases.Heartbeat([lease for _, lease in claimed]):
+            outcomes += _train(store, [run for run, _ in claimed], device)
+    finally:
+        for _, lease in claimed:
+            lease.release()
+    order = {r.run_id: i for i, r in enumerate(runs)}
+    return sorted(outcomes, key=lambda o: order[o.run_id])
 
-    store = Store(store_root)
-    done = {r.run_id for r in runs if store.has_run(r.run_id)}
-    outcomes = [_skipped(r) for r in runs if r.run_id in done]
-    todo = [r for r in runs if r.run_id not in done]
-    if len(todo) <= 1:
-        return outcomes + [execute_run(r, store_root, device) for r in todo]
-    dataset, probes = dataset_and_probes(todo[0].config)
-    results = train_ensemble([train_config(r) for r in todo], dataset, probes, device=device, store=store,
-                             run_ids=[r.run_id for r in todo], stored_configs=[_stored_config(r) for r in todo])
-    return outcomes + [_outcome(r, res) for r, res in zip(todo, results)]
+
+def _train(store: Store, runs: list[RunSpec], device: str) -> list[RunOutcome]:
+    from deepmanifold.training import train_ensemble, train_run
+
+    if not runs:
+        return []
+    dataset, probes = dataset_and_probes(runs[0].config)
+    if len(runs) == 1:
+        run = runs[0]
+        result = train_run(train_config(run), dataset, probes, device=device, store=store, run_id=run.run_id,
+                           stored_config=_stored_config(run, probes))
+        return [_outcome(run, result)]
+    results = train_ensemble([train_config(r) for r in runs], dataset, probes, device=device, store=store,
+                             run_ids=[r.run_id for r in runs], stored_configs=[_stored_config(r, probes) for r in runs])
+    return [_outcome(r, res) for r, res in zip(runs, results)]
 
 
 def group_runs(runs: list[RunSpec], size: int) -> list[list[RunSpec]]:
@@ -146,11 +205,11 @@ def group_runs(runs: list[RunSpec], size: int) -> list[list[RunSpec]]:
 
 
 def execute_group_in_worker(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
-    """:func:`execute_group` (:func:`execute_run` for one run), every error turned into ``"failed"``
-    outcomes: one broken run must not stop the sweep."""
+    """:func:`execute_group`, every error turned into ``"failed"`` outcomes: one broken run must
+    not stop the sweep. A pool worker whose sweep is gone trains nothing more."""
+    if _PARENT is not None and os.getppid() != _PARENT:
+        os._exit(1)
     try:
-        if len(runs) == 1:
-            return [execute_run(runs[0], store_root, device)]
         return execute_group(runs, store_root, device)
     except Exception as exc:  # noqa: BLE001 - reported as the runs' outcome
         return [RunOutcome(r.run_id, r.label, "failed", f"{type(exc).__name__}: {exc}") for r in runs]

@@ -5,9 +5,9 @@ for every run and before the store is created, what needs the data or the model 
 
 - the dataset loads with the ``[data]`` options (a ``train_size`` of at least the
   number of classes, files that exist, ...);
-- the probe sets fit in their splits: a ``probe_train`` or ``probe_test`` larger than
-  its split is refused, not shrunk, since the run's stored config records the number
-  asked for;
+- the probe sets fit in their splits: a ``probe_train`` or ``probe_test`` the spec sets
+  larger than its split is refused, not shrunk; the default sizes are caps (the whole
+  split when it is smaller), and each run's stored config records the sizes used;
 - training's own plan accepts the run on that data
   (:func:`~deepmanifold.training.plan.plan_run`: a batch no larger than the training
   set, augmentations the data allows);
@@ -101,7 +101,7 @@ def _load_data(spec: SweepSpec, run: RunSpec):
 def _check_probe_sizes(spec: SweepSpec, run: RunSpec, dataset) -> None:
     for split, y in (("train", dataset.y_train), ("test", dataset.y_test)):
         asked = run.config["probes"][split]
-        if asked > len(y):
+        if asked > len(y) and f"probes.{split}" in run.sources:  # a default size is a cap: the whole split
             raise spec.run_error(run, f"probes.{split}", f"probe_{split} must be at most the {len(y)} samples "
                                  f"of the {split} split of {dataset.name}, got {asked}")
 
