@@ -1,9 +1,11 @@
 """Open the report in a real headless Chromium and check that it draws.
 
 The page records its own outcome in ``#dm-status`` once every figure is drawn:
-script errors, and for each 3-D plot whether its scene got a WebGL canvas of
-nonzero size and how many coloured pixels that canvas drew (read back from the
-live WebGL context). Chromium's ``--dump-dom`` hands the final DOM back.
+script errors, for each 3-D plot whether its scene got a WebGL canvas of nonzero
+size and how many coloured pixels that canvas drew (read back from the live WebGL
+context), text of a figure cut off at its edge or titles overlapping other text or
+a plot area, where each figure sits on the page, and how the runs are coloured.
+Chromium's ``--dump-dom`` hands the final DOM back.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--no-first-run", "--disable-quic", "--disable-component-update", "--disable-sync",
     "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--window-size=1400,1000", "--enable-logging=stderr", "--v=0",
-    "--virtual-time-budget=10000",
+    "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
 )
+#: Window sizes the layout must hold at: a large desktop and a laptop screen.
+WINDOWS = ("1600,1200", "1280,800")
 #: A 3-D picture of 6 runs x 12 checkpoints covers thousands of pixels; 0 means not drawn.
 MIN_COLOURED_PX = 500
 
@@ -55,10 +58,11 @@ def _chromium() -> str:
     return path
 
 
-def _dump_dom(html_path, profile, *extra: str) -> tuple[str, str]:
-    """Load `html_path` in headless Chromium; return the final DOM and Chromium's log."""
-    cmd = [_chromium(), *FLAGS, *extra, f"--user-data-dir={profile}", "--dump-dom",
-           html_path.as_uri()]
+def _dump_dom(html_path, profile, *extra: str, window: str = "1400,1000",
+              fragment: str = "") -> tuple[str, str]:
+    """Load `html_path` (and `fragment`) in headless Chromium; return the final DOM and its log."""
+    cmd = [_chromium(), *FLAGS, *extra, f"--window-size={window}", f"--user-data-dir={profile}",
+           "--dump-dom", html_path.as_uri() + fragment]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
@@ -113,3 +117,52 @@ def test_report_says_so_when_webgl_is_missing(report_path, tmp_path):
     assert status["data-plots"] == "5"  # the 2-D figures still draw
     assert not any(scene["webgl"] for scene in json.loads(status["data-scenes"]))
     assert "shown" in elements["dm-webgl-warning"]["class"]
+
+
+# ----------------------------------------------------------------------------- after analyze
+@pytest.fixture(scope="module")
+def findings_path(tmp_path_factory, make_picture, make_findings):
+    """A report after `analyze`, of runs whose optimiser and width vary."""
+    pictures = {"test": make_picture(), "train": make_picture(probe="train", seed=1)}
+    for picture in pictures.values():
+        for i, run in enumerate(picture.runs):
+            run.config = {**run.config, "optimizer": ("sgd", "adam")[i % 2],
+                          "arch_options": {"width": (16, 128, 32)[i % 3]}, "lr": 0.1}
+    return write_report(tmp_path_factory.mktemp("browser") / "report.html", pictures,
+                        title="after analyze", summary={"runs": 6}, findings=make_findings())
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_layout_holds_at_common_window_sizes(findings_path, tmp_path, window):
+    """No text cut off or overlapped, and the picture on the first screen."""
+    dom, _ = _dump_dom(findings_path, tmp_path / "profile", window=window)
+    status = _status(dom)["dm-status"]
+    assert status["data-state"] == "done"
+    assert json.loads(status["data-errors"]) == []
+    assert status["data-plots"] == status["data-expected"]
+    assert json.loads(status["data-text-problems"]) == []
+    tops = json.loads(status["data-tops"])
+    _, height = json.loads(status["data-viewport"])
+    assert tops["dm-inpca-test"] < height  # the picture starts on the first screen
+    assert min(tops, key=tops.get) == "dm-inpca-test"
+
+
+def test_runs_recolour_by_any_varying_key(findings_path, tmp_path):
+    """Opened with #colour=optimizer, every run figure is coloured by optimiser."""
+    dom, _ = _dump_dom(findings_path, tmp_path / "profile", fragment="#colour=optimizer")
+    elements = _status(dom)
+    status = elements["dm-status"]
+    assert json.loads(status["data-errors"]) == []
+    assert status["data-colour"] == "optimizer"
+    legends = json.loads(status["data-legends"])
+    assert set(legends) == {"dm-inpca-test", "dm-inpca-train", "dm-progress", "dm-accuracy"}
+    assert all(names == ["adam", "sgd"] for names in legends.values()), legends
+    traces = json.loads(status["data-traces"])
+    assert traces["dm-inpca-test"][-3:] == ["geodesic (ignorance → truth)", "ignorance P₀",
+                                            "truth P*"]  # still drawn over the runs
+    assert traces["dm-progress"] == ["adam", "sgd", "adam", "sgd"]  # both panels
+    for scene in json.loads(status["data-scenes"]):
+        assert scene["webgl"] and scene["coloured_px"] >= MIN_COLOURED_PX, scene
+    picture = dom[dom.index('id="dm-inpca-test"'):dom.index('id="dm-findings"')]
+    assert re.search(r'class="legendtitletext"[^>]*>optimizer<', picture)
+    assert re.findall(r'class="legendtext"[^>]*>([^<]*)<', picture)[:2] == ["adam", "sgd"]

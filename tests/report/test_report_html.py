@@ -373,3 +373,79 @@ def test_header_links_each_verdict_to_its_claim(findings_report, make_findings):
         assert link and link.group(2) == claim["verdict"], claim["key"]
         assert page.ids[anchor]  # the claim's row in the findings table
     assert header.index('class="verdicts"') < header.index('class="facts"')
+
+
+# ----------------------------------------------------------------------------- colouring
+def _varied(make_picture, **kwargs):
+    """A picture whose runs differ in optimiser, width and seed (lr is the same for all)."""
+    picture = make_picture(**kwargs)
+    for i, run in enumerate(picture.runs):
+        run.config = {**run.config, "optimizer": ("sgd", "adam")[i % 2], "lr": 0.1,
+                      "arch_options": {"width": (16, 128, 32)[i % 3]}, "label": run.run_label}
+    picture.runs[0].config.pop("optimizer")
+    return picture
+
+
+def _colouring(text: str) -> dict:
+    found = re.search(r'<script type="application/json" id="dm-colouring">(.*?)</script>', text)
+    return json.loads(found.group(1))
+
+
+def test_colour_menu_offers_the_keys_that_vary(tmp_path, make_picture):
+    pictures = {"test": _varied(make_picture), "train": _varied(make_picture, probe="train")}
+    text = write_report(tmp_path / "r.html", pictures, title="x").read_text()
+    menu = re.search(r'<select id="dm-colour">(.*?)</select>', text).group(1)
+    options = re.findall(r'<option value="([^"]+)"( selected)?>', menu)
+    # architecture first and chosen; then the varying keys: not lr (one value), not arch
+    # (the architecture itself), not label (one per run)
+    assert options == [("architecture", " selected"), ("arch_options.width", ""),
+                       ("optimizer", ""), ("seed", "")]
+    colouring = _colouring(text)
+    assert colouring["default"] == "architecture"
+    by_key = {o["key"]: o for o in colouring["options"]}
+    runs = {run.run_id for run in pictures["test"].runs}
+    for option in by_key.values():
+        assert set(option["runs"]) == runs
+        assert len(option["colours"]) == len(option["values"]) == len(set(option["colours"]))
+    assert by_key["arch_options.width"]["values"] == ["16", "32", "128"]  # numbers by size
+    assert by_key["optimizer"]["values"] == ["adam", "sgd", "not set"]
+    assert by_key["optimizer"]["runs"]["run-000"] == 2 and by_key["optimizer"]["runs"]["run-001"] == 0
+    assert by_key["architecture"]["values"] == ["cnn", "mlp", "resnet"]
+    assert by_key["architecture"]["colours"] == list(group_colours(pictures.values()).values())
+
+
+def test_run_traces_say_which_runs_they_join(make_picture):
+    """The page splits the joined arrays back into runs from `meta` to regroup them."""
+    picture = make_picture(n_runs=5)
+    figures = [inpca_figure(picture), progress_figure({"test": picture}, group_colours([picture])),
+               accuracy_figure(picture, group_colours([picture]))]
+    for fig in figures:
+        runs = [t for t in fig["data"] if t.get("legendgroup")]
+        assert runs and all("meta" in t for t in runs)
+        for trace in runs:
+            lengths = trace["meta"]["lengths"]
+            assert len(trace["x"]) == sum(lengths) + len(lengths) - 1  # one gap between runs
+            starts = np.cumsum([0] + [n + 1 for n in lengths[:-1]])
+            assert all(trace["x"][s - 1] is None for s in starts[1:])
+            by_id = {run.run_id: run for run in picture.runs}
+            assert lengths == [len(by_id[r].steps) for r in trace["meta"]["runs"]]
+            assert all(by_id[r].group == trace["name"] for r in trace["meta"]["runs"])
+        panels: dict[str, list] = {}
+        for trace in (t for t in fig["data"] if "meta" in t):
+            panels.setdefault(trace.get("xaxis", "x"), []).extend(trace["meta"]["runs"])
+        assert all(sorted(ids) == sorted(by_id) for ids in panels.values())  # each run once a panel
+
+
+def test_colour_by_opens_the_page_with_that_key(tmp_path, make_picture):
+    pictures = {"test": _varied(make_picture)}
+    text = write_report(tmp_path / "r.html", pictures, title="x", colour_by="seed").read_text()
+    assert _colouring(text)["default"] == "seed"
+    assert '<option value="seed" selected>' in text
+    with pytest.raises(ValueError, match=r"colour_by='lr'.*'architecture', 'arch_options.width'"):
+        write_report(tmp_path / "r2.html", pictures, title="x", colour_by="lr")
+
+
+def test_one_architecture_and_nothing_varying_leaves_one_choice(tmp_path, make_picture):
+    picture = make_picture(n_runs=1)
+    text = write_report(tmp_path / "r.html", {"test": picture}, title="x").read_text()
+    assert re.search(r'<select id="dm-colour" disabled><option value="architecture" selected>', text)

@@ -24,6 +24,11 @@ nav { position: sticky; top: 0; z-index: 10; background: rgba(255,255,255,.94);
 nav a { display: inline-block; padding: 10px 12px; color: var(--muted); text-decoration: none;
         font-size: 14px; }
 nav a:hover { color: var(--accent); }
+nav .wrap { display: flex; flex-wrap: wrap; align-items: center; justify-content: space-between;
+            column-gap: 16px; }
+nav label.colour { color: var(--muted); font-size: 14px; padding: 6px 0; white-space: nowrap; }
+nav select { font: inherit; color: var(--ink); margin-left: 6px; padding: 3px 6px;
+             border: 1px solid var(--line); border-radius: 6px; background: #fff; }
 section { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
           margin: 22px 0; padding: 20px 24px 24px; box-shadow: 0 1px 2px rgba(0,0,0,.03); }
 section h2 { margin: 0 0 6px; font-size: 20px; font-weight: 600; }
@@ -74,16 +79,121 @@ window.addEventListener("unhandledrejection", function (e) {
 })();
 """
 
-#: Draws every figure, then checks each 3-D scene really drew with WebGL and records
-#: the outcome in #dm-status (read by the browser test, shown in the footer).
+#: Draws every figure with the runs coloured as the menu says (regrouping them client-side),
+#: then checks each 3-D scene really drew with WebGL and that no text of a figure is cut
+#: off or covered, and records the outcome in #dm-status (read by the browser test, shown
+#: in the footer).
 RENDER_JS = """
 (function () {
   "use strict";
   var errors = window.__dmErrors;
   var figures = JSON.parse(document.getElementById("dm-figures").textContent);
+  var colouring = JSON.parse(document.getElementById("dm-colouring").textContent);
+  var menu = document.getElementById("dm-colour");
+  var status = document.getElementById("dm-status");
   var config = {responsive: true, displaylogo: false,
                 toImageButtonOptions: {format: "png", scale: 2, filename: "deepmanifold"}};
 
+  // ---- colouring: run traces carry meta.runs (run ids) and meta.lengths (points per run)
+  function hasRuns(trace) { return !!(trace.meta && trace.meta.runs); }
+
+  function option(key) {
+    return colouring.options.filter(function (o) { return o.key === key; })[0] || null;
+  }
+
+  // The figure's traces with the runs regrouped by `opt`: per panel, one trace per value,
+  // its runs joined by gaps in their original order and styled as the panel's first run
+  // trace. The other traces follow, so the references (geodesic, ignorance, truth) stay on top.
+  function colouredData(data, opt) {
+    var panels = [], byPanel = {};
+    data.filter(hasRuns).forEach(function (t) {
+      var where = [t.scene, t.xaxis, t.yaxis].join("|");
+      if (!byPanel[where]) { byPanel[where] = {template: t, runs: []}; panels.push(byPanel[where]); }
+      var start = 0;
+      t.meta.runs.forEach(function (id, j) {
+        var n = t.meta.lengths[j];
+        byPanel[where].runs.push({id: id, trace: t, start: start, n: n});
+        start += n + 1;
+      });
+    });
+    var out = [];
+    panels.forEach(function (panel) {
+      var t0 = panel.template;
+      var columns = Object.keys(t0).filter(function (k) {
+        return Array.isArray(t0[k]) && t0[k].length === t0.x.length;
+      });
+      opt.values.forEach(function (name, v) {
+        var runs = panel.runs.filter(function (r) { return opt.runs[r.id] === v; });
+        if (!runs.length) { return; }
+        var colour = opt.colours[v];
+        var trace = Object.assign({}, t0, {
+          name: name, legendgroup: name,
+          line: Object.assign({}, t0.line, {color: colour}),
+          marker: Object.assign({}, t0.marker, {color: colour}),
+          meta: {runs: runs.map(function (r) { return r.id; }),
+                 lengths: runs.map(function (r) { return r.n; })}});
+        columns.forEach(function (k) {
+          var joined = [];
+          runs.forEach(function (r, j) {
+            if (j) { joined.push(null); }
+            Array.prototype.push.apply(joined, r.trace[k].slice(r.start, r.start + r.n));
+          });
+          trace[k] = joined;
+        });
+        out.push(trace);
+      });
+    });
+    return out.concat(data.filter(function (t) { return !hasRuns(t); }));
+  }
+
+  function colouredLayout(layout, opt) {
+    var legend = Object.assign({}, layout.legend, {title: {text: opt.label}});
+    return Object.assign({}, layout, {legend: legend});
+  }
+
+  function coloured(f) { return f.figure.data.some(hasRuns); }
+
+  // What each recoloured figure now draws, in drawing order, and its legend entries of
+  // runs, for the status.
+  function recordColouring(opt) {
+    var traces = {}, legends = {};
+    figures.filter(coloured).forEach(function (f) {
+      var data = document.getElementById(f.id).data || [];
+      traces[f.id] = data.map(function (t) { return t.name; });
+      legends[f.id] = data.filter(function (t) {
+        return hasRuns(t) && t.showlegend !== false;
+      }).map(function (t) { return t.name; });
+    });
+    status.setAttribute("data-colour", opt.key);
+    status.setAttribute("data-traces", JSON.stringify(traces));
+    status.setAttribute("data-legends", JSON.stringify(legends));
+  }
+
+  async function recolour(key) {
+    var opt = option(key);
+    if (!opt) { return; }
+    for (var i = 0; i < figures.length; i++) {
+      var f = figures[i], gd = document.getElementById(f.id);
+      if (!coloured(f) || !gd.data) { continue; }
+      try {
+        await Plotly.react(gd, colouredData(f.figure.data, opt), colouredLayout(gd.layout, opt));
+      } catch (e) {
+        errors.push("recolouring " + f.id + ": " + String(e && e.message || e));
+      }
+    }
+    recordColouring(opt);
+    status.setAttribute("data-errors", JSON.stringify(errors));
+    if (errors.length) { show("dm-error-warning", "Script errors: " + errors.join(" | ")); }
+    if (history.replaceState) { history.replaceState(null, "", "#colour=" + encodeURIComponent(key)); }
+  }
+
+  function startKey() {
+    var m = /^#colour=(.+)$/.exec(location.hash);
+    var key = m ? decodeURIComponent(m[1]) : colouring["default"];
+    return option(key) ? key : colouring["default"];
+  }
+
+  // ---- checks
   // Pixels of an image that are clearly coloured (the runs; axes and references are grey).
   function colouredPixels(url) {
     return new Promise(function (resolve) {
@@ -125,6 +235,50 @@ RENDER_JS = """
     });
   }
 
+  // The plot areas of a figure's 2-D panels, in page coordinates.
+  function plotAreas(gd, box) {
+    var plots = (gd._fullLayout && gd._fullLayout._plots) || {};
+    return Object.keys(plots).map(function (k) {
+      var xa = plots[k].xaxis, ya = plots[k].yaxis;
+      if (!xa || !ya || xa.visible === false) { return null; }
+      return {text: "plot area " + k, r: {left: box.left + xa._offset, right: box.left + xa._offset + xa._length,
+                                          top: box.top + ya._offset, bottom: box.top + ya._offset + ya._length}};
+    }).filter(Boolean);
+  }
+
+  function overlap(a, b) {
+    var w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    var h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    return w > 2 && h > 2;
+  }
+
+  // Text of a figure's SVG layer cut off at the figure's edge, and axis or figure titles
+  // that overlap other text or a plot area (legends scroll by design and are left out).
+  function textProblems(gd) {
+    var box = gd.getBoundingClientRect(), problems = [];
+    var texts = Array.prototype.slice.call(gd.querySelectorAll(".main-svg text"))
+      .map(function (t) { return {el: t, text: t.textContent.trim(), r: t.getBoundingClientRect()}; })
+      .filter(function (t) { return t.text && t.r.width > 0 && t.r.height > 0; });
+    texts.forEach(function (t) {
+      if (t.el.closest(".legend")) { return; }
+      if (t.r.left < box.left - 1 || t.r.right > box.right + 1 ||
+          t.r.top < box.top - 1 || t.r.bottom > box.bottom + 1) {
+        problems.push({figure: gd.id, text: t.text, problem: "cut off"});
+      }
+    });
+    var others = texts.filter(function (t) { return !t.el.closest(".legend"); })
+      .concat(plotAreas(gd, box));
+    texts.forEach(function (a) {
+      if (!/title$/.test(a.el.getAttribute("class") || "")) { return; }
+      others.forEach(function (b) {
+        if (a !== b && overlap(a.r, b.r)) {
+          problems.push({figure: gd.id, text: a.text, problem: "overlaps " + b.text});
+        }
+      });
+    });
+    return problems;
+  }
+
   function show(id, text) {
     var el = document.getElementById(id);
     el.textContent = text;
@@ -132,17 +286,25 @@ RENDER_JS = """
   }
 
   async function render() {
-    var drawn = 0, scenes = [];
+    var drawn = 0, scenes = [], problems = [], tops = {};
+    var opt = option(startKey());
+    if (menu) { menu.value = opt.key; }
     for (var i = 0; i < figures.length; i++) {
       var f = figures[i], gd = document.getElementById(f.id);
+      var data = f.figure.data, layout = f.figure.layout;
+      if (coloured(f)) { data = colouredData(data, opt); layout = colouredLayout(layout, opt); }
       try {
-        await Plotly.newPlot(gd, f.figure.data, f.figure.layout, config);
+        await Plotly.newPlot(gd, data, layout, config);
         drawn++;
         if (f.kind === "3d") { scenes.push(await checkScene(gd)); }
+        problems = problems.concat(textProblems(gd));
       } catch (e) {
         errors.push("drawing " + f.id + ": " + String(e && e.message || e));
       }
+      tops[f.id] = Math.round(gd.getBoundingClientRect().top + window.scrollY);
     }
+    recordColouring(opt);
+    if (menu) { menu.addEventListener("change", function () { recolour(menu.value); }); }
     var noGL = scenes.filter(function (s) {
       return s.webgl === false || s.width === 0 || s.height === 0;
     });
@@ -154,10 +316,12 @@ RENDER_JS = """
     if (errors.length) {
       show("dm-error-warning", "Script errors while drawing: " + errors.join(" | "));
     }
-    var status = document.getElementById("dm-status");
     status.setAttribute("data-plots", String(drawn));
     status.setAttribute("data-errors", JSON.stringify(errors));
     status.setAttribute("data-scenes", JSON.stringify(scenes));
+    status.setAttribute("data-text-problems", JSON.stringify(problems));
+    status.setAttribute("data-tops", JSON.stringify(tops));
+    status.setAttribute("data-viewport", JSON.stringify([window.innerWidth, window.innerHeight]));
     status.setAttribute("data-ms", String(Math.round(performance.now())));
     status.setAttribute("data-state", "done");
     var text = drawn + " of " + figures.length + " figures drawn";
@@ -177,9 +341,11 @@ HOW_TO_READ = """
 <li>Each point is one checkpoint of one training run, seen only through what it predicts
 on the probe samples (its class probabilities). Distances between checkpoints are the
 intensive Bhattacharyya distance <i>d</i><sub>B</sub>, and InPCA places them in a few axes.</li>
-<li>A line joins the checkpoints of one run in training order. Colours are architectures;
-click a legend entry to hide that architecture, double-click to show it alone. Hover a point
-for its run, epoch, step, progress and test accuracy.</li>
+<li>A line joins the checkpoints of one run in training order. Colours are architectures,
+or the setting chosen in <b>colour runs by</b> at the top (any setting that varies across
+the runs: optimiser, seed, width, …), in every figure at once. Click a legend entry to hide
+those runs, double-click to show them alone. Hover a point for its run, epoch, step,
+progress and test accuracy.</li>
 <li>The black curve is the geodesic from <b>ignorance P₀</b> (uniform predictions) to
 <b>truth P*</b> (one-hot true labels). <b>Progress</b> λ of a checkpoint is where the nearest
 point of that geodesic lies: 0 at P₀, 1 at P*. On this page λ is always progress; the

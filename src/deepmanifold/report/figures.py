@@ -17,6 +17,7 @@ import html
 import math
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +26,9 @@ if TYPE_CHECKING:  # the report only reads results; keep its import light
     from deepmanifold.analysis.picture import Picture, RunTrace
 
 __all__ = [
+    "ARCHITECTURE",
+    "RunColouring",
+    "run_colourings",
     "group_colours",
     "axis_title",
     "inpca_figure",
@@ -110,6 +114,111 @@ def group_colours(pictures: Iterable[Picture]) -> dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
 
 
+#: Name of the default colouring: by `RunTrace.group`, the architecture.
+ARCHITECTURE = "architecture"
+#: Configuration keys never offered for colouring: the display name is unique per run.
+_NOT_COLOUR_KEYS = ("label",)
+_UNSET = "not set"
+_UNSET_VALUE = object()  # a run without the key (its legend name is _UNSET)
+
+
+@dataclass(frozen=True)
+class RunColouring:
+    """One way to colour the runs of the report: by architecture or by a configuration key.
+
+    Attributes
+    ----------
+    key : str
+        :data:`ARCHITECTURE`, or a configuration key, dotted when nested
+        (``"optimizer"``, ``"arch_options.width"``).
+    values : list of str
+        The key's values as legend names (HTML-escaped), in legend order: numbers
+        ascending, then text, then ``"not set"`` for runs without the key.
+    colours : list of str
+        CSS colour of each value.
+    runs : dict of str to int
+        Run id to the index of its value in `values`.
+    """
+
+    key: str
+    values: list[str]
+    colours: list[str]
+    runs: dict[str, int]
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict, as the page's script reads it."""
+        return {"key": self.key, "label": html.escape(self.key), "values": list(self.values),
+                "colours": list(self.colours), "runs": dict(self.runs)}
+
+
+def _value_text(value: Any) -> str:
+    """A configuration value as a legend name: ``0.05``, ``true``, ``[1, 2]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _value_order(value: Any) -> tuple:
+    """Sort key of a value: finite numbers by size, then text, then "not set"."""
+    if value is _UNSET_VALUE:
+        return (2, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return (0, float(value), "")
+    return (1, 0.0, _value_text(value))
+
+
+def run_colourings(pictures: Iterable[Picture],
+                   colours: Mapping[str, str] | None = None) -> list[RunColouring]:
+    """The ways to colour the runs: architecture first, then each configuration key that varies.
+
+    A key is offered when its values (a missing key counts as the value ``"not set"``)
+    differ between the runs of the pictures, unless every run's value reads as its
+    architecture (``arch`` itself) or the key is a run's display name (``label``).
+
+    Parameters
+    ----------
+    pictures : iterable of Picture
+        Runs are matched across pictures by `RunTrace.run_id`.
+    colours : mapping of str to str, optional
+        Architecture colours; `group_colours` of the pictures by default.
+
+    Returns
+    -------
+    list of RunColouring
+        The architecture colouring first, then the keys in sorted order.
+    """
+    from deepmanifold.utils import flatten
+
+    pictures = list(pictures)
+    colours = dict(colours) if colours is not None else group_colours(pictures)
+    runs = {}
+    for picture in pictures:
+        for run in picture.runs:
+            runs.setdefault(run.run_id, run)
+    groups = sorted({run.group for run in runs.values()})
+    out = [RunColouring(ARCHITECTURE, [html.escape(g) for g in groups], [colours[g] for g in groups],
+                        {rid: groups.index(run.group) for rid, run in runs.items()})]
+    configs = {rid: flatten(run.config or {}) for rid, run in runs.items()}
+    keys = sorted({k for config in configs.values() for k in config} - {ARCHITECTURE, *_NOT_COLOUR_KEYS})
+    for key in keys:
+        values = {rid: config.get(key, _UNSET_VALUE) for rid, config in configs.items()}
+        texts = {rid: _UNSET if v is _UNSET_VALUE else _value_text(v) for rid, v in values.items()}
+        if len(set(texts.values())) < 2 or all(texts[rid] == runs[rid].group for rid in runs):
+            continue
+        order: dict[str, tuple] = {}
+        for rid, text in texts.items():
+            order.setdefault(text, _value_order(values[rid]))
+        names = sorted(order, key=lambda text: (order[text], text))
+        out.append(RunColouring(key, [html.escape(n) for n in names],
+                                [PALETTE[i % len(PALETTE)] for i in range(len(names))],
+                                {rid: names.index(text) for rid, text in texts.items()}))
+    return out
+
+
 def _runs_by_group(runs: Sequence[RunTrace]) -> dict[str, list[RunTrace]]:
     """Runs grouped by `RunTrace.group`, groups sorted by name, runs in input order."""
     grouped: dict[str, list[RunTrace]] = {}
@@ -170,6 +279,9 @@ def _group_traces(
 ) -> list[dict]:
     """One trace per group, its runs joined by gaps, coloured and legend-grouped.
 
+    Each trace's ``meta`` lists its runs (``runs``: run ids, ``lengths``: points per
+    run), so a script can split the joined arrays back into runs.
+
     Without `hovertemplate` each point's hover text is the full `_hover` text;
     with one, the text is just the run label (``%{text}`` in the template), which
     keeps figures of many points small.
@@ -192,6 +304,10 @@ def _group_traces(
             "line": {"color": colour, "width": 2},
             "marker": {"color": colour, "size": marker_size},
             "text": _joined(members, text),
+            # which runs the joined arrays hold, and how many points each: the page's
+            # colour selector regroups the runs by another key from these
+            "meta": {"runs": [run.run_id for run in members],
+                     "lengths": [len(run.steps) for run in members]},
             **hover,
             **(axes or {}),
         }
@@ -393,7 +509,7 @@ def inpca_figure(picture: Picture, colours: Mapping[str, str] | None = None, *,
             trace["opacity"] = RUN_OPACITY_3D
     references, annotations = _reference_traces(picture, names, trace_type, shown)
     data += references  # last: on top of the runs
-    legend = {"title": {"text": "architecture"}, "itemsizing": "constant", "y": 0.9,
+    legend = {"title": {"text": ARCHITECTURE}, "itemsizing": "constant", "y": 0.9,
               "itemclick": "toggle", "itemdoubleclick": "toggleothers"}
     if dims == 3:
         scene = {f"{n}axis": {"title": {"text": t}, "backgroundcolor": "#fafafa",
@@ -479,6 +595,7 @@ def progress_figure(pictures: Mapping[str, Picture], colours: Mapping[str, str])
              "y": lambda r: np.asarray(r.progress, dtype=float)},
             trace_type="scatter", axes=panel_axes(i), showlegend=i == 0, marker_size=4,
             hovertemplate="<b>%{text}</b><br>epoch %{x:.4g} · progress %{y:.3f}<extra></extra>")
+    layout["legend"]["title"] = {"text": ARCHITECTURE}
     return {"data": data, "layout": layout}
 
 
@@ -509,6 +626,7 @@ def accuracy_figure(picture: Picture, colours: Mapping[str, str]) -> dict:
             trace_type="scatter", axes=panel_axes(i), showlegend=i == 0, marker_size=4,
             hovertemplate=f"<b>%{{text}}</b><br>epoch %{{x:.4g}} · {title} %{{y:.3f}}"
                           "<extra></extra>")
+    layout["legend"]["title"] = {"text": ARCHITECTURE}
     return {"data": data, "layout": layout}
 
 

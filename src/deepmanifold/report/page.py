@@ -20,12 +20,15 @@ from deepmanifold import __version__
 from deepmanifold.report import _assets
 from deepmanifold.report.analysis_figures import analysis_figures
 from deepmanifold.report.figures import (
+    ARCHITECTURE,
+    RunColouring,
     accuracy_figure,
     axis_title,
     findings_figure,
     group_colours,
     inpca_figure,
     progress_figure,
+    run_colourings,
     stress_figure,
 )
 
@@ -49,13 +52,20 @@ def main_probe(pictures: Mapping[str, Picture]) -> str:
 
 def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, title: str,
                  summary: Mapping[str, Any] | None = None,
-                 findings: Mapping[str, Any] | None = None) -> pathlib.Path:
+                 findings: Mapping[str, Any] | None = None,
+                 colour_by: str = ARCHITECTURE) -> pathlib.Path:
     """Write the InPCA report as one self-contained HTML file that opens offline.
 
     The page holds plotly.js (from the installed plotly package) and every figure's
-    data, so it needs no network. Sections: the 3-D InPCA picture of each probe
-    (the test probe first), explained stress and signed eigenvalues, progress against
-    epoch, train and test accuracy, and how to read it with the excluded runs and notes.
+    data, so it needs no network. Sections: the 3-D InPCA picture of the main probe,
+    the findings (when given), the other probes' pictures, explained stress and signed
+    eigenvalues, progress against epoch, train and test accuracy, and how to read it
+    with the excluded runs and notes.
+
+    A menu in the page's navigation bar recolours the runs of every figure by
+    architecture or by any configuration key that varies across the runs (see
+    :func:`~deepmanifold.report.figures.run_colourings`); opening the page with
+    ``#colour=KEY`` after its address starts with that key.
 
     Parameters
     ----------
@@ -74,6 +84,9 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     findings : mapping, optional
         ``Findings.to_dict()`` of :func:`deepmanifold.analysis.analyze_store`: shown
         as a "Findings" section (each claim, its verdict, its numbers and its rule).
+    colour_by : str
+        The colouring the page opens with: ``"architecture"`` or a configuration key
+        that varies across the runs (dotted when nested, e.g. ``"arch_options.width"``).
 
     Returns
     -------
@@ -83,7 +96,8 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     Raises
     ------
     ValueError
-        If `pictures` is empty or a run's arrays disagree in length.
+        If `pictures` is empty, a run's arrays disagree in length, or `colour_by` is
+        not one of the colourings the runs offer.
     OSError
         If the file cannot be written; on a full disk with errno ``ENOSPC`` and a
         message naming the path. A report already at `path` is left unchanged.
@@ -91,7 +105,13 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     pictures = _ordered(pictures)
     for probe, picture in pictures.items():
         _check_picture(probe, picture)
-    document = _page(pictures, title=title, summary=dict(summary or {}), findings=findings)
+    colourings = run_colourings(pictures.values())
+    offered = [c.key for c in colourings]
+    if colour_by not in offered:
+        raise ValueError(f"colour_by={colour_by!r}: the runs can be coloured by {offered} "
+                         "(architecture, or a configuration key whose value varies across runs)")
+    document = _page(pictures, title=title, summary=dict(summary or {}), findings=findings,
+                     colourings=colourings, colour_by=colour_by)
     return _write_atomic(pathlib.Path(path), document)
 
 
@@ -349,8 +369,9 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -
             stress_figure(pictures), link="axes"),
         _figure_part(
             "dm-progress", "Progress against epoch",
-            "Progress λ along the ignorance–truth geodesic, one line per run, coloured by "
-            "architecture. Larger networks should follow the same path, faster.",
+            "Progress λ along the ignorance–truth geodesic, one line per run, coloured as "
+            "chosen at the top (architecture by default). Larger networks should follow the "
+            "same path, faster.",
             progress_figure(pictures, colours), link="progress"),
         _figure_part(
             "dm-accuracy", "Accuracy",
@@ -436,15 +457,26 @@ def _findings_parts(findings: Mapping[str, Any]) -> list[_Part]:
     return parts
 
 
-def _nav(parts: list[_Part]) -> str:
-    """Links to the linked sections, in page order."""
+def _colour_menu(colourings: list[RunColouring], colour_by: str) -> str:
+    """The menu that recolours the runs of every figure (the page's script does it)."""
+    options = "".join(
+        f'<option value="{_esc(c.key)}"{" selected" if c.key == colour_by else ""}>'
+        f"{_esc(c.key)} ({len(c.values)})</option>" for c in colourings)
+    disabled = " disabled" if len(colourings) < 2 else ""
+    return (f'<label class="colour" for="dm-colour">colour runs by '
+            f'<select id="dm-colour"{disabled}>{options}</select></label>')
+
+
+def _nav(parts: list[_Part], menu: str = "") -> str:
+    """Links to the linked sections, in page order, and the colour menu."""
     items = "".join(f'<a href="#{part.anchor}">{_esc(part.link)}</a>'
                     for part in parts if part.link)
-    return f'<nav><div class="wrap">{items}</div></nav>'
+    return f'<nav><div class="wrap"><span class="links">{items}</span>{menu}</div></nav>'
 
 
 def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
-          findings: Mapping[str, Any] | None = None) -> str:
+          findings: Mapping[str, Any] | None, colourings: list[RunColouring],
+          colour_by: str) -> str:
     """The whole HTML document.
 
     The main probe's picture comes first, right under the header: it is what the
@@ -470,7 +502,7 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
         f'<script type="text/javascript">{_plotly_js()}</script>',
         "</head><body>",
         _header(title, summary, pictures, verdicts=_verdict_links(findings) if findings else ""),
-        _nav(parts),
+        _nav(parts, _colour_menu(colourings, colour_by)),
         '<main class="wrap">',
         '<div class="banner" id="dm-webgl-warning" role="alert"></div>',
         '<div class="banner" id="dm-error-warning" role="alert"></div>',
@@ -479,6 +511,9 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
         '<footer class="wrap"><span id="dm-status" data-state="pending" '
         f'data-expected="{len(figures)}">Drawing figures…</span></footer>',
         f'<script type="application/json" id="dm-figures">{_script_json(figures)}</script>',
+        '<script type="application/json" id="dm-colouring">'
+        f'{_script_json({"default": colour_by, "options": [c.to_dict() for c in colourings]})}'
+        "</script>",
         f"<script>{_assets.RENDER_JS}</script>",
         "</body></html>",
     ])
