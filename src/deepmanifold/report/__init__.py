@@ -9,11 +9,13 @@ never computes geometry.
 """
 
 from deepmanifold.report.figures import (
+    RunColouring,
     accuracy_figure,
     axis_title,
     group_colours,
     inpca_figure,
     progress_figure,
+    run_colourings,
     stress_figure,
 )
 from deepmanifold.report.page import main_probe, write_report
@@ -27,4 +29,6 @@ __all__ = [
     "accuracy_figure",
     "group_colours",
     "axis_title",
+    "run_colourings",
+    "RunColouring",
 ]

@@ -8,7 +8,10 @@ embedded in the offline report as they are, or looked at in a notebook with
 
 Runs are drawn one trace per *group* (architecture), the runs of a group joined by
 ``None`` gaps: one legend entry per group that toggles all its runs together, and a
-figure that stays light for thousands of runs.
+figure that stays light for thousands of runs. Each such trace's ``meta`` names its runs
+and their lengths, and :func:`run_colourings` lists the other ways to group them (by
+any configuration key that varies), so the report's page can recolour the runs in the
+browser.
 """
 
 from __future__ import annotations
