@@ -32,7 +32,7 @@ class _Command(typer.core.TyperCommand):
 
     def collect_usage_pieces(self, ctx):
         return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in super().collect_usage_pieces(ctx)]
-console = Console(stderr=False, highlight=False)
+console = Console(stderr=False, highlight=False, soft_wrap=True)
 # soft_wrap: an error stays one line however narrow the terminal; messages are escaped
 # because spec errors quote TOML sections like "[arch.mlp]", which rich reads as markup.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
