@@ -109,7 +109,7 @@ def _stored_findings(store_path: Path) -> dict | None:
 
 
 def _write_store_report(store_path: Path, out: Path | None, summary: dict, findings: dict | None = None,
-                        pictures: dict | None = None) -> Path:
+                        pictures: dict | None = None, colour_by: str = "architecture") -> Path:
     """Write the HTML report of a store, from the given InPCA pictures (the missing ones are built)."""
     from deepmanifold.report import write_report
 
@@ -130,7 +130,9 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
     target = out or store_path / "report.html"
     try:
         path = write_report(target, pictures, title=f"deepmanifold — {store_path.name}", summary=facts,
-                            findings=findings)
+                            findings=findings, colour_by=colour_by)
+    except ValueError as exc:
+        _fail(str(exc))
     except OSError as exc:
         _write_failed(exc, target, "; write the report elsewhere with --out FILE")
     return Path(path)
@@ -220,9 +222,11 @@ def run(
 def report_cmd(
     store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
     out: Optional[Path] = typer.Option(None, help="HTML file to write (default: STORE/report.html)."),
+    colour_by: str = typer.Option("architecture", help="Config key the runs are coloured by when the page opens "
+                                  "(e.g. optimizer, seed, arch_options.width; the page's menu changes it)."),
 ) -> None:
     """Write the self-contained HTML report of a store (InPCA picture, stress, progress, accuracy)."""
-    path = _write_store_report(store, out, {})
+    path = _write_store_report(store, out, {}, colour_by=colour_by)
     console.print(f"report: [bold cyan]{path.resolve()}[/]")
 
 
@@ -232,6 +236,7 @@ def analyze(
     probe: str = typer.Option("test", help="Probe set the claims are judged on."),
     report: bool = typer.Option(True, help="Rewrite the HTML report with a Findings section."),
     out: Optional[Path] = typer.Option(None, help="Folder for findings.json and report.html (default: STORE)."),
+    colour_by: str = typer.Option("architecture", help="Config key the report's runs are coloured by at first."),
 ) -> None:
     """Test the study's claims on a store: writes findings.json (and the report) into STORE or --out."""
     from deepmanifold.analysis import analyze_store
@@ -266,7 +271,7 @@ def analyze(
     console.print(f"findings: [bold cyan]{path.resolve()}[/]  ({findings.wall_time:.1f}s)")
     if report:
         html = _write_store_report(store, target / "report.html", {}, findings=findings.to_dict(),
-                                   pictures=findings.pictures)
+                                   pictures=findings.pictures, colour_by=colour_by)
         console.print(f"report: [bold cyan]{html.resolve()}[/]")
 
 

@@ -52,7 +52,8 @@ def usable_runs(store: Store, probe: str) -> tuple[list[RunRecord], list[tuple[s
     excluded : list of (str, str)
         Display name (or run id) of each run left out, and the reason.
     """
-    excluded = [(run_id, f"damaged: {why}") for run_id, why in damaged_runs(store)]
+    # The reason names the run too ("run X in S is damaged: ..."): keep only what is wrong.
+    excluded = [(run_id, f"damaged: {why.split(' is damaged: ', 1)[-1]}") for run_id, why in damaged_runs(store)]
     healthy = store.catalog(on_error="skip")
     probe_problems: dict[str, str | None] = {}
     keep = []
