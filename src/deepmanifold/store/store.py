@@ -352,6 +352,7 @@ class Store:
             for file_name, data in contents.items():
                 write_bytes(staging / file_name, data)
                 record["checksums"][file_name] = checksum(data)
+            record["digest"] = _digest(record)
             # run.json last: its presence is what marks a run as committed.
             write_bytes(staging / "run.json", json.dumps(record, indent=1, sort_keys=True).encode())
             fsync_dir(staging)
@@ -432,6 +433,11 @@ class Store:
                 raise StoreError(f"run {run_id} in {self.root} was written by another version of deepmanifold: "
                                  f"found run format version {raw.get('format_version')!r}, this version "
                                  f"supports version {FORMAT_VERSION}")
+            unknown = sorted(set(raw) - _RECORD_KEYS)
+            if unknown:
+                raise ValueError(f"unknown keys {unknown}")
+            if "checksums" in raw and raw.get("digest") != _digest({k: v for k, v in raw.items() if k != "digest"}):
+                raise ValueError("its content does not match its digest (changed after the commit)")
             probes = dict(raw["probes"])
             # Runs with predictions only may omit "arrays": then they are logp_<probe>.
             arrays = raw.get("arrays", {f"{PREDICTIONS}_{p}": PREDICTIONS for p in probes})
@@ -629,6 +635,17 @@ class Store:
         if not (self.run_dir(run_id) / f"{name}.npy").exists():
             raise StoreError(f"run {run_id} has no predictions on probe set {probe!r}")
         return self.array(run_id, name, checkpoints, samples)
+
+
+# The keys of a run.json. "arrays", "checksums" and "digest" are optional: without them a
+# run holds its predictions only (logp_<probe> per probe) and its files are not checksummed.
+_RECORD_KEYS = frozenset({"format_version", "run_id", "config", "status", "message", "probes", "n_checkpoints",
+                          "info", "arrays", "checksums", "digest"})
+
+
+def _digest(record: dict) -> int:
+    """Checksum of a run record's canonical JSON: ``run.json`` checks itself with it."""
+    return checksum(json.dumps(record, sort_keys=True).encode())
 
 
 def check_run_id(run_id) -> str:
