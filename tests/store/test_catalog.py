@@ -84,11 +84,11 @@ def test_index_is_written_on_commit_and_used(store, monkeypatch):
 
 def test_runs_added_behind_the_index_appear_and_removed_ones_go(store):
     store.catalog()
-    # A run that arrives without an index line (another process, a copy, an old writer).
-    shutil.copytree(store.run_dir("a"), store.run_dir("a2"))
-    raw = json.loads((store.run_dir("a2") / "run.json").read_text())
-    raw["run_id"] = "a2"
-    (store.run_dir("a2") / "run.json").write_text(json.dumps(raw))
+    # A run that arrives without an index line (copied in, or committed while the index was away).
+    index = store.root / INDEX_NAME
+    index.rename(index.with_suffix(".away"))
+    _run(store, "a2", seed=5)
+    index.with_suffix(".away").rename(index)
     shutil.rmtree(store.run_dir("b"))
     assert list(store.catalog()["run_id"]) == ["a", "a2", "c", "d"]
     entries, clean = read_index(store.root)
