@@ -137,3 +137,25 @@ def test_an_unwritable_store_is_found_before_anything_trains(tmp_path, monkeypat
     monkeypatch.setattr(type(tmp_path), "write_bytes", read_only)
     with pytest.raises(StoreError, match="is not writable \\(Read-only file system\\)"):
         store.check_writable()
+
+
+def test_a_full_disk_is_named_and_nothing_committed_is_lost(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from deepmanifold.store import files
+    from deepmanifold.store import store as store_module
+
+    store = Store(tmp_path / "s")
+    rng = np.random.default_rng(3)
+    kept = _write(store, "kept", rng)
+
+    def disk_fills_at_the_metrics(path, data):  # the disk is full when the commit reaches metrics.csv
+        files.write_bytes(Path("/dev/full") if path.name == "metrics.csv" else path, data)
+
+    monkeypatch.setattr(store_module, "write_bytes", disk_fills_at_the_metrics)
+    with pytest.raises(OSError) as info:
+        _write(store, "lost", rng)
+    assert info.value.errno == errno.ENOSPC and "the disk is full" in str(info.value)
+    assert "/dev/full" in str(info.value)  # the path it could not write
+    assert store.run_ids() == ["kept"] and os.listdir(tmp_path / "s" / ".staging") == []
+    np.testing.assert_array_equal(store.logp("kept", "test"), kept)

@@ -7,6 +7,7 @@ build on it, and it imports neither.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import zlib
@@ -39,11 +40,22 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and flush it to disk before returning."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Write ``data`` to ``path`` and flush it to disk before returning.
+
+    Raises
+    ------
+    OSError
+        With ``errno.ENOSPC`` and a message naming the path when the disk is full.
+    """
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"the disk is full: {len(data)} bytes could not be written", str(path)) from exc
+        raise
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
