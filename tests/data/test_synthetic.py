@@ -75,6 +75,19 @@ def test_sample_covariance_matches_design(ds, teacher):
     assert slope_fast == pytest.approx(-1 / 5.0, rel=0.12)
 
 
+@pytest.mark.parametrize("c", [0.0, 0.5])
+def test_power_law_spectrum(c):
+    """The reference study's synthetic inputs: λ_k ∝ (k + 1)^(−c); c = 0 is isotropic."""
+    teacher = make_gaussian_teacher(dim=50, power=c, seed=2)
+    k = np.arange(50)
+    assert teacher.eigenvalues.sum() == pytest.approx(50.0) and teacher.power == c and np.isnan(teacher.tau)
+    np.testing.assert_allclose(teacher.eigenvalues / teacher.eigenvalues[0], (k + 1.0) ** (-c), rtol=1e-12)
+    ds = load_gaussian_teacher(n_train=4000, n_test=10, dim=50, power=c, seed=2)
+    cov = np.cov(ds.x_train[:, 0, 0].double().numpy(), rowvar=False)
+    proj = np.diag(teacher.rotation.T @ cov @ teacher.rotation)  # the design's eigenbasis
+    np.testing.assert_allclose(proj, teacher.eigenvalues, rtol=0.12)
+
+
 def test_labels_use_all_classes_roughly_balanced(ds):
     for y in (ds.y_train, ds.y_test):
         counts = np.bincount(y.numpy(), minlength=5)
@@ -117,6 +130,7 @@ def test_train_size_stratified(ds):
         (dict(n_train=0), "n_train"),
         (dict(n_test=-1), "n_test"),
         (dict(n_train=50, train_size=51), "train_size"),
+        (dict(power=-0.5), "power"),
     ],
 )
 def test_invalid_options(options, match):

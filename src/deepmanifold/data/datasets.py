@@ -12,7 +12,7 @@ Registered loaders (options in brackets; every loader also takes ``train_size``)
 - ``fashion_mnist`` [path, seed]: official 60k/10k split, 28x28, from IDX files.
 - ``mnist`` [path (required), seed]: official 60k/10k split, 28x28, from IDX files.
 - ``cifar10`` [path (required), seed]: official 50k/10k split, 3x32x32, binary version.
-- ``gaussian_teacher`` [dim, n_classes, n_train, n_test, seed, tau, width]: Gaussian
+- ``gaussian_teacher`` [dim, n_classes, n_train, n_test, seed, tau, width, power]: Gaussian
   inputs with an exponentially decaying spectrum labelled by a random teacher MLP.
 
 Pixel datasets are divided by their maximum value (16 or 255) to lie in [0, 1], then
@@ -525,9 +525,9 @@ def load_cifar10(
 
 def load_gaussian_teacher(n_train: int = 10_000, n_test: int = 2_000, dim: int = 200,
                           n_classes: int = 5, seed: int = 0, tau: float = 20.0,
-                          width: int = 100, train_size: int | None = None) -> Dataset:
-    """Synthetic: Gaussian inputs with eigenvalues ∝ exp(−k/τ) in a random rotation,
-    labelled by a random one-hidden-layer ReLU teacher (argmax of its logits).
+                          width: int = 100, train_size: int | None = None, power: float | None = None) -> Dataset:
+    """Synthetic: Gaussian inputs with eigenvalues ∝ exp(−k/τ) (or (k + 1)^(−c)) in a random
+    rotation, labelled by a random one-hidden-layer ReLU teacher (argmax of its logits).
 
     See :mod:`deepmanifold.data.synthetic` for the exact design. Inputs are not
     standardised (their coordinates already have mean 0 and average variance 1).
@@ -547,6 +547,9 @@ def load_gaussian_teacher(n_train: int = 10_000, n_test: int = 2_000, dim: int =
         Hidden width of the teacher.
     train_size : int or None
         Seeded, stratified subsample of the ``n_train`` training samples.
+    power : float or None
+        c >= 0: the spectrum λ_k ∝ (k + 1)^(−c) instead (``tau`` ignored); the reference
+        study's synthetic data uses c ∈ {0, 0.5}.
 
     Returns
     -------
@@ -557,7 +560,7 @@ def load_gaussian_teacher(n_train: int = 10_000, n_test: int = 2_000, dim: int =
 
     n_train, n_test = check_int("n_train", n_train, 1), check_int("n_test", n_test, 0)
     train_size = _check_train_size(train_size, n_train, "gaussian_teacher", check_int("n_classes", n_classes, 2))
-    teacher = make_gaussian_teacher(dim=dim, n_classes=n_classes, seed=seed, tau=tau, width=width)
+    teacher = make_gaussian_teacher(dim=dim, n_classes=n_classes, seed=seed, tau=tau, width=width, power=power)
     x_train, y_train, x_test, y_test = sample_gaussian_teacher(teacher, n_train, n_test, int(seed))
     x_train, y_train = _subsample_train(x_train, y_train, train_size, int(seed))
     return Dataset(

@@ -5,11 +5,13 @@ The design (all of it fixed by ``seed``):
 - **Inputs** x ∈ R^d (d = ``dim``, 200 by default) are drawn from N(0, Σ) with
   Σ = Q diag(λ) Qᵀ. The eigenvalues decay exponentially,
 
-      λ_k = c · exp(−k / τ),   k = 0, 1, …, d − 1,
+      λ_k = a · exp(−k / τ),   k = 0, 1, …, d − 1,
 
-  with τ = ``tau`` (20 by default, so λ_{d−1}/λ_0 = e^{−9.95} for d = 200) and c chosen
-  so that Σ_k λ_k = d: the average variance of a coordinate is 1, like standardised
-  pixels; the inputs are not standardised further (that would distort the spectrum).
+  with τ = ``tau`` (20 by default, so λ_{d−1}/λ_0 = e^{−9.95} for d = 200), or, with
+  ``power = c``, as a power law λ_k = a · (k + 1)^(−c) (the reference study's synthetic
+  data uses c ∈ {0, 0.5}; c = 0 is isotropic); a is chosen so that Σ_k λ_k = d: the
+  average variance of a coordinate is 1, like standardised pixels; the inputs are not
+  standardised further (that would distort the spectrum).
   Q is a Haar-random rotation (QR of a Gaussian matrix, column signs fixed).
 - **Labels** come from a random teacher: a one-hidden-layer MLP
   h = ReLU(W1 x + b1), logits = W2 h + b2, label = argmax of the logits, with W1, b1, W2
@@ -51,7 +53,9 @@ class GaussianTeacher:
     w1, b1, w2, b2 : np.ndarray
         Teacher weights: shapes (width, d), (width,), (C, width), (C,).
     tau : float
-        Decay length of the spectrum.
+        Decay length of an exponential spectrum (NaN for a power law).
+    power : float
+        Exponent c of a power-law spectrum λ_k ∝ (k + 1)^(−c) (NaN for an exponential one).
     """
 
     eigenvalues: np.ndarray
@@ -61,6 +65,7 @@ class GaussianTeacher:
     w2: np.ndarray
     b2: np.ndarray
     tau: float
+    power: float = float("nan")
 
     @property
     def dim(self) -> int:
@@ -102,20 +107,29 @@ def make_gaussian_teacher(
     seed: int = 0,
     tau: float = 20.0,
     width: int = 100,
+    power: float | None = None,
 ) -> GaussianTeacher:
-    """The seeded input distribution and teacher MLP (see the module docstring)."""
+    """The seeded input distribution and teacher MLP (see the module docstring).
+
+    ``power`` = c >= 0 gives the spectrum λ_k ∝ (k + 1)^(−c) instead of exp(−k/τ).
+    """
     d, c = check_int("dim", dim, 1), check_int("n_classes", n_classes, 2)
     w = check_int("width", width, 1)
     if not float(tau) > 0.0:
         raise ValueError(f"tau must be > 0, got {tau!r}")
+    if power is not None and not 0.0 <= float(power) < np.inf:
+        raise ValueError(f"power must be a number >= 0, got {power!r}")
     rng = np.random.default_rng([int(seed), _STREAM_TASK])
-    lam = np.exp(-np.arange(d) / float(tau))
+    k = np.arange(d, dtype=np.float64)
+    lam = np.exp(-k / float(tau)) if power is None else (k + 1.0) ** (-float(power))
     lam *= d / lam.sum()
     rotation = _haar_rotation(d, rng)
     w1 = rng.standard_normal((w, d)) / np.sqrt(d)
     b1 = rng.standard_normal(w) / np.sqrt(d)
     w2 = rng.standard_normal((c, w)) / np.sqrt(w)
-    teacher = GaussianTeacher(lam, rotation, w1, b1, w2, np.zeros(c), float(tau))
+    tau_used = float(tau) if power is None else float("nan")
+    power_used = float("nan") if power is None else float(power)
+    teacher = GaussianTeacher(lam, rotation, w1, b1, w2, np.zeros(c), tau_used, power_used)
     # Calibrate the output bias so the classes are about equally frequent.
     x_cal = teacher.sample(_N_CALIBRATION, np.random.default_rng([int(seed), _STREAM_CALIBRATION]))
     logits = teacher.logits(x_cal)
@@ -128,7 +142,7 @@ def make_gaussian_teacher(
         b2 -= 0.5 * scale * (freq - 1.0 / c)
     for a in (lam, rotation, w1, b1, w2, b2):
         a.setflags(write=False)
-    return GaussianTeacher(lam, rotation, w1, b1, w2, b2, float(tau))
+    return GaussianTeacher(lam, rotation, w1, b1, w2, b2, tau_used, power_used)
 
 
 def sample_gaussian_teacher(
