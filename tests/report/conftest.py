@@ -76,11 +76,60 @@ def _make_picture_fixture():
     return make_picture
 
 
-def make_findings(*, measured_effects: bool = True) -> dict:
+RUN_IDS = [f"run-{r:03d}" for r in range(6)]  # the runs of make_picture()
+RUN_LABELS = [f"{GROUPS[r % 3]} / adam / seed {r}" for r in range(6)]
+
+
+def path_analyses() -> dict:
+    """The path analyses' ``to_dict()`` entries, for the runs of ``make_picture()``, from
+    results filled with round numbers by hand (no geometry), so figures can be checked
+    against them."""
+    from deepmanifold.analysis.paths import (GeodesicDistanceByGroup, GridUsed, GroupCurve, JointEmbedding,
+                                             TrajectoryHeatmap, TrajectoryInPCA)
+    from deepmanifold.analysis.tangent import TangentPicture
+
+    grid = GridUsed("all", 11, 0.0, 1.0)
+    run_index = np.repeat(np.arange(6), 3)
+    coords = np.column_stack([np.tile([0.0, 0.5, 1.0], 6), 0.1 * run_index, -0.05 * run_index])
+    refs = np.array([[0.0, 0.0, 0.0], [0.3, 0.02, 0.0], [0.7, 0.02, 0.0], [1.0, 0.0, 0.0]])
+    t = np.linspace(0.0, 1.0, 5)
+    tangent = TangentPicture(
+        levels=np.array([0.3, 0.7]), reference_names=["ignorance", "mean at progress 0.3",
+                                                      "mean at progress 0.7", "truth"],
+        reference_coords=refs, eigenvalues=np.array([0.5, -0.03, 0.002]), signature=np.array([1, -1, 1]),
+        coords=coords, geodesic_t=t, geodesic_coords=np.column_stack([t, 0 * t, 0 * t]), score=0.8,
+        full_score=0.99, relative_score=0.8 / 0.99, run_index=run_index, run_ids=RUN_IDS, run_labels=RUN_LABELS,
+        progress=np.tile([0.0, 0.5, 1.0], 6))
+    D = np.abs(np.subtract.outer(np.arange(6) % 3, np.arange(6) % 3)) * 0.1
+    order = np.array([0, 3, 1, 4, 2, 5])
+    runs_inpca = TrajectoryInPCA(
+        run_ids=RUN_IDS, run_labels=RUN_LABELS, coords=np.column_stack([np.arange(6) % 3, np.arange(6) / 10]),
+        geodesic_coords=np.array([-1.0, 0.0]), distance_to_geodesic=0.05 * (1 + np.arange(6)),
+        matrix=np.zeros((7, 7)), eigenvalues=np.array([0.2, -0.01]), signature=np.array([1, -1]),
+        explained_stress=np.array([0.9, 0.95]), grid=grid)
+    g = np.linspace(0.0, 1.0, 11)
+    by_group = GeodesicDistanceByGroup(grid=g, groups={
+        "arch": [GroupCurve(a, [RUN_IDS[r] for r in range(a_i, 6, 3)], mean=0.1 * (a_i + 1) * np.sin(np.pi * g),
+                            sd=np.full(11, 0.01), n=np.full(11, 2)) for a_i, a in enumerate(GROUPS)],
+        "optimizer": [GroupCurve("adam", RUN_IDS, mean=0.2 * np.sin(np.pi * g), sd=np.where(g < 0.5, 0.02, np.nan),
+                                 n=np.full(11, 6))]})
+    joint = JointEmbedding(
+        probes=["train", "test"], n_samples=[500, 2000], coords=coords[:, :2], eigenvalues=np.array([0.4, 0.02]),
+        signature=np.array([1, 1]), explained_stress=np.array([0.9, 0.93]), run_index=run_index, run_ids=RUN_IDS,
+        run_labels=RUN_LABELS, geodesic_t=t, geodesic_coords=np.column_stack([t, 0 * t]))
+    heatmap = TrajectoryHeatmap(run_ids=[RUN_IDS[i] for i in order], run_labels=[RUN_LABELS[i] for i in order],
+                                matrix=D[np.ix_(order, order)], order=order, grid=grid)
+    return {"tangent": tangent.to_dict(), "trajectory_inpca": runs_inpca.to_dict(),
+            "geodesic_distance_by_group": by_group.to_dict(), "joint_embedding": joint.to_dict(),
+            "trajectory_heatmap": heatmap.to_dict()}
+
+
+def make_findings(*, measured_effects: bool = True, paths: bool = True, other_probe: bool = True) -> dict:
     """A ``Findings.to_dict()``-shaped dict: every claim with its real rule text, and analyses.
 
     With ``measured_effects=False`` no factor has a pair of runs differing in it only, as
-    in a sweep whose factors always change together.
+    in a sweep whose factors always change together. ``paths`` adds the path analyses
+    (:func:`path_analyses`); ``other_probe`` the claims judged on the train probe too.
     """
     from deepmanifold.analysis.claims import CLAIMS, RULES
     from deepmanifold.analysis.trajectories import config_dendrogram
@@ -115,7 +164,7 @@ def make_findings(*, measured_effects: bool = True) -> dict:
               "cnn / sgd", "mlp / sgd"]
     points = np.array([[0.0], [0.05], [0.4], [0.42], [0.9]])
     distances = np.abs(points - points.T)
-    return {
+    findings = {
         "schema_version": 1, "store": "/tmp/store", "probe": "test", "n_runs": 6,
         "claims": claims, "skipped": {},
         "analyses": {
@@ -132,6 +181,14 @@ def make_findings(*, measured_effects: bool = True) -> dict:
                              "bhattacharyya")}},
         },
     }
+    if paths:
+        findings["analyses"].update(path_analyses())
+    if other_probe:
+        findings["other_probe"] = "train"
+        findings["claims_other_probe"] = [
+            {**c, "verdict": "supported" if c["verdict"] == "inconclusive" else c["verdict"],
+             "numbers": {"runs": 6, "mean": 0.25}} for c in claims[1:]]  # the first claim not judged there
+    return findings
 
 
 @pytest.fixture(name="make_findings", scope="session")

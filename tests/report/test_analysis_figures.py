@@ -13,7 +13,12 @@ from deepmanifold.report.analysis_figures import (
     corners_figure,
     dendrogram_figure,
     dimensionality_figure,
+    geodesic_by_group_figure,
+    joint_embedding_figure,
     speed_figure,
+    tangent_figure,
+    trajectory_heatmap_figure,
+    trajectory_inpca_figure,
 )
 from deepmanifold.report.figures import findings_figure
 
@@ -126,3 +131,131 @@ def test_skipped_factor_analysis_gives_its_reason(make_findings):
     findings["skipped"] = {"factor_effects": "one run only"}
     text = findings_figure(findings)["layout"]["annotations"][-1]["text"]
     assert text == "<b>no pairs differ in one factor</b><br>one run only"
+
+
+# ----------------------------------------------------------------------------- path analyses
+ARCH_COLOURS = {"cnn": "#1f77b4", "mlp": "#ff7f0e", "resnet": "#2ca02c"}
+
+
+def _run_groups():
+    """Run id to (architecture, colour), as the page derives it from the pictures."""
+    groups = ("cnn", "mlp", "resnet")
+    return {f"run-{r:03d}": (groups[r % 3], ARCH_COLOURS[groups[r % 3]]) for r in range(6)}
+
+
+def _runs_of(fig, panel="x"):
+    return [t for t in fig["data"] if "meta" in t and t.get("xaxis", "x") == panel]
+
+
+def test_tangent_figure_draws_the_projected_checkpoints_and_the_references(make_findings):
+    findings = make_findings()
+    tan = findings["analyses"]["tangent"]
+    fig = tangent_figure(findings, _run_groups())
+    by_run = {r["run_id"]: np.array(r["coords"]) for r in tan["runs"]}
+    for panel, axis in (("x", 1), ("x2", 2)):
+        traces = _runs_of(fig, panel)
+        assert [t["name"] for t in traces] == ["cnn", "mlp", "resnet"]
+        cnn = traces[0]
+        assert cnn["meta"] == {"runs": ["run-000", "run-003"], "lengths": [3, 3]}
+        assert cnn["line"]["color"] == ARCH_COLOURS["cnn"]
+        want_x = [*by_run["run-000"][:, 0], None, *by_run["run-003"][:, 0]]
+        want_y = [*by_run["run-000"][:, axis], None, *by_run["run-003"][:, axis]]
+        assert cnn["x"] == pytest.approx(want_x) and cnn["y"] == pytest.approx(want_y)
+        assert cnn["customdata"] == [0.0, 0.5, 1.0, None, 0.0, 0.5, 1.0]  # progress in the hover
+    refs = [t for t in fig["data"] if t.get("legendgroup", "").startswith("reference") and t["xaxis"] == "x"]
+    assert [t["name"] for t in refs] == tan["references"]["names"]
+    assert [(t["x"][0], t["y"][0]) for t in refs] == [(c[0], c[1]) for c in tan["references"]["coords"]]
+    geodesic = [t for t in fig["data"] if t["name"].startswith("geodesic")][0]
+    assert geodesic["x"] == pytest.approx([c[0] for c in tan["geodesic"]["coords"]])
+    assert fig["layout"]["xaxis"]["title"]["text"] == "InPCA 1 (space-like)"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "InPCA 2 (time-like, μ<0)"
+    lead = dict((k, lead) for k, _, lead, _ in analysis_figures(findings))["dm-analysis-tangent"]
+    assert "<b>80.0%</b>" in lead and "99.0%" in lead and "ratio <b>0.808</b>" in lead
+    assert "0.3 and 0.7" in lead
+
+
+def test_runs_the_page_does_not_know_are_one_grey_group_it_leaves_alone(make_findings):
+    fig = tangent_figure(make_findings())
+    runs = [t for t in fig["data"] if t.get("legendgroup") == "other runs"]
+    assert len(runs) == 2 and all("meta" not in t for t in runs)  # one per panel
+    assert runs[0]["line"]["color"] == "#7f7f7f" and runs[0]["x"].count(None) == 5
+
+
+def test_trajectory_inpca_figure_marks_the_geodesic(make_findings):
+    findings = make_findings()
+    ti = findings["analyses"]["trajectory_inpca"]
+    fig = trajectory_inpca_figure(findings, _run_groups())
+    runs = _runs_of(fig)
+    mlp = [t for t in runs if t["name"] == "mlp"][0]
+    assert mlp["meta"]["runs"] == ["run-001", "run-004"]
+    assert mlp["x"] == [ti["runs"][1]["coords"][0], None, ti["runs"][4]["coords"][0]]
+    assert mlp["y"] == [ti["runs"][1]["coords"][1], None, ti["runs"][4]["coords"][1]]
+    assert mlp["customdata"] == pytest.approx([ti["runs"][1]["distance_to_geodesic"], None,
+                                               ti["runs"][4]["distance_to_geodesic"]])
+    star = fig["data"][-1]
+    assert star["name"] == "geodesic (reference trajectory)" and (star["x"], star["y"]) == ([-1.0], [0.0])
+    assert star["marker"]["symbol"] == "star"
+    leads = {k: lead for k, _, lead, _ in analysis_figures(findings)}
+    assert "grid: all, 11 points from 0 to 1" in leads["dm-analysis-trajectory-inpca"]
+    assert "grid: all, 11 points from 0 to 1" in leads["dm-analysis-trajectory-heatmap"]
+
+
+def test_geodesic_by_group_figure_draws_each_group_mean(make_findings):
+    findings = make_findings()
+    gb = findings["analyses"]["geodesic_distance_by_group"]
+    fig = geodesic_by_group_figure(findings)
+    lines = {t["name"]: t for t in fig["data"] if t.get("name")}
+    assert list(lines) == ["arch: cnn", "arch: mlp", "arch: resnet", "optimizer: adam"]
+    for curve in gb["groups"]["arch"]:
+        line = lines[f"arch: {curve['value']}"]
+        assert line["x"] == gb["grid"] and line["y"] == curve["mean"] and line["customdata"] == curve["n"]
+        assert line["xaxis"] == "x"
+    assert lines["optimizer: adam"]["xaxis"] == "x2"
+    bands = [t for t in fig["data"] if t.get("fill") == "toself"]
+    adam = gb["groups"]["optimizer"][0]
+    band = [t for t in bands if t["legendgroup"] == "optimizer: adam"][0]
+    half = [i for i, s in enumerate(adam["sd"]) if s is not None]  # sd is known below progress 0.5 only
+    assert band["x"] == [gb["grid"][i] for i in half] + [gb["grid"][i] for i in half][::-1]
+    assert band["y"][:len(half)] == pytest.approx([adam["mean"][i] + adam["sd"][i] for i in half])
+    assert [a["text"] for a in fig["layout"]["annotations"]] == ["<b>by arch</b>", "<b>by optimizer</b>"]
+
+
+def test_joint_embedding_figure_draws_both_probes_checkpoints(make_findings):
+    findings = make_findings()
+    je = findings["analyses"]["joint_embedding"]
+    fig = joint_embedding_figure(findings, _run_groups())
+    resnet = [t for t in _runs_of(fig) if t["name"] == "resnet"][0]
+    assert resnet["y"] == [c[1] for c in je["runs"][2]["coords"]] + [None] + [c[1] for c in je["runs"][5]["coords"]]
+    names = [t["name"] for t in fig["data"] if "meta" not in t]
+    assert names == ["geodesic (ignorance → truth)", "ignorance P₀", "truth P*"]
+    truth = fig["data"][-1]
+    assert (truth["x"], truth["y"]) == ([je["geodesic"]["coords"][-1][0]], [je["geodesic"]["coords"][-1][1]])
+    lead = {k: lead for k, _, lead, _ in analysis_figures(findings)}["dm-analysis-joint-embedding"]
+    assert "train (500 samples) + test (2,000 samples)" in lead
+
+
+def test_heatmap_figure_draws_the_ordered_matrix(make_findings):
+    findings = make_findings()
+    hm = findings["analyses"]["trajectory_heatmap"]
+    fig = trajectory_heatmap_figure(findings)
+    (trace,) = fig["data"]
+    assert trace["type"] == "heatmap" and trace["z"] == hm["matrix"]
+    assert fig["layout"]["xaxis"]["ticktext"] == hm["run_labels"] == fig["layout"]["yaxis"]["ticktext"]
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed"  # the first leaf on top
+    assert trace["text"][0][1] == f"{hm['run_labels'][0]}<br>{hm['run_labels'][1]}"
+
+
+def test_path_figures_draw_nothing_without_their_analysis(make_findings):
+    makers = (tangent_figure, trajectory_inpca_figure, geodesic_by_group_figure, joint_embedding_figure,
+              trajectory_heatmap_figure)
+    for make in makers:
+        assert make({}) is None and make({"analyses": {}}) is None
+    ids = [key for key, *_ in analysis_figures(make_findings(paths=False))]
+    assert not [key for key in ids if key.split("dm-analysis-")[1] in
+                ("tangent", "trajectory-inpca", "geodesic-by-group", "joint-embedding", "trajectory-heatmap")]
+    ids = [key for key, *_ in analysis_figures(make_findings())]
+    assert ids.index("dm-analysis-tangent") < ids.index("dm-analysis-dendrogram") < ids.index("dm-analysis-trajectory-heatmap")
+    one_run = make_findings()
+    one_run["analyses"]["trajectory_heatmap"]["matrix"] = [[0.0]]
+    one_run["analyses"]["trajectory_heatmap"]["run_labels"] = ["a"]
+    assert trajectory_heatmap_figure(one_run) is None

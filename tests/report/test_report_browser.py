@@ -155,9 +155,12 @@ def test_runs_recolour_by_any_varying_key(findings_path, tmp_path):
     assert json.loads(status["data-errors"]) == []
     assert status["data-colour"] == "optimizer"
     legends = json.loads(status["data-legends"])
-    assert set(legends) == {"dm-inpca-test", "dm-inpca-train", "dm-progress", "dm-accuracy"}
+    assert set(legends) == {"dm-inpca-test", "dm-inpca-train", "dm-progress", "dm-accuracy",
+                            "dm-analysis-tangent", "dm-analysis-trajectory-inpca",
+                            "dm-analysis-joint-embedding"}  # the path analyses draw the same runs
     assert all(names == ["adam", "sgd"] for names in legends.values()), legends
     traces = json.loads(status["data-traces"])
+    assert traces["dm-analysis-trajectory-inpca"][-1] == "geodesic (reference trajectory)"
     assert traces["dm-inpca-test"][-3:] == ["geodesic (ignorance → truth)", "ignorance P₀",
                                             "truth P*"]  # still drawn over the runs
     assert traces["dm-progress"] == ["adam", "sgd", "adam", "sgd"]  # both panels

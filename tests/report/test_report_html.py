@@ -449,3 +449,40 @@ def test_one_architecture_and_nothing_varying_leaves_one_choice(tmp_path, make_p
     picture = make_picture(n_runs=1)
     text = write_report(tmp_path / "r.html", {"test": picture}, title="x").read_text()
     assert re.search(r'<select id="dm-colour" disabled><option value="architecture" selected>', text)
+
+
+# ----------------------------------------------------------------------------- claims on two probes
+def _claims_table(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Header cells and, per claim row id, its cells (tags stripped) of the findings table."""
+    section = text.split('<section id="dm-findings">')[1].split("</section>")[0]
+    header = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", section)]
+    rows = {}
+    for row_id, body in re.findall(r'<tr id="([^"]+)">(.*?)</tr>', section):
+        rows[row_id] = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td[^>]*>(.*?)</td>", body)]
+    return header, rows
+
+
+def test_every_claim_shows_its_verdict_on_both_probes(findings_report, make_findings):
+    text, _, _ = _parse(findings_report)
+    header, rows = _claims_table(text)
+    assert header == ["claim", "verdict (test)", "verdict (train)", "numbers", "rule"]
+    findings = make_findings()
+    other = {c["key"]: c for c in findings["claims_other_probe"]}
+    for claim in findings["claims"]:
+        cells = rows[f"dm-claim-{claim['key'].replace('_', '-')}"]
+        assert " ".join(cells[1]).startswith(claim["verdict"])
+        if claim["key"] in other:
+            assert " ".join(cells[2]).startswith(other[claim["key"]]["verdict"])
+            assert "mean: 0.25" in " ".join(cells[2])  # its own numbers, folded under it
+        else:
+            assert cells[2] == ["–"]  # not judged on the train probe
+        assert "mean: 0.1235" in " ".join(cells[3])
+    assert "judged on the test probe and, beside it, on the train probe" in text
+
+
+def test_claims_on_one_probe_keep_one_verdict_column(tmp_path, make_picture, make_findings):
+    path = write_report(tmp_path / "r.html", {"test": make_picture()}, title="x",
+                        findings=make_findings(other_probe=False))
+    header, rows = _claims_table(path.read_text())
+    assert header == ["claim", "verdict", "numbers", "rule"]
+    assert all(len(cells) == 4 for cells in rows.values())

@@ -83,7 +83,10 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
         "store": "runs/digits"}``. Values are shown as text; numbers are formatted.
     findings : mapping, optional
         ``Findings.to_dict()`` of :func:`deepmanifold.analysis.analyze_store`: shown
-        as a "Findings" section (each claim, its verdict, its numbers and its rule).
+        as a "Findings" section (each claim, its verdict, its numbers and its rule; when
+        ``claims_other_probe`` holds the same claims judged on the probe named by
+        ``other_probe``, a second verdict column), then the figures of its analyses
+        (:mod:`deepmanifold.report.analysis_figures` lists the entries they read).
     colour_by : str
         The colouring the page opens with: ``"architecture"`` or a configuration key
         that varies across the runs (dotted when nested, e.g. ``"arch_options.width"``).
@@ -400,14 +403,40 @@ def _claim_anchor(claim: Mapping[str, Any], i: int) -> str:
     return f"dm-claim-{_slug(str(claim.get('key') or i))}"
 
 
+def _other_claims(findings: Mapping[str, Any]) -> tuple[str, dict[str, Mapping[str, Any]]]:
+    """The second probe's name and its claims by key (``findings["other_probe"]``,
+    ``findings["claims_other_probe"]``), or ``("", {})`` when the claims were judged on one probe."""
+    other = findings.get("claims_other_probe") or []
+    return (str(findings.get("other_probe") or "other probe") if other else "",
+            {str(c.get("key")): c for c in other if c.get("key") is not None})
+
+
+def _verdict_text(claim: Mapping[str, Any] | None) -> str:
+    """A claim's verdict in its colour, with its reason below (``–`` when there is no claim)."""
+    if claim is None:
+        return "–"
+    verdict = str(claim.get("verdict", ""))
+    reason = f"<br><em>{_esc(claim['reason'])}</em>" if claim.get("reason") else ""
+    return f'<strong style="color:{_VERDICT_COLOUR.get(verdict, "#000")}">{_esc(verdict)}</strong>{reason}'
+
+
+def _numbers_text(claim: Mapping[str, Any]) -> str:
+    return "<br>".join(f"{_esc(k)}: {_esc(_number(v))}" for k, v in (claim.get("numbers") or {}).items())
+
+
 def _verdict_links(findings: Mapping[str, Any]) -> str:
-    """One link per claim to its row in the findings table, showing its verdict (for the header)."""
+    """One link per claim to its row in the findings table, showing its verdict (for the header);
+    the link's tooltip adds the verdict on the second probe when there is one."""
+    other_probe, others = _other_claims(findings)
     links = []
     for i, claim in enumerate(findings.get("claims", [])):
         verdict = str(claim.get("verdict", ""))
         name = str(claim.get("key") or i).replace("_", " ")
+        tip = str(claim.get("statement", ""))
+        if str(claim.get("key")) in others:
+            tip += f" (on the {other_probe} probe: {others[str(claim.get('key'))].get('verdict', '')})"
         links.append(f'<a class="verdict" href="#{_claim_anchor(claim, i)}" '
-                     f'title="{_esc(claim.get("statement", ""))}" '
+                     f'title="{_esc(tip)}" '
                      f'style="color:{_VERDICT_COLOUR.get(verdict, "#000")}">'
                      f"{_esc(name)}: <b>{_esc(verdict)}</b></a>")
     if not links:
@@ -416,31 +445,46 @@ def _verdict_links(findings: Mapping[str, Any]) -> str:
 
 
 def _findings_section(findings: Mapping[str, Any]) -> str:
-    """Each claim of the study: verdict, the numbers behind it, and the rule that decided."""
+    """Each claim of the study: verdict, the numbers behind it, and the rule that decided.
+
+    With claims judged on a second probe too (``claims_other_probe``), a second verdict
+    column shows them, matched by claim key, their numbers folded under the verdict.
+    """
+    probe = str(findings.get("probe") or "")
+    other_probe, others = _other_claims(findings)
     rows, ids = [], []
     for i, claim in enumerate(findings.get("claims", [])):
-        verdict = str(claim.get("verdict", ""))
-        colour = _VERDICT_COLOUR.get(verdict, "#000")
-        numbers = "<br>".join(f"{_esc(k)}: {_esc(_number(v))}" for k, v in (claim.get("numbers") or {}).items())
-        reason = f"<br><em>{_esc(claim['reason'])}</em>" if claim.get("reason") else ""
-        rows.append([_esc(claim.get("statement", "")),
-                     f'<strong style="color:{colour}">{_esc(verdict)}</strong>{reason}',
-                     numbers or "–", f'<small>{_esc(claim.get("rule", ""))}</small>'])
+        row = [_esc(claim.get("statement", "")), _verdict_text(claim)]
+        if other_probe:
+            second = others.get(str(claim.get("key")))
+            cell = _verdict_text(second)
+            if second is not None and second.get("numbers"):
+                cell += f"<details><summary>numbers</summary>{_numbers_text(second)}</details>"
+            row.append(cell)
+        row += [_numbers_text(claim) or "–", f'<small>{_esc(claim.get("rule", ""))}</small>']
+        rows.append(row)
         ids.append(_claim_anchor(claim, i))
+    header = ["claim", f"verdict ({_esc(probe)})" if other_probe else "verdict"]
+    if other_probe:
+        header.append(f"verdict ({_esc(other_probe)})")
+    header += ["numbers", "rule"]
     skipped = findings.get("skipped") or {}
     extra = ""
     if skipped:
         extra = "<h3>Analyses skipped</h3><ul>" + "".join(
             f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in skipped.items()) + "</ul>"
+    both = (f" Each claim is judged on the {_esc(probe)} probe and, beside it, on the "
+            f"{_esc(other_probe)} probe by the same rule." if other_probe else "")
     lead = (f"The study's claims measured on {findings.get('n_runs', '?')} runs "
-            f"({_esc(findings.get('probe', ''))} probe). Verdicts follow the written rule beside each; "
-            "all numbers are in findings.json.")
-    return _section("dm-findings", "Findings", lead,
-                    _table(["claim", "verdict", "numbers", "rule"], rows, row_ids=ids) + extra)
+            f"({_esc(probe)} probe). Verdicts follow the written rule beside each; "
+            f"all numbers are in findings.json.{both}")
+    return _section("dm-findings", "Findings", lead, _table(header, rows, row_ids=ids) + extra)
 
 
-def _findings_parts(findings: Mapping[str, Any]) -> list[_Part]:
-    """The findings table, then the figures of the analyses behind it."""
+def _findings_parts(findings: Mapping[str, Any],
+                    run_groups: Mapping[str, tuple[str, str]] | None = None) -> list[_Part]:
+    """The findings table, then the figures of the analyses behind it (runs coloured by
+    ``run_groups``: run id to group name and colour)."""
     parts = [_Part(_findings_section(findings), anchor="dm-findings", link="findings")]
     fig = findings_figure(findings)
     if fig is not None:
@@ -451,7 +495,7 @@ def _findings_parts(findings: Mapping[str, Any]) -> list[_Part]:
             "geodesic, and the spread of seeds around each configuration (tube width), "
             "against progress.", fig))
     parts += [_figure_part(div, heading, lead, fig)
-              for div, heading, lead, fig in analysis_figures(findings)]
+              for div, heading, lead, fig in analysis_figures(findings, run_groups)]
     if len(parts) > 1:
         parts[1].link = "analyses"
     return parts
@@ -485,8 +529,9 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
     the 2-D figures and the reading guide.
     """
     colours = group_colours(pictures.values())
+    run_groups = {run.run_id: (run.group, colours[run.group]) for p in pictures.values() for run in p.runs}
     first, *others = _picture_parts(pictures, colours)
-    parts = [first, *(_findings_parts(findings) if findings else []), *others,
+    parts = [first, *(_findings_parts(findings, run_groups) if findings else []), *others,
              *_figure_parts(pictures, colours)]
     parts.append(_Part(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
                                 + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)),
