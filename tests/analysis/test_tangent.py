@@ -14,13 +14,10 @@ LABELS = np.random.default_rng(0).integers(0, C, size=N)
 GRID = np.linspace(0.0, 1.0, 11)
 
 
-def _wrong(seed, fraction=0.5):
-    """A wrong class for a random half of the samples (-1 elsewhere)."""
+def _wrong(seed):
+    """A random wrong class for about half of the samples (-1 for the others)."""
     rng = np.random.default_rng(seed)
-    wrong = np.full(N, -1)
-    chosen = rng.permutation(N)[: int(fraction * N)]
-    wrong[chosen] = (LABELS[chosen] + 1 + rng.integers(0, C - 1, size=chosen.size)) % C
-    return wrong
+    return np.where(rng.random(N) < 0.5, (LABELS + rng.integers(1, C, size=N)) % C, -1)
 
 
 def _path(t, wrong, amplitude):
