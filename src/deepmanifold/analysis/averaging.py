@@ -638,7 +638,7 @@ def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: 
 # ----------------------------------------------------------------------------- groups and pooled
 @dataclass(frozen=True, eq=False)
 class FinalModelAverages:
-    """Averages of final models, pooled over the ordinary runs and per configuration group (:func:`average_final_models`).
+    """Averages of final models: pooled over the ordinary runs, and per configuration group.
 
     Attributes
     ----------
