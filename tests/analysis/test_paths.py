@@ -51,6 +51,17 @@ def test_a_run_on_the_geodesic_embeds_at_the_geodesic():
     assert emb.grid.to_dict() == {"name": "all", "points": 11, "low": 0.0, "high": 1.0}
 
 
+def test_the_geodesic_is_compared_with_a_short_run_where_a_run_on_it_is():
+    """A run that stops early meets the geodesic on the grid points where it meets a run that
+    follows the geodesic to the end, whichever points those are."""
+    short = _bent(np.array([0.0, 0.2, 0.4, 0.6]), 0.5)
+    ts = TrajectorySet.from_runs([_bent(np.linspace(0, 1, 9), 0.0), short], LABELS, GRID)
+    assert not ts.reached[1].all()
+    emb = trajectory_inpca(ts, n_components=2)
+    assert emb.matrix[2, 1] == pytest.approx(emb.matrix[0, 1], rel=1e-9)
+    assert emb.matrix[2, 0] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_trajectory_inpca_over_part_of_the_grid():
     ts = _set([0.0, 0.5, 0.9])
     mask = GRID <= 0.5 + 1e-12

@@ -98,17 +98,24 @@ def test_mean_model_is_the_normalised_geometric_mean():
     hand /= hand.sum(-1, keepdims=True)
     means, _ = mean_models(ts, levels=[0.3])
     np.testing.assert_allclose(means[0], hand, atol=1e-6)
-    one, _ = mean_models(ts, levels=[0.3], members=[1])
+    one, _ = mean_models(ts, levels=[0.3], members=np.array([False, True]))
     np.testing.assert_allclose(one[0], P[1], atol=1e-6)
 
 
-def test_mean_models_refuse_levels_off_the_grid_or_unreached():
+def test_mean_models_average_the_runs_that_reached_each_level():
     _, _, ts = _sweep([0.0], [_wrong(1)])
     with pytest.raises(ValueError, match="not values of the progress grid"):
         mean_models(ts, levels=[0.33])
-    short = TrajectorySet.from_runs([_path([0.0, 0.2, 0.5], _wrong(1), 0.0)], LABELS, GRID)
-    with pytest.raises(ValueError, match="no run reached progress"):
-        mean_models(short)
+    full, short = _path(np.linspace(0, 1, 5), _wrong(1), 0.0), _path([0.0, 0.2, 0.5], _wrong(2), 0.6)
+    with pytest.raises(ValueError, match="no run reached progress 0.7"):
+        mean_models(TrajectorySet.from_runs([short], LABELS, GRID))
+    with pytest.raises(ValueError, match="members"):
+        mean_models(ts, members=[0])
+    # a run that stopped before 0.7 does not enter the mean there, only at 0.3
+    ts = TrajectorySet.from_runs([full, short], LABELS, GRID)
+    means, _ = mean_models(ts)
+    np.testing.assert_allclose(means[1], geometry.geodesic(LABELS, C, 0.7), atol=2e-6)
+    assert np.abs(means[0] - geometry.geodesic(LABELS, C, 0.3)).max() > 1e-3
 
 
 # ----------------------------------------------------------------------------- the picture

@@ -93,11 +93,11 @@ def _grid_mask(ts: TrajectorySet, grid_mask) -> np.ndarray:
     return mask
 
 
-def _has_model(ts: TrajectorySet) -> np.ndarray:
-    """``(R, G)``: the runs' grid points that hold a model -- reached, or holding the run's last
-    checkpoint past its highest progress (``TrajectorySet.held``) -- as the trajectory distance
-    matrix compares them."""
-    held = getattr(ts, "held", None)
+def _has_model(ts: TrajectorySet, include_held: bool) -> np.ndarray:
+    """``(R, G)``: the runs' grid points compared at equal progress -- those reached, and with
+    ``include_held`` those holding the run's last checkpoint past its highest progress
+    (``TrajectorySet.held``), as :func:`trajectory_distance_matrix` selects them."""
+    held = getattr(ts, "held", None) if include_held else None
     return ts.reached if held is None else ts.reached | held
 
 
@@ -145,11 +145,13 @@ class TrajectoryInPCA:
                          "explained_stress": self.explained_stress, "grid": self.grid.to_dict()})
 
 
-def _to_geodesic(ts: TrajectorySet, mask: np.ndarray, labels) -> np.ndarray:
-    """``(R,)``: mean ``d_B(P_r(t), γ(t))`` over the selected grid points run ``r`` has a model at."""
+def _to_geodesic(ts: TrajectorySet, mask: np.ndarray, labels, include_held: bool) -> np.ndarray:
+    """``(R,)``: mean ``d_B(P_r(t), γ(t))`` over the selected grid points run ``r`` is compared at."""
     R, G, n, C = ts.sqrt_p.shape
+    if labels is None and ts.sample_labels is None:
+        raise ValueError("labels of the probe samples are needed (ts.sample_labels is not set)")
     labels = check_labels(ts.sample_labels if labels is None else labels, n, C)
-    has = _has_model(ts) & mask[None, :]
+    has = _has_model(ts, include_held) & mask[None, :]
     out = np.full(R, np.nan)
     for r in range(R):
         gs = np.flatnonzero(has[r])
@@ -185,8 +187,12 @@ def trajectory_inpca(ts: TrajectorySet, *, grid_mask=None, grid_name: str = "all
         Axes (at most ``R + 1``).
     distances : array_like, shape (R, R), optional
         :func:`~deepmanifold.analysis.trajectories.trajectory_distance_matrix` of
-        ``ts`` on the same grid, when the caller has it; computed otherwise (with
-        ``**kwargs``).
+        ``ts`` on the same grid, when the caller has it; computed otherwise.
+    **kwargs
+        Passed to :func:`~deepmanifold.analysis.trajectories.trajectory_distance_matrix`
+        (``include_held``, ``n_jobs``, ...). ``include_held`` (default True) selects the
+        geodesic's grid points with each run the same way: a run is compared with
+        ``γ(t)`` wherever it is compared with the other runs.
 
     Returns
     -------
@@ -204,7 +210,7 @@ def trajectory_inpca(ts: TrajectorySet, *, grid_mask=None, grid_name: str = "all
         else np.asarray(distances, dtype=np.float64)
     if D.shape != (R, R):
         raise ValueError(f"distances has shape {D.shape}, expected ({R}, {R}) for the runs of ts")
-    to_geo = _to_geodesic(ts, mask, labels)
+    to_geo = _to_geodesic(ts, mask, labels, kwargs.get("include_held", True))
     full = np.zeros((R + 1, R + 1))
     full[:R, :R], full[:R, R], full[R, :R] = D, to_geo, to_geo
     _no_nan(full, [*ts.run_labels, "geodesic"])

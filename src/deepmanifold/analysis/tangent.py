@@ -201,16 +201,18 @@ def embedding_score(D, coords, signature) -> float:
 def mean_models(ts: TrajectorySet, levels=REFERENCE_LEVELS, members=None) -> tuple[np.ndarray, np.ndarray]:
     """The runs' mean models at given progress levels.
 
-    At each level, the normalised geometric mean of the members' resampled models at
-    that progress (:func:`~deepmanifold.analysis.trajectories.mean_trajectory`).
+    At each level, the normalised geometric mean of the resampled models at that
+    progress (:func:`~deepmanifold.analysis.trajectories.mean_trajectory`) of the members
+    that reached it: a run that stopped earlier and holds its last checkpoint there
+    (``TrajectorySet.held``) is left out, so the mean is a model *at* that progress.
 
     Parameters
     ----------
     ts : TrajectorySet
     levels : sequence of float, default :data:`REFERENCE_LEVELS`
         Each must be a value of ``ts.grid`` (within 1e-6).
-    members : optional
-        Runs to average (ids, labels, indices or a boolean mask); default all.
+    members : array_like of bool, shape (R,), optional
+        Runs to average (e.g. the ordinary ones, not corner-initialised); default all.
 
     Returns
     -------
@@ -222,7 +224,7 @@ def mean_models(ts: TrajectorySet, levels=REFERENCE_LEVELS, members=None) -> tup
     Raises
     ------
     ValueError
-        A level not on the grid, or reached by none of the members.
+        A level not on the grid or reached by none of the members, or a bad ``members``.
     """
     wanted = np.atleast_1d(np.asarray(levels, dtype=np.float64))
     if wanted.ndim != 1 or wanted.size == 0:
@@ -231,10 +233,17 @@ def mean_models(ts: TrajectorySet, levels=REFERENCE_LEVELS, members=None) -> tup
     off = np.abs(ts.grid[where] - wanted) > _GRID_TOL
     if off.any():
         raise ValueError(f"levels {wanted[off].tolist()} are not values of the progress grid")
-    mean, reached = mean_trajectory(ts, np.arange(len(ts.run_ids)) if members is None else members)
-    if not reached[where].all():
-        raise ValueError(f"levels: no run reached progress {wanted[~reached[where]].tolist()}")
-    return probabilities_from_roots(mean[where]), ts.grid[where].copy()
+    R = len(ts.run_ids)
+    chosen = np.ones(R, dtype=bool) if members is None else np.asarray(members)
+    if chosen.shape != (R,) or chosen.dtype != bool:
+        raise ValueError(f"members must be a boolean array of shape ({R},)")
+    out = []
+    for g, level in zip(where, wanted):
+        who = np.flatnonzero(chosen & ts.reached[:, g])
+        if who.size == 0:
+            raise ValueError(f"levels: no run reached progress {level:g}")
+        out.append(mean_trajectory(ts, who)[0][g])
+    return probabilities_from_roots(np.stack(out)), ts.grid[where].copy()
 
 
 # ----------------------------------------------------------------------------- the picture
