@@ -13,6 +13,7 @@ from deepmanifold.geometry import (
     distance_to_geodesic,
     distance_to_geodesic_point,
     geodesic,
+    geodesic_between,
     ignorance,
     pairwise_distances,
     progress,
@@ -562,3 +563,54 @@ def test_distance_to_a_geodesic_point_rejects_bad_input(rng):
         geodesics.distance_to_geodesic_point(a, b, 1, 0.5)
     with pytest.warns(ClampWarning, match="10 \\(model, sample\\) inner products"):
         assert np.all(geodesics.distance_to_geodesic_point(a, b, 4, 0.5, floor=0.9) > 0)
+
+
+# --------------------------------------------------------------------------- between any two models
+
+
+@pytest.mark.parametrize("C", [2, 10, 37])
+def test_geodesic_between_two_models_has_the_closed_form_distances(rng, C):
+    """On the great circle of each sample, <sqrt r_i(s), sqrt r_i(t)> = cos(|s - t| ω_i) with
+    cos ω_i = BC_i(P, Q), so d_B(r(s), r(t)) = -mean_i log cos(|s - t| ω_i) (docs/method.md §3.5)."""
+    n = 30
+    P, Q = rng.dirichlet(np.full(C, 0.5), size=(2, n))
+    Q[0] = P[0]  # a sample on which the two agree
+    ts = np.array([0.0, 0.1, 0.35, 0.5, 0.9, 1.0])
+    R = geodesic_between(P, Q, ts)
+    assert R.shape == (6, n, C)
+    np.testing.assert_allclose(R.sum(axis=-1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(R[0], P, atol=1e-15)
+    np.testing.assert_allclose(R[-1], Q, atol=1e-15)
+    omega = np.arccos(np.minimum(np.sqrt(P * Q).sum(axis=-1), 1.0))
+    expected = -np.log(np.cos(np.abs(ts[:, None, None] - ts[None, :, None]) * omega)).mean(axis=-1)
+    np.testing.assert_allclose(pairwise_distances(R), expected, rtol=1e-9, atol=1e-14)
+    assert bhattacharyya(P, Q) == pytest.approx(expected[0, -1], rel=1e-12)
+    # Constant speed: equal steps in t are equal angles per sample.
+    np.testing.assert_allclose(bhattacharyya(R[1], R[3]), -np.log(np.cos(0.4 * omega)).mean(), rtol=1e-10)
+    np.testing.assert_allclose(geodesic_between(P, Q, 0.35), R[2], rtol=1e-15, atol=0)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(geodesic_between(np.log(P), np.log(Q), ts, log=True), R, atol=1e-15)
+
+
+def test_geodesic_between_ignorance_and_truth_is_the_geodesic(rng):
+    C, n = 10, 12
+    labels = rng.integers(0, C, size=n)
+    ts = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(geodesic_between(ignorance(labels, C), truth(labels, C), ts),
+                               geodesic(labels, C, ts), atol=1e-15)
+    # A corner (a model sure of wrong classes) to truth: progress rises from 0 to 1.
+    corner = np.eye(C)[(labels + 3) % C] * 0.9 + 0.1 / C
+    path = geodesic_between(corner, truth(labels, C), ts)
+    lam = progress(path, labels)
+    assert lam[0] == 0.0 and lam[-1] == pytest.approx(1.0, abs=1e-12) and np.all(np.diff(lam) >= 0)
+
+
+def test_geodesic_between_rejects_bad_input(rng):
+    P = rng.dirichlet(np.ones(3), size=4)
+    for bad in (-0.1, 1.5, np.nan, [[0.5]]):
+        with pytest.raises(ValueError, match="t must be a value in"):
+            geodesic_between(P, P, bad)
+    with pytest.raises(ValueError, match="same shape"):
+        geodesic_between(P, P[:3], 0.5)
+    with pytest.raises(ValueError, match="Q"):
+        geodesic_between(P, -P, 0.5)

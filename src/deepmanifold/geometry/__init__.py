@@ -22,7 +22,9 @@ framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
   -- the input checks every room uses (:mod:`deepmanifold.geometry.validation`).
 - :func:`ignorance`, :func:`truth`, :func:`geodesic`, :func:`progress`,
   :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
-  ignorance-to-truth geodesic and where a model lies along it;
+  ignorance-to-truth geodesic and where a model lies along it (progress by the
+  summed Bhattacharyya angle, the reference study's definition, or by ``d_B``);
+  :func:`geodesic_between` -- the geodesic between any two models;
   :func:`geodesic_coefficients`, :func:`progress_from_coefficients`,
   :func:`distance_to_geodesic_point` -- the same from the ``2n`` numbers per
   model that locate it.
@@ -32,8 +34,9 @@ References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28
 
 from .distances import BACKENDS, METRICS, PRECISIONS, pairwise_distances
 from .divergences import FLOOR, ClampWarning, bhattacharyya
-from .geodesics import (distance_to_geodesic, distance_to_geodesic_point, geodesic, geodesic_coefficients,
-                        ignorance, progress, progress_and_distance, progress_from_coefficients, truth)
+from .geodesics import (distance_to_geodesic, distance_to_geodesic_point, geodesic, geodesic_between,
+                        geodesic_coefficients, ignorance, progress, progress_and_distance,
+                        progress_from_coefficients, truth)
 from .sources import ModelStack
 from .validation import check_distance_matrix, check_labels, check_probabilities
 from .embedding import InPCAResult, embedded_sq_distances, inpca
@@ -65,6 +68,7 @@ __all__ = [
     "distance_to_geodesic_point",
     "embedded_sq_distances",
     "geodesic",
+    "geodesic_between",
     "ignorance",
     "inpca",
     "pairwise_distances",
