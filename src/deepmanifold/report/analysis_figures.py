@@ -308,7 +308,8 @@ def tangent_figure(findings: Mapping[str, Any], run_groups: Mapping[str, tuple[s
     for p, (a, b) in enumerate(pairs):
         data += _run_traces(
             tan["runs"], run_groups,
-            {"x": lambda r, a=a: _column(r.get("coords") or [], a), "y": lambda r, b=b: _column(r.get("coords") or [], b),
+            {"x": lambda r, a=a: _column(r.get("coords") or [], a),
+             "y": lambda r, b=b: _column(r.get("coords") or [], b),
              "customdata": lambda r: _floats(r.get("progress") or [None] * len(r.get("coords") or []))},
             axes=panel_axes(p), showlegend=p == 0,
             hovertemplate="<b>%{text}</b><br>progress %{customdata:.3f}<extra></extra>")
