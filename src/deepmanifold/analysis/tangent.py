@@ -184,6 +184,12 @@ def embedding_score(D, coords, signature) -> float:
         raise ValueError(f"signature: expected shape ({x.shape[1]},) like coords' axes, got shape {s.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("coords contains NaN or inf")
+    return _score(D, x, s)
+
+
+def _score(D: np.ndarray, x: np.ndarray, s: np.ndarray) -> float:
+    """:func:`embedding_score` of validated float64 arrays."""
+    T = D.shape[0]
     sq = np.einsum("ik,ik,k->i", x, x, s)
     err = norm = 0.0
     for a in range(0, T, _SCORE_ROWS):
@@ -355,8 +361,8 @@ def tangent_picture(models, labels, means, D, *, log: bool = False, levels=REFER
         raise ValueError(f"full: expected an InPCA of the {T} models with >= {n_components} axes, "
                          f"got coordinates of shape {full.coords.shape}")
     k = min(n_components, full.n_components)
-    score = embedding_score(D, coords, emb.signature)
-    full_score = embedding_score(D, full.coords[:, :k], full.signature[:k])
+    score = _score(D, coords, emb.signature.astype(np.float64))
+    full_score = _score(D, full.coords[:, :k], full.signature[:k].astype(np.float64))
     return TangentPicture(
         levels=level_arr, reference_names=["ignorance", *(f"mean at progress {v:g}" for v in level_arr), "truth"],
         reference_coords=emb.coords, eigenvalues=emb.eigenvalues, signature=emb.signature, coords=coords,
