@@ -180,3 +180,115 @@ def test_zero_matrix_is_handled():
     np.testing.assert_array_equal(res.coords, 0.0)
     np.testing.assert_array_equal(res.explained_stress, 1.0)
     assert np.all(np.isfinite(res.transform(np.zeros(4))))
+
+
+# --------------------------------------------------------------------------- explained distance
+
+
+def brute_explained_distance(D, res, weights=None):
+    """1 - ||D - D_k|| / ||D|| for every k, forming D_k; entries weighted by m_i m_j."""
+    m = np.ones(D.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    mm = m[:, None] * m[None, :]
+    out = []
+    for k in range(1, res.n_components + 1):
+        Dk = embedded_sq_distances(res.coords[:, :k], res.signature[:k])
+        out.append(1 - np.sqrt(np.sum(mm * (D - Dk) ** 2) / np.sum(mm * D**2)))
+    return np.array(out)
+
+
+def bhattacharyya_D(rng, T=40, n=25, C=4):
+    X = rng.dirichlet(np.full(C, 0.3), size=(T, n))
+    return pairwise_distances(X)
+
+
+def test_explained_distance_is_the_closed_form_of_the_embedded_distances(rng):
+    """||D - D_k||_F from the eigenpairs (docs/method.md §4.2) equals the one of the formed D_k,
+    time-like axes included; all T axes reproduce D."""
+    D = bhattacharyya_D(rng)
+    res = inpca(D, 40)
+    assert np.any(res.signature < 0)
+    np.testing.assert_allclose(res.explained_distance, brute_explained_distance(D, res), atol=1e-8)
+    assert res.explained_distance[-1] == pytest.approx(1.0, abs=1e-7)
+    # For a Euclidean D (Gaussians of equal variance) 3 axes reproduce every distance.
+    G = gaussian_means_problem(rng)[0]
+    assert inpca(G, 3).explained_distance[-1] == pytest.approx(1.0, abs=1e-7)
+    assert inpca(G, 1).explained_distance[0] < 0.99
+
+
+@pytest.mark.parametrize("solver", ["lanczos", "randomized"])
+def test_explained_distance_of_the_iterative_solvers(rng, solver):
+    D = bhattacharyya_D(rng, T=120)
+    ref = inpca(D, 5, solver="dense")
+    res = inpca(D, 5, solver=solver, random_state=0)
+    np.testing.assert_allclose(res.explained_distance, ref.explained_distance, atol=1e-8)
+    np.testing.assert_allclose(res.explained_distance, brute_explained_distance(D, res), atol=1e-8)
+
+
+# --------------------------------------------------------------------------- weighted InPCA
+
+
+def test_equal_weights_give_plain_inpca(rng):
+    D = bhattacharyya_D(rng)
+    ref = inpca(D, 4)
+    for c in (1.0, 3.7):
+        res = inpca(D, 4, weights=np.full(40, c))
+        np.testing.assert_allclose(res.eigenvalues, c * ref.eigenvalues, rtol=1e-10)
+        np.testing.assert_allclose(res.coords, ref.coords, atol=1e-10)
+        for name in ("explained_stress", "explained_fraction", "explained_distance"):
+            np.testing.assert_allclose(getattr(res, name), getattr(ref, name), atol=1e-10)
+        np.testing.assert_allclose(res.transform(D[:3] + 0.01), ref.transform(D[:3] + 0.01), atol=1e-10)
+    assert ref.weights is None and np.all(res.weights == 3.7)
+
+
+@pytest.mark.parametrize("solver", ["dense", "lanczos", "randomized"])
+def test_integer_weights_equal_repeating_models(rng, solver):
+    """Weight m_i is model i repeated m_i times: the same eigenvalues, every copy at the
+    model's coordinates, the same stress, distance and Gower projection."""
+    D = bhattacharyya_D(rng, T=30)
+    m = rng.integers(1, 4, size=30)
+    rep = np.repeat(np.arange(30), m)
+    ref = inpca(D[np.ix_(rep, rep)], 4, solver="dense")
+    res = inpca(D, 4, weights=m, solver=solver, random_state=0)
+    np.testing.assert_allclose(res.eigenvalues, ref.eigenvalues, rtol=1e-8)
+    np.testing.assert_allclose(res.coords[rep], ref.coords, atol=1e-8 * np.abs(ref.coords).max())
+    np.testing.assert_allclose(res.explained_stress, ref.explained_stress, atol=1e-9)
+    np.testing.assert_allclose(res.explained_distance, ref.explained_distance, atol=1e-8)
+    np.testing.assert_allclose(res.explained_distance, brute_explained_distance(D, res, m), atol=1e-8)
+    new = D[:2] * 1.1 + 0.02  # rows of distances of two new models
+    np.testing.assert_allclose(res.transform(new), ref.transform(new[:, rep]), atol=1e-8)
+    np.testing.assert_allclose(res.transform(D[:5]), res.coords[:5], atol=1e-8)
+
+
+def test_weights_balance_runs_of_different_lengths():
+    """Two runs along one line, one with 10 times as many checkpoints: weighted by 1 / K the
+    centre of the picture is midway between the runs' means, unweighted it sits on the long run."""
+    long = np.linspace(0.0, 1.0, 50)
+    short = np.linspace(2.0, 3.0, 5)
+    u = np.concatenate([long, short])
+    D = (u[:, None] - u[None, :]) ** 2
+    w = np.concatenate([np.full(50, 1 / 50), np.full(5, 1 / 5)])
+    plain, weighted = inpca(D, 1), inpca(D, 1, weights=w)
+    # the coordinate is u minus the (weighted) mean, up to sign
+    np.testing.assert_allclose(np.abs(plain.coords[:, 0]), np.abs(u - u.mean()), atol=1e-10)
+    np.testing.assert_allclose(np.abs(weighted.coords[:, 0]), np.abs(u - 1.5), atol=1e-10)
+
+
+def test_weights_on_disk_equal_in_memory(rng, tmp_path):
+    from deepmanifold.geometry import compute_distance_matrix_on_disk
+
+    X = rng.dirichlet(np.full(4, 0.4), size=(90, 12))
+    M = compute_distance_matrix_on_disk(X, tmp_path / "d", block_size=32, dtype="float64")
+    w = rng.random(90) + 0.1
+    ref = inpca(pairwise_distances(X), 3, weights=w, solver="dense")
+    res = inpca(M, 3, weights=w, random_state=0)
+    np.testing.assert_allclose(res.eigenvalues, ref.eigenvalues, rtol=1e-8)
+    np.testing.assert_allclose(res.coords, ref.coords, atol=1e-8 * np.abs(ref.coords).max())
+    assert res.total_sq_norm == pytest.approx(ref.total_sq_norm, rel=1e-10)
+
+
+def test_bad_weights_are_refused(rng):
+    D = bhattacharyya_D(rng, T=6)
+    for bad, match in (([1.0] * 5, r"weights must have shape \(6,\)"), ([1, 1, 1, 1, 1, 0], "positive"),
+                       ([1, 1, 1, 1, 1, np.nan], "positive and finite")):
+        with pytest.raises(ValueError, match=match):
+            inpca(D, 2, weights=bad)

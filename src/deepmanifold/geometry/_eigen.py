@@ -85,6 +85,27 @@ class PanelSource:
             total += _panel_kernels.centred_sq_sum(_plain(panel), np.ascontiguousarray(shift[start:stop]), col)
         return 0.25 * total
 
+    def weighted_centred_sq_norm(self, row_means: np.ndarray, grand_mean: float, weights: np.ndarray) -> float:
+        """Exact ``sum_ij m_i m_j W_ij^2`` of the weighted centring (``||S||_F^2``), panel by panel.
+
+        ``W_ij = -1/2 (D_ij - ρ_i - ρ_j + γ)`` with ``ρ`` the weighted row means and
+        ``γ`` their weighted mean; ``m`` the weights.
+        """
+        total = 0.0
+        for start, stop, panel in self.panels():
+            total += _weighted_sq_sum(np.array(panel, dtype=np.float64), row_means[start:stop], row_means,
+                                      grand_mean, weights[start:stop], weights)
+        return 0.25 * total
+
+
+def _weighted_sq_sum(block, rows_r, cols_r, grand_mean, rows_m, cols_m) -> float:
+    """``sum_ij m_i m_j (block_ij - ρ_i - ρ_j + γ)^2`` of a copy of one block of ``D`` (changed in place)."""
+    block -= rows_r[:, None]
+    block -= cols_r[None, :]
+    block += grand_mean
+    np.square(block, out=block)
+    return float(rows_m @ block @ cols_m)
+
 
 def _plain(panel) -> np.ndarray:
     """A C-contiguous float32/float64 ndarray view (or copy) of a panel, for the kernels."""
@@ -137,8 +158,12 @@ class ArraySource(PanelSource):
     def centred_sq_norm(self, row_means):
         if self.symmetric:
             return super().centred_sq_norm(row_means)
-        # symmetric part, tile by tile: ||W||^2 = 1/4 sum (S_ij - r_i - r_j + g)^2
-        g = float(row_means.mean())
+        return self.weighted_centred_sq_norm(row_means, float(row_means.mean()), np.ones(self.n))
+
+    def weighted_centred_sq_norm(self, row_means, grand_mean, weights):
+        if self.symmetric:
+            return super().weighted_centred_sq_norm(row_means, grand_mean, weights)
+        # symmetric part, tile by tile: 1/4 sum m_i m_j (S_ij - ρ_i - ρ_j + γ)^2
         rows = max(1, int(np.sqrt(_PANEL_ELEMENTS)))
         total = 0.0
         for s in range(0, self.n, rows):
@@ -147,20 +172,26 @@ class ArraySource(PanelSource):
                 f = min(self.n, t + rows)
                 S = 0.5 * (np.asarray(self.D[s:e, t:f], dtype=np.float64)
                            + np.asarray(self.D[t:f, s:e], dtype=np.float64).T)
-                S -= row_means[s:e, None]
-                S -= row_means[None, t:f]
-                S += g
-                total += float(np.einsum("ij,ij->", S, S))
+                total += _weighted_sq_sum(S, row_means[s:e], row_means[t:f], grand_mean, weights[s:e],
+                                          weights[t:f])
         return 0.25 * total
 
 
 class CentredOperator:
-    """``X -> W X`` with ``W = -1/2 J D J``, from a :class:`PanelSource`."""
+    """``X -> W X`` with ``W = -1/2 J D J``, from a :class:`PanelSource`.
 
-    def __init__(self, source: PanelSource, row_means: np.ndarray, callback: Callable | None = None):
+    With ``grand_mean`` and ``scale`` it is the weighted operator
+    ``X -> M^{1/2} W_w M^{1/2} X``: ``W_w = -1/2 (D - ρ 1^T - 1 ρ^T + γ 1 1^T)``
+    with ``ρ = row_means`` (weighted row means), ``γ = grand_mean`` and
+    ``scale = sqrt(m)``, the square roots of the weights.
+    """
+
+    def __init__(self, source: PanelSource, row_means: np.ndarray, callback: Callable | None = None, *,
+                 grand_mean: float | None = None, scale: np.ndarray | None = None):
         self.source = source
         self.r = row_means
-        self.g = float(row_means.mean())
+        self.g = float(row_means.mean()) if grand_mean is None else float(grand_mean)
+        self.scale = scale
         self.n = source.n
         self.n_products = 0  # number of passes over D
         self.callback = callback
@@ -170,12 +201,16 @@ class CentredOperator:
         vec = X.ndim == 1
         if vec:
             X = X[:, None]
+        if self.scale is not None:
+            X = X * self.scale[:, None]
         Y = self.source.matmat(X)
         colsum = X.sum(axis=0)
         Y -= np.outer(self.r, colsum)
         Y -= (self.r @ X)[None, :]
         Y += self.g * colsum[None, :]
         Y *= -0.5
+        if self.scale is not None:
+            Y *= self.scale[:, None]
         self.n_products += 1
         if self.callback is not None:
             self.callback("eigensolver", self.n_products, None)
