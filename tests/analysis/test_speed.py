@@ -1,5 +1,6 @@
 """Claim 3 (wider = same path, faster) on planted runs whose milestones are known in closed form."""
 
+import itertools
 import json
 import math
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from deepmanifold.analysis.speed import (Milestone, RunProgress, Spearman, progress_milestones, same_path, spearman,
-                                         speed_by_width)
+from deepmanifold.analysis.speed import (SPEED_LEVELS, Milestone, RunProgress, Spearman, judge, progress_milestones,
+                                         same_path, spearman, speed_analysis, speed_by_width)
 
 STEPS_PER_EPOCH = 100
 EPOCHS = np.linspace(0.0, 120.0, 4801)  # dense: 0.025 epoch between checkpoints
@@ -137,3 +138,117 @@ def test_same_path_without_pairs_gives_reason():
     assert out.ratio is None and "different widths" in out.reason
     with pytest.raises(ValueError):
         same_path(np.zeros((2, 3)), ["a", "b"], [1, 1])
+
+
+# ----------------------------------------------------------------------------- matched pairs (claim 3's rule)
+
+def _grid_sweep(families=(("mlp", (64, 256)), ("cnn", (8, 32))), seeds=(0, 1, 2), opts=("sgd", "adam")):
+    return [{"arch": f, "arch_options": {"width": w}, "optimizer": o, "seed": s, "label": f"{f}{w}/{o}/{s}"}
+            for f, widths in families for w in widths for o in opts for s in seeds]
+
+
+def _curves(configs, tau_of):
+    """Exponential progress curves, ``1 - exp(-epoch / tau)``, on a dense epoch grid (steps = 100 per epoch)."""
+    taus = [tau_of(c) for c in configs]
+    return ([1.0 - np.exp(-EPOCHS / t) for t in taus], [EPOCHS] * len(configs),
+            [EPOCHS * STEPS_PER_EPOCH] * len(configs))
+
+
+def test_pairs_match_seeds_and_log_ratios_are_closed_form():
+    """Wide runs twice as fast: every pair's log ratio is log(1/2) at every level, exactly."""
+    configs = _grid_sweep()
+    progress, epochs, steps = _curves(configs, lambda c: 10.0 if c["arch_options"]["width"] in (64, 8) else 5.0)
+    D = np.ones((len(configs), len(configs)))
+    out = speed_analysis(D, configs, progress, epochs, steps, n_boot=50)
+    assert set(out.families) == {"mlp", "cnn"} and out.skipped == {}
+    mlp = out.families["mlp"]
+    assert mlp.widths == [64, 256] and mlp.levels == list(SPEED_LEVELS)
+    assert mlp.n_pairs == 6 and mlp.n_seed_matched == 6
+    for p in mlp.pairs:
+        assert configs[p.narrow]["seed"] == configs[p.wide]["seed"]
+        assert configs[p.narrow]["optimizer"] == configs[p.wide]["optimizer"]
+        assert (configs[p.narrow]["arch_options"]["width"], configs[p.wide]["arch_options"]["width"]) == (64, 256)
+        assert p.log_ratio == pytest.approx(math.log(0.5), abs=1e-3)
+    assert mlp.time_ratio == pytest.approx(0.5, abs=1e-3)
+    assert mlp.p_faster == pytest.approx(1 / 64) and mlp.p_not_faster == pytest.approx(1.0)
+    assert "exact" in mlp.test and mlp.by_level["0.5"].n == 6
+    json.loads(json.dumps(out.to_dict(), allow_nan=False))
+
+
+def test_levels_reached_by_too_few_runs_are_left_out_and_unmatched_seeds_are_paired_in_order():
+    configs = _grid_sweep(families=(("mlp", (64, 256)),), opts=("sgd",), seeds=(0, 1, 2, 3, 4))
+    configs = [c for c in configs if not (c["arch_options"]["width"] == 256 and c["seed"] == 4)]
+    configs.append({"arch": "mlp", "arch_options": {"width": 256}, "optimizer": "sgd", "seed": 7})
+    short = np.linspace(0.0, 12.0, 481)
+    taus = {0: 4.0, 1: 4.0, 2: 4.0, 3: 12.0, 4: 12.0, 7: 2.0}  # tau 12 reaches 1 - 1/e = 0.63 in 12 epochs
+    progress = [1.0 - np.exp(-short / taus[c["seed"]]) for c in configs]
+    out = speed_analysis(np.ones((10, 10)), configs, progress, [short] * 10, [short] * 10, n_boot=20)
+    fam = out.families["mlp"]
+    assert fam.levels == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # 0.7 and above: 7 of 10 runs
+    unmatched = [p for p in fam.pairs if not p.seed_matched]
+    assert len(unmatched) == 1 and (configs[unmatched[0].narrow]["seed"], configs[unmatched[0].wide]["seed"]) == (4, 7)
+    assert unmatched[0].log_ratio == pytest.approx(math.log(2.0 / 12.0), abs=1e-3)
+
+
+def test_sign_flip_p_values_match_enumeration():
+    rng = np.random.default_rng(5)
+    configs = _grid_sweep(families=(("cnn", (8, 32)),), seeds=(0, 1, 2, 3), opts=("sgd", "adam"))
+    jitter = {id(c): math.exp(0.3 * rng.normal()) for c in configs}
+    progress, epochs, steps = _curves(configs, lambda c: (6.0 if c["arch_options"]["width"] == 8 else 5.0) * jitter[id(c)])
+    fam = speed_analysis(np.ones((16, 16)), configs, progress, epochs, steps, n_boot=20).families["cnn"]
+    x = np.array([p.log_ratio for p in fam.pairs])
+    signs = np.array(list(itertools.product((1, -1), repeat=x.size)))
+    means = (signs * x).mean(axis=1)
+    assert fam.p_faster == pytest.approx(np.mean(means <= x.mean() + 1e-12))
+    shifted = x - math.log(0.9)
+    assert fam.p_not_faster == pytest.approx(np.mean((signs * shifted).mean(axis=1) >= shifted.mean() - 1e-12))
+
+
+def test_path_ratio_is_the_ratio_of_crossed_effects():
+    """D additive in family, width and seed: Δ_width / Δ_arch is the planted ratio, family by family."""
+    configs = _grid_sweep(families=(("mlp", (64, 256)), ("cnn", (8, 32)), ("vit", (48,))))
+    fam = np.array([c["arch"] for c in configs])
+    width = np.array([c["arch_options"]["width"] for c in configs])
+    seed = np.array([c["seed"] for c in configs])
+    D = (1.0 * (fam[:, None] != fam) + 0.1 * ((fam[:, None] == fam) & (width[:, None] != width))
+         + 0.05 * (seed[:, None] != seed))
+    np.fill_diagonal(D, 0.0)
+    progress, epochs, steps = _curves(configs, lambda c: 5.0)
+    out = speed_analysis(D, configs, progress, epochs, steps, n_boot=200)
+    assert "vit" in out.skipped and "one width" in out.skipped["vit"]
+    for name in ("mlp", "cnn"):
+        f = out.families[name]
+        assert f.width_effect == pytest.approx(0.1) and f.arch_effect == pytest.approx(1.0)
+        assert f.path_ratio == pytest.approx(0.1) and f.path_low == pytest.approx(0.1)
+        assert f.path_high == pytest.approx(0.1) and f.path_groups == 2 * 2 + 2 * 2 + 2
+
+
+def test_corner_runs_and_aliases():
+    """Corner runs never pair; an alias (cnn_wide) is the same family as its model."""
+    configs = _grid_sweep(families=(("cnn", (8, 32)),))
+    for c in configs:
+        if c["arch_options"]["width"] == 32:
+            c["arch_alias"] = "cnn_wide"
+    corners = [dict(c, init="shuffled_labels") for c in configs]
+    everything = configs + corners
+    progress, epochs, steps = _curves(everything, lambda c: 5.0 if c.get("init") else 10.0)
+    out = speed_analysis(np.ones((24, 24)), everything, progress, epochs, steps, n_boot=20)
+    assert out.corner_runs == list(range(12, 24))
+    fam = out.families["cnn"]
+    assert all(p.narrow < 12 and p.wide < 12 for p in fam.pairs) and fam.n_pairs == 6
+    assert fam.time_ratio == pytest.approx(1.0)
+    assert "same path not measured" in fam.reason  # one family: no architecture pair
+
+
+def test_speed_judge_skips_without_two_widths_and_rejects_bad_input():
+    configs = _grid_sweep(families=(("mlp", (64,)), ("cnn", (8,))))
+    progress, epochs, steps = _curves(configs, lambda c: 5.0)
+    out = speed_analysis(np.ones((12, 12)), configs, progress, epochs, steps)
+    verdict = judge(out)
+    assert verdict.verdict == "skipped" and "one width" in verdict.reason
+    with pytest.raises(ValueError, match="progress"):
+        speed_analysis(np.ones((12, 12)), configs, progress[:-1], epochs, steps)
+    with pytest.raises(ValueError, match="reach_fraction"):
+        speed_analysis(np.ones((12, 12)), configs, progress, epochs, steps, reach_fraction=0.0)
+    with pytest.raises(ValueError, match="levels"):
+        speed_analysis(np.ones((12, 12)), configs, progress, epochs, steps, levels=(1.5,))

@@ -114,7 +114,7 @@ from deepmanifold.utils import flatten, jsonable
 
 __all__ = ["COMPANIONS", "DEFAULT_FACTORS", "IGNORED_KEYS", "MIN_GROUPS", "MUCH_LESS", "P_VALUE", "RULE",
            "CrossedPairs", "FactorAnalysis", "FactorEffect", "FactorPredictability", "FactorReport",
-           "crossed_pairs", "factor_analysis", "factor_effects", "factor_predictability", "judge",
+           "crossed_pairs", "factor_analysis", "factor_effects", "factor_predictability", "flat_configs", "judge",
            "ordinary_runs", "resample_groups"]
 
 #: Factors analysed by default (those with a single value in the sweep are reported
@@ -160,9 +160,9 @@ RULE = (
     f"{MUCH_LESS:g} × architecture's Δ, AND architecture is predicted from trajectories (nearest neighbour "
     f"among runs of other seeds and configurations, p < {P_VALUE:g}) with a larger margin over chance, "
     "(accuracy − chance) / (1 − chance), than every other factor. Not supported when another factor's lower "
-    f"bound exceeds {MUCH_LESS:g} × architecture's upper bound (it surely matters more than that fraction "
-    "of architecture). Inconclusive otherwise. Skipped with one architecture, or without pairs of "
-    "architectures crossed with the seed."
+    f"bound exceeds both 0 and {MUCH_LESS:g} × architecture's upper bound (it surely has an effect, and more "
+    "than that fraction of architecture's). Inconclusive otherwise. Skipped with one architecture, or without "
+    "pairs of architectures crossed with the seed."
 )
 
 NOT_A_FACTOR = "not a factor in this sweep"
@@ -216,6 +216,21 @@ def _flatten(config: Mapping) -> dict[str, Any]:
 
 def _is_ignored(key: str, ignored: Sequence[str]) -> bool:
     return any(key == k or key.startswith(k + ".") for k in ignored)
+
+
+def flat_configs(configs: Sequence[Mapping], ignore: Sequence[str] = IGNORED_KEYS) -> list[dict[str, Any]]:
+    """Configurations as this module compares them: dotted keys, hashable values, no bookkeeping keys.
+
+    An empty nested mapping becomes the value ``()``; ``arch_alias``, when present,
+    replaces ``arch`` (the model name moves to ``arch_model``).
+
+    Examples
+    --------
+    >>> flat_configs([{"arch": "cnn", "arch_alias": "cnn_wide", "arch_options": {"width": 32}, "label": "x"}])
+    [{'arch': 'cnn_wide', 'arch_options.width': 32, 'arch_model': 'cnn'}]
+    """
+    _check_configs(configs)
+    return _prepare(configs, ignore)
 
 
 def _prepare(configs: Sequence[Mapping], ignored: Sequence[str]) -> list[dict[str, Any]]:
@@ -1230,10 +1245,11 @@ def judge(analysis: FactorAnalysis) -> Judgement:
         failed.append("architecture is not predicted from trajectories better than chance")
     elif any(m is not None and m >= arch_pred.margin for m in other_margins.values()):
         failed.append("another factor is predicted with at least architecture's margin over chance")
-    larger = [e.factor for e in others if e.low > MUCH_LESS * arch.high]
+    larger = [e.factor for e in others if e.low > max(0.0, MUCH_LESS * arch.high)]
     if larger:
         failed.insert(0, f"{', '.join(larger)} surely matter{'s' if len(larger) == 1 else ''} more than "
-                         f"{MUCH_LESS:g} × architecture (lower bound above {MUCH_LESS:g} × its upper bound)")
+                         f"{MUCH_LESS:g} × architecture (lower bound above 0 and above {MUCH_LESS:g} × architecture's "
+                         "upper bound)")
     return Judgement(decide(supported=not failed, refuted=bool(larger)), numbers, "; ".join(failed))
 
 

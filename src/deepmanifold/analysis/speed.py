@@ -1,15 +1,44 @@
-"""Claim 3 (docs/method.md §6): larger networks follow the same path, only faster.
+r"""Claim 3 (docs/method.md §6): larger networks follow the same path, only faster.
 
-Works on plain arrays, one run at a time, so it runs on any store or sweep:
+The claim judged (:func:`speed_analysis`, :data:`RULE`, :func:`judge`)
+---------------------------------------------------------------------
+Within each architecture *family* (the model name: ``cnn`` and its alias ``cnn_wide`` are
+one family) trained at two or more widths (``arch_options.width``), corner-initialised
+runs left out:
 
-- :func:`progress_milestones` -- the epoch and step at which one run's progress
-  first reaches given levels (default 0.5 and 0.9), as :class:`Milestones`.
-- :func:`speed_by_width` -- those milestones per architecture and width, and
-  the Spearman correlation between width and epochs (steps) to the top level
-  within each architecture: negative means wider is faster (:class:`SpeedByWidth`).
-- :func:`same_path` -- from the run-by-run trajectory distance matrix (mean d_B
-  at equal progress, docs/method.md §5): are runs of one architecture at different widths
-  closer to each other than runs of different architectures? (:class:`SamePath`).
+Faster: matched narrow/wide pairs
+    Runs equal in every key but the width and the seed (bookkeeping keys aside) form a
+    *base configuration*; its narrowest and widest width are compared, run by run,
+    seeds matched (runs whose seed has no partner are paired in seed order and flagged).
+    For each progress level of :data:`SPEED_LEVELS` reached by at least
+    :data:`REACH_FRACTION` of the family's paired runs, the time to reach it
+    (:func:`progress_milestones`, in epochs; a pair shares its batch size, so steps give
+    the same ratio) gives ``log(T_wide / T_narrow)``; a pair's statistic is its mean over
+    those levels that both runs reached after epoch 0. Intermediate widths telescope out
+    of a chain of log ratios, so the extremes carry the test. The mean over pairs is
+    tested one-sided by exact sign flips (:func:`scipy.stats.permutation_test`; every
+    sign pattern up to 16 pairs, random ones beyond): ``p_faster`` for "wider needs fewer
+    epochs" (mean < 0), ``p_not_faster`` for "the speed-up is below
+    :data:`MIN_SPEEDUP`" (mean > log(1 − MIN_SPEEDUP)). Pairs, not seeds, are the units:
+    each is an independent narrow/wide comparison. With fewer than 5 pairs no sign-flip
+    p-value can fall below 0.05 (the smallest is 2⁻ⁿ).
+Same path: crossed effects of width and architecture
+    ``Δ_width / Δ_arch`` per family, both the crossed-seed effects of
+    :mod:`deepmanifold.analysis.factors` on the trajectory distances: ``Δ_width`` over the
+    family's pairs of configurations that differ in width only, ``Δ_arch`` over the pairs
+    of configurations that differ in architecture only and involve the family. Its 95 %
+    interval comes from resampling configuration groups for both at once
+    (:func:`~deepmanifold.analysis.factors.resample_groups`).
+
+Descriptions
+------------
+- :func:`progress_milestones` -- the epoch and step at which one run's progress first
+  reaches given levels (default 0.5 and 0.9), as :class:`Milestones`.
+- :func:`speed_by_width` -- those milestones per architecture and width, and the
+  Spearman correlation between width and epochs (steps) to the top level within each
+  architecture (:class:`SpeedByWidth`).
+- :func:`same_path` -- mean trajectory distance between widths of one architecture
+  against that between architectures (:class:`SamePath`).
 - :func:`spearman` -- the rank correlation they use (:class:`Spearman`).
 
 Every result has a ``to_dict()`` giving its JSON form (as in ``findings.json``).
@@ -19,19 +48,60 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import scipy.stats
 from scipy.stats import rankdata
 
-__all__ = ["ArchitectureSpeed", "Milestone", "Milestones", "PairStats", "RunProgress", "RunSpeed", "SamePath",
-           "Spearman", "SpeedByWidth", "WidthPath", "WidthSpeed", "WidthTrend", "LevelTimes",
-           "progress_milestones", "same_path", "spearman", "speed_by_width"]
+from deepmanifold.analysis.factors import (IGNORED_KEYS, MIN_GROUPS, MUCH_LESS, crossed_pairs, flat_configs,
+                                           ordinary_runs, resample_groups)
+from deepmanifold.analysis.verdicts import Judgement, decide
+from deepmanifold.utils import jsonable
+
+__all__ = ["MIN_SPEEDUP", "REACH_FRACTION", "RULE", "SAME_PATH_MAX", "SPEED_LEVELS", "SPEED_P_VALUE",
+           "ArchitectureSpeed", "FamilySpeed", "LevelRatio", "LevelTimes", "Milestone", "Milestones", "PairStats",
+           "RunProgress", "RunSpeed", "SamePath", "SpeedAnalysis", "Spearman", "SpeedByWidth", "WidthPair",
+           "WidthPath", "WidthSpeed", "WidthTrend", "judge", "progress_milestones", "same_path", "spearman",
+           "speed_analysis", "speed_by_width"]
 
 DEFAULT_LEVELS = (0.5, 0.9)
 UNITS = ("epochs", "steps")  # the two clocks a milestone is read on
 
+#: Progress levels whose times to reach are compared (those reached by enough runs of a family).
+SPEED_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Share of a family's paired runs that must reach a level for it to count (as the common grid of
+#: the trajectories): a level few runs reach would compare only the fast ones.
+REACH_FRACTION = 0.9
+#: Smallest speed-up that counts as "faster": the wider network needs at most 1 − MIN_SPEEDUP of
+#: the narrower one's epochs. Below 10 % a difference is within what checkpoint spacing and
+#: seed-to-seed variation give runs of one configuration.
+MIN_SPEEDUP = 0.1
+#: One-sided sign-flip p-value below which "faster" (or "not meaningfully faster") holds.
+SPEED_P_VALUE = 0.05
+#: Largest Δ_width / Δ_arch that is still "the same path": width changes trajectories at most
+#: half as much as architecture does (the "much less" of claim 2).
+SAME_PATH_MAX = MUCH_LESS
+
+#: The rule that judges claim 3 (shown next to the verdict).
+RULE = (
+    "Larger networks, same path, faster. Per architecture family trained at two or more widths (corner runs "
+    "left out): runs equal in everything but width and seed are paired narrowest against widest, seeds "
+    "matched, and each pair gives log(epochs of the wider / epochs of the narrower) to reach each progress "
+    f"level reached by ≥ {REACH_FRACTION * 100:g} % of the family's paired runs, averaged over those levels. "
+    f"Faster: a one-sided exact sign-flip test of the mean over pairs, p < {SPEED_P_VALUE:g} (needs ≥ 5 "
+    "pairs). Same path: Δ_width / Δ_arch, the crossed-seed effects of width and of architecture on the "
+    "trajectories (as in the architecture claim) for that family, with a 95 % interval (configuration groups "
+    f"resampled) whose upper bound is ≤ {SAME_PATH_MAX:g}. Supported when both hold in every such family. Not "
+    f"supported when in some family the speed-up is significantly below {MIN_SPEEDUP * 100:g} % (sign-flip "
+    f"p < {SPEED_P_VALUE:g} for mean log ratio > log {1 - MIN_SPEEDUP:g}) or the ratio's lower bound exceeds "
+    f"{SAME_PATH_MAX:g}. Inconclusive otherwise. Skipped without a family trained at two widths."
+)
+
+_WIDTH = "arch_options.width"
+_SIGN_FLIP_EXACT = 16  # pairs up to which every sign pattern is enumerated (65,536)
 
 
 def _with_reason(out: dict, reason: str) -> dict:
@@ -633,3 +703,367 @@ def same_path(D_traj, archs, widths) -> SamePath:
     return SamePath(same_arch_diff_width=PairStats.of(within), diff_arch=PairStats.of(between),
                     same_arch_same_width=PairStats.of(seeds), ratio=ratio, reason=reason, by_arch=by_arch,
                     n_missing=n_missing)
+
+
+# ============================================================================ the judged claim
+
+@dataclass(frozen=True)
+class WidthPair:
+    """One matched narrow/wide pair of runs (see the module docstring).
+
+    Attributes
+    ----------
+    narrow, wide : int
+        Rows of the runs (indices into the inputs of :func:`speed_analysis`).
+    narrow_width, wide_width : int or float
+    seed_matched : bool
+        The two runs share their seed.
+    log_ratios : dict of str to float
+        ``log(T_wide / T_narrow)`` per family level (keyed ``f"{level:g}"``) both runs reached after epoch 0.
+    log_ratio : float or None
+        Their mean (None: no such level).
+    """
+
+    narrow: int
+    wide: int
+    narrow_width: int | float
+    wide_width: int | float
+    seed_matched: bool
+    log_ratios: dict
+    log_ratio: float | None
+
+    def to_dict(self) -> dict:
+        return jsonable({"narrow": self.narrow, "wide": self.wide, "narrow_width": self.narrow_width,
+                         "wide_width": self.wide_width, "seed_matched": self.seed_matched,
+                         "log_ratios": self.log_ratios, "log_ratio": self.log_ratio})
+
+
+@dataclass(frozen=True)
+class LevelRatio:
+    """Mean ``log(T_wide / T_narrow)`` at one progress level over the pairs that reached it (``n``)."""
+
+    mean: float | None
+    n: int
+
+    def to_dict(self) -> dict:
+        return jsonable({"mean": self.mean, "n": self.n})
+
+
+@dataclass
+class FamilySpeed:
+    """Speed and path of one architecture family against width.
+
+    Attributes
+    ----------
+    family : str
+    widths : list
+        The family's widths among the ordinary runs, sorted.
+    levels : list of float
+        Progress levels reached by at least :data:`REACH_FRACTION` of its paired runs.
+    pairs : list of WidthPair
+    n_pairs : int
+        Pairs with a log ratio.
+    n_seed_matched : int
+        Of those, pairs sharing their seed.
+    mean_log_ratio : float or None
+        Mean over pairs of ``log(T_wide / T_narrow)``.
+    time_ratio : float or None
+        ``exp(mean_log_ratio)``: epochs of the wide over epochs of the narrow (< 1: wider is faster).
+    by_level : dict of str to LevelRatio
+    p_faster, p_not_faster : float or None
+        One-sided sign-flip p-values for "mean < 0" and for "mean > log(1 − MIN_SPEEDUP)".
+    test : str
+        Exact or random sign flips, and over how many pairs.
+    width_effect, arch_effect : float
+        Crossed-seed ``Δ_width`` (the family's width pairs) and ``Δ_arch`` (architecture pairs
+        involving the family); NaN when not measured.
+    path_ratio : float or None
+        ``width_effect / arch_effect``.
+    path_low, path_high : float
+        95 % interval of ``path_ratio`` (configuration groups resampled; NaN without one).
+    path_groups : int
+        Configuration groups resampled.
+    reason : str
+        What is missing and why ("" when nothing is).
+    """
+
+    family: str
+    widths: list
+    levels: list
+    pairs: list
+    n_pairs: int = 0
+    n_seed_matched: int = 0
+    mean_log_ratio: float | None = None
+    time_ratio: float | None = None
+    by_level: dict = field(default_factory=dict)
+    p_faster: float | None = None
+    p_not_faster: float | None = None
+    test: str = ""
+    width_effect: float = float("nan")
+    arch_effect: float = float("nan")
+    path_ratio: float | None = None
+    path_low: float = float("nan")
+    path_high: float = float("nan")
+    path_groups: int = 0
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("pairs", "by_level")}
+        out["pairs"] = [p.to_dict() for p in self.pairs]
+        out["by_level"] = {k: v.to_dict() for k, v in self.by_level.items()}
+        return jsonable(out)
+
+
+@dataclass
+class SpeedAnalysis:
+    """What claim 3 is judged on (:func:`speed_analysis`, :func:`judge`).
+
+    Attributes
+    ----------
+    families : dict of str to FamilySpeed
+        Families with matched narrow/wide pairs, by name.
+    skipped : dict of str to str
+        Families without, and why.
+    corner_runs : list of int
+        Rows left out as corner-initialised.
+    grid : str
+        The progress grid of the trajectory distances (as the caller described it).
+    candidate_levels : list of float
+    reach_fraction : float
+    """
+
+    families: dict
+    skipped: dict
+    corner_runs: list
+    grid: str
+    candidate_levels: list
+    reach_fraction: float
+
+    def to_dict(self) -> dict:
+        return jsonable({"grid": self.grid, "candidate_levels": self.candidate_levels,
+                         "reach_fraction": self.reach_fraction, "corner_runs": self.corner_runs,
+                         "families": {f: v.to_dict() for f, v in self.families.items()}, "skipped": self.skipped})
+
+
+def speed_analysis(D, configs: Sequence[Mapping], progress: Sequence, epochs: Sequence, steps: Sequence, *,
+                   levels=SPEED_LEVELS, reach_fraction: float = REACH_FRACTION, n_boot: int = 1000,
+                   n_resamples: int = 9999, random_state: int | None = 0, grid: str = "",
+                   ignore: Sequence[str] = IGNORED_KEYS) -> SpeedAnalysis:
+    """Claim 3's measurement: matched narrow/wide speed and Δ_width / Δ_arch per family.
+
+    Parameters
+    ----------
+    D : array_like, shape (R, R)
+        Trajectory distances at equal progress on one grid (described by ``grid``).
+    configs : sequence of R mappings
+        Run configurations; the family is ``arch`` (``arch_alias`` is ignored), the width
+        ``arch_options.width``.
+    progress, epochs, steps : sequences of R arrays, each (K_r,)
+        Each run's checkpoints: progress (docs/method.md §3), epoch and optimiser step.
+    levels : sequence of float in (0, 1]
+        Candidate progress levels (default :data:`SPEED_LEVELS`).
+    reach_fraction : float in (0, 1]
+        Share of a family's paired runs that must reach a level for it to count.
+    n_boot : int
+        Bootstrap replicates of the path ratio's interval.
+    n_resamples : int
+        Random sign patterns when a family has more than 16 pairs (below, all are used).
+    random_state : int, optional
+    grid : str
+        The progress grid of ``D``, in words.
+    ignore : sequence of str
+        Bookkeeping keys.
+
+    Returns
+    -------
+    SpeedAnalysis
+    """
+    levels = _check_levels(levels)
+    if not 0.0 < reach_fraction <= 1.0:
+        raise ValueError(f"reach_fraction must lie in (0, 1], got {reach_fraction!r}")
+    R = len(configs)
+    for name, seq in (("progress", progress), ("epochs", epochs), ("steps", steps)):
+        if len(seq) != R:
+            raise ValueError(f"{name} has {len(seq)} runs, configs {R}")
+    family_configs = [{k: v for k, v in c.items() if k != "arch_alias"} for c in configs]
+    ordinary = ordinary_runs(family_configs)
+    flat = flat_configs(family_configs, ignore)
+    chains, skipped = _chains(flat, ordinary)
+    paired = {r for bases in chains.values() for _, _, run_pairs, _ in bases for pair in run_pairs for r in pair}
+    times = {r: progress_milestones(progress[r], epochs[r], steps[r], levels) for r in paired}
+    crossed = crossed_pairs(D, family_configs, ["arch", _WIDTH], ignore=ignore)
+    rng = np.random.default_rng(random_state)
+    families = {}
+    for family, bases in chains.items():
+        fam = _family_speed(family, bases, times, levels, reach_fraction, n_resamples, rng)
+        in_family = np.array([bool(ordinary[r]) and str(flat[r].get("arch")) == family for r in range(R)])
+        _path(fam, crossed, in_family, n_boot, rng)
+        families[family] = fam
+    return SpeedAnalysis(families=families, skipped=skipped, corner_runs=np.flatnonzero(~ordinary).tolist(),
+                         grid=grid, candidate_levels=list(levels), reach_fraction=float(reach_fraction))
+
+
+def _chains(flat: list[dict], ordinary: np.ndarray):
+    """Per family, its base configurations' narrowest and widest runs, paired.
+
+    Returns ``(chains, skipped)``: ``chains[family]`` is a list of ``(w_narrow, w_wide,
+    [(narrow_row, wide_row), ...], [seed_matched, ...])``; ``skipped[family]`` says why a
+    family with a width has no pair.
+    """
+    bases: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    widths: dict = defaultdict(set)
+    for r, c in enumerate(flat):
+        if not ordinary[r] or c.get(_WIDTH) is None:
+            continue
+        family, width = str(c.get("arch")), c[_WIDTH]
+        base = frozenset((k, v) for k, v in c.items() if k not in (_WIDTH, "seed"))
+        bases[family][base][width].append(r)
+        widths[family].add(width)
+    chains, skipped = {}, {}
+    for family in sorted(bases):
+        found = []
+        for by_width in bases[family].values():
+            if len(by_width) < 2:
+                continue
+            lo, hi = min(by_width), max(by_width)
+            pairs, matched = _match_seeds(by_width[lo], by_width[hi], flat)
+            found.append((lo, hi, pairs, matched))
+        if found:
+            chains[family] = found
+        elif len(widths[family]) < 2:
+            skipped[family] = f"one width only ({_plain_width(next(iter(widths[family])))})"
+        else:
+            skipped[family] = "no two runs differ in width only (other settings change with the width)"
+    return chains, skipped
+
+
+def _match_seeds(narrow: list, wide: list, flat: list[dict]):
+    """Pairs of rows, equal seeds first, then the rest in seed order; and whether each pair shares its seed."""
+    def seed(r):
+        return flat[r].get("seed")
+
+    def order(r):  # numbers by value, anything else after them by its text
+        s = seed(r)
+        return (0, s, "") if isinstance(s, (int, float)) else (1, 0, repr(s))
+
+    wide_by_seed = {}
+    for r in wide:
+        wide_by_seed.setdefault(seed(r), []).append(r)
+    pairs, matched, left_n = [], [], []
+    for r in sorted(narrow, key=order):
+        partner = wide_by_seed.get(seed(r))
+        if partner:
+            pairs.append((r, partner.pop(0)))
+            matched.append(True)
+        else:
+            left_n.append(r)
+    left_w = sorted((r for rs in wide_by_seed.values() for r in rs), key=order)
+    for a, b in zip(left_n, left_w):
+        pairs.append((a, b))
+        matched.append(False)
+    return pairs, matched
+
+
+def _family_speed(family, bases, times, levels, reach_fraction, n_resamples, rng) -> FamilySpeed:
+    """Log ratios of matched pairs at the family's common levels, and their sign-flip tests."""
+    rows = sorted({r for _, _, pairs, _ in bases for pair in pairs for r in pair})
+    common = [lv for lv in levels if np.mean([times[r][lv].epoch is not None for r in rows]) >= reach_fraction]
+    pairs = []
+    for lo, hi, run_pairs, matched in bases:
+        for (n, w), same_seed in zip(run_pairs, matched):
+            ratios = {}
+            for lv in common:
+                tn, tw = times[n][lv].epoch, times[w][lv].epoch
+                if tn is not None and tw is not None and tn > 0 and tw > 0:
+                    ratios[_level_key(lv)] = math.log(tw / tn)
+            pairs.append(WidthPair(n, w, _plain_width(lo), _plain_width(hi), bool(same_seed), ratios,
+                                   float(np.mean(list(ratios.values()))) if ratios else None))
+    widths = sorted({_plain_width(x) for lo, hi, _, _ in bases for x in (lo, hi)})
+    fam = FamilySpeed(family=family, widths=widths, levels=list(common), pairs=pairs)
+    x = np.array([p.log_ratio for p in pairs if p.log_ratio is not None])
+    fam.n_pairs, fam.n_seed_matched = int(x.size), sum(p.seed_matched for p in pairs if p.log_ratio is not None)
+    fam.by_level = {_level_key(lv): _level_ratio([p.log_ratios.get(_level_key(lv)) for p in pairs])
+                    for lv in common}
+    if not x.size:
+        fam.reason = (f"no level reached by {reach_fraction * 100:g} % of the paired runs" if not common
+                      else "no pair reached a common level after epoch 0 with both runs")
+        return fam
+    fam.mean_log_ratio = float(x.mean())
+    fam.time_ratio = float(math.exp(fam.mean_log_ratio))
+    fam.p_faster, fam.test = _sign_flip(x, "less", n_resamples, rng)
+    fam.p_not_faster, _ = _sign_flip(x - math.log(1.0 - MIN_SPEEDUP), "greater", n_resamples, rng)
+    return fam
+
+
+def _level_ratio(values) -> LevelRatio:
+    vals = [v for v in values if v is not None]
+    return LevelRatio(float(np.mean(vals)) if vals else None, len(vals))
+
+
+def _sign_flip(x: np.ndarray, alternative: str, n_resamples: int, rng) -> tuple[float, str]:
+    """One-sided sign-flip p-value of the mean of ``x`` (exact up to 16 values)."""
+    exact = x.size <= _SIGN_FLIP_EXACT
+    res = scipy.stats.permutation_test((x,), np.mean, permutation_type="samples", alternative=alternative,
+                                       n_resamples=np.inf if exact else n_resamples, vectorized=True, axis=-1,
+                                       random_state=rng)
+    how = (f"exact sign flips over {x.size} pairs ({2 ** x.size} patterns)" if exact
+           else f"{n_resamples} random sign patterns over {x.size} pairs")
+    return float(res.pvalue), how
+
+
+def _path(fam: FamilySpeed, crossed: dict, in_family: np.ndarray, n_boot: int, rng) -> None:
+    """Fill the family's Δ_width, Δ_arch and their ratio with a joint group-bootstrap interval."""
+    width, arch = crossed[_WIDTH].involving(in_family), crossed["arch"].involving(in_family)
+    fam.width_effect, fam.arch_effect = width.mean, arch.mean
+    missing = [f"{name}: {cp.reason or 'no pair involves this family'}"
+               for name, cp in (("width", width), ("architecture", arch)) if not cp.delta.size]
+    if missing:
+        fam.reason = "; ".join(filter(None, [fam.reason, "same path not measured (" + "; ".join(missing) + ")"]))
+        return
+    if arch.mean > 0:
+        fam.path_ratio = float(width.mean / arch.mean)
+    groups = np.unique(np.concatenate([width.g, width.h, arch.g, arch.h]))
+    fam.path_groups = int(groups.size)
+    if groups.size < MIN_GROUPS:
+        fam.reason = "; ".join(filter(None, [fam.reason, f"no interval for the path ratio ({groups.size} groups)"]))
+        return
+    reps = resample_groups([width, arch], n_boot=n_boot, random_state=rng)
+    ok = np.isfinite(reps).all(axis=1)
+    w, a = reps[ok, 0], reps[ok, 1]
+    ratio = np.where(a > 0, w / np.where(a > 0, a, 1.0), np.inf)  # no architecture effect: no bound on the ratio
+    fam.path_low, fam.path_high = (float(q) for q in np.quantile(ratio, [0.025, 0.975], method="inverted_cdf"))
+
+
+def judge(analysis: SpeedAnalysis) -> Judgement:
+    """Claim 3 by :data:`RULE` from :func:`speed_analysis`."""
+    fams = {f: v for f, v in analysis.families.items() if v.n_pairs}
+    if not fams:
+        why = "; ".join(f"{f}: {r}" for f, r in {**analysis.skipped, **{f: v.reason for f, v in
+                                                                      analysis.families.items()}}.items())
+        return Judgement("skipped", {"grid": analysis.grid},
+                         "no architecture family has matched runs at two widths" + (f" ({why})" if why else ""))
+    numbers = {"grid": analysis.grid, "families": {
+        f: {"pairs": v.n_pairs, "time_ratio": v.time_ratio, "p_faster": v.p_faster, "p_not_faster": v.p_not_faster,
+            "levels": v.levels, "path_ratio": v.path_ratio, "path_interval": [v.path_low, v.path_high]}
+        for f, v in fams.items()}}
+    notes, supported, refuted = [], True, False
+    for f, v in fams.items():
+        faster = v.p_faster is not None and v.p_faster < SPEED_P_VALUE
+        same = v.path_high <= SAME_PATH_MAX
+        slow = v.p_not_faster is not None and v.p_not_faster < SPEED_P_VALUE
+        changed = v.path_low > SAME_PATH_MAX
+        supported &= faster and same
+        refuted |= slow or changed
+        if slow:
+            notes.append(f"{f}: the wider network is not {MIN_SPEEDUP * 100:g} % faster (time ratio "
+                         f"{v.time_ratio:.3g}, p = {v.p_not_faster:.3g})")
+        elif not faster:
+            notes.append(f"{f}: wider is not significantly faster (time ratio {v.time_ratio:.3g}, "
+                         f"p = {v.p_faster:.3g}, {v.n_pairs} pairs)")
+        if changed:
+            notes.append(f"{f}: width changes the path by more than {SAME_PATH_MAX:g} × architecture "
+                         f"(Δ_width / Δ_arch ≥ {v.path_low:.3g})")
+        elif not same:
+            notes.append(f"{f}: the path ratio's upper bound is not ≤ {SAME_PATH_MAX:g}"
+                         + (f" ({v.reason})" if v.reason else f" ({v.path_high:.3g})"))
+    return Judgement(decide(supported=supported, refuted=refuted), numbers, "; ".join(notes))
