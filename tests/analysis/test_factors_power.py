@@ -118,3 +118,14 @@ def test_the_rule_between_its_two_sides():
     # Effects as required, but the optimiser is predicted as well as the architecture.
     tie = _hand_made(0.1, 0.3, other_margin=1.0)
     assert tie.verdict == "inconclusive" and "margin" in tie.reason
+
+
+def test_architecture_is_the_family():
+    """``cnn`` and its alias ``cnn_wide`` are one architecture for claim 2; their difference is the width."""
+    configs = [dict(c, arch_options={"width": 8}) for c in SWEEP if c["optimizer"] == "sgd"]
+    wide = [dict(c, arch_alias=f"{c['arch']}_wide", arch_options={"width": 32}) for c in configs]
+    D = np.ones((2 * len(configs),) * 2)
+    analysis = factor_analysis(D, configs + wide, factors=["arch", "arch_options.width"], n_boot=20,
+                               n_permutations=0, n_permutations_knn=0)
+    assert analysis.effects["arch"].values == ["cnn", "mlp", "vit"]
+    assert analysis.effects["arch_options.width"].measured

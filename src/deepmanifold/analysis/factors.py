@@ -104,7 +104,7 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -410,31 +410,15 @@ def _design(D, configs: Sequence[Mapping], ignore: Sequence[str]) -> _Design:
 
 # --------------------------------------------------------------------------- crossed pairs
 
-@dataclass(frozen=True)
-class _Table:
-    """Configuration pairs of one labelling with their Δ (see :func:`_delta_table`)."""
-
-    g: np.ndarray
-    h: np.ndarray
-    delta: np.ndarray
-    cross: np.ndarray
-    baseline: np.ndarray
-    n_run_pairs: np.ndarray
-    n_without_baseline: int
-
-    @property
-    def mean(self) -> float:
-        return float(self.delta.mean()) if self.delta.size else float("nan")
-
-
 def _delta_table(pi: np.ndarray, pj: np.ndarray, d: np.ndarray, label: np.ndarray, level: np.ndarray,
-                 n_labels: int) -> _Table:
+                 n_labels: int) -> tuple["CrossedPairs", int]:
     """Δ of every pair of configuration groups of different levels, from run pairs of different seeds.
 
     ``pi, pj, d``: run pairs (same stratum, different seeds, finite distance); ``label``:
     configuration group of each run; ``level``: the factor's value code of each group.
     A run pair within one group is a seed-only pair (its group's baseline); between
-    groups of different levels it is a crossed pair; other pairs do not count.
+    groups of different levels it is a crossed pair; other pairs do not count. Returns the
+    pairs with a baseline (factor, reason and groups left blank) and how many had none.
     """
     gi, gj = label[pi], label[pj]
     same = gi == gj
@@ -452,8 +436,9 @@ def _delta_table(pi: np.ndarray, pj: np.ndarray, d: np.ndarray, label: np.ndarra
     count = np.isfinite(both).sum(axis=0)
     ok = count > 0
     baseline = np.nansum(both, axis=0)[ok] / count[ok]
-    return _Table(g=g[ok], h=h[ok], delta=cross_mean[ok] - baseline, cross=cross_mean[ok], baseline=baseline,
-                  n_run_pairs=n[ok], n_without_baseline=int((~ok).sum()))
+    pairs = CrossedPairs(factor="", status=MEASURED, reason="", g=g[ok], h=h[ok], delta=cross_mean[ok] - baseline,
+                         cross=cross_mean[ok], baseline=baseline, n_run_pairs=n[ok], groups=[])
+    return pairs, int((~ok).sum())
 
 
 @dataclass
@@ -469,10 +454,11 @@ class _Crossing:
     level: np.ndarray
     block: np.ndarray
     n_nan: int
-    table: _Table
+    table: CrossedPairs
+    n_without_baseline: int
 
     def statistic(self, label: np.ndarray) -> float:
-        return _delta_table(self.pi, self.pj, self.d, label, self.level, self.level.size).mean
+        return _delta_table(self.pi, self.pj, self.d, label, self.level, self.level.size)[0].mean
 
 
 def _crossing(design: _Design, factor: str) -> _Crossing | tuple[str, str, list, list]:
@@ -499,12 +485,12 @@ def _crossing(design: _Design, factor: str) -> _Crossing | tuple[str, str, list,
     finite = np.isfinite(d)
     n_nan = int((counts & ~finite).sum())
     pi, pj, d = pi[finite], pj[finite], d[finite]
-    table = _delta_table(pi, pj, d, design.group, level, design.n_groups)
+    table, n_without = _delta_table(pi, pj, d, design.group, level, design.n_groups)
     if not table.delta.size:
         return NO_PAIRS, _why_not_crossed(factor, design, pi, pj, level, n_nan), values, tied
     block = _codes(zip(stratum.tolist(), design.seed.tolist()))
     return _Crossing(factor=factor, values=values, tied=tied, pi=pi, pj=pj, d=d, level=level, block=block,
-                     n_nan=n_nan, table=table)
+                     n_nan=n_nan, table=replace(table, factor=factor), n_without_baseline=n_without)
 
 
 def _any_config_pair(stratum: np.ndarray, group: np.ndarray, level: np.ndarray) -> bool:
@@ -621,9 +607,7 @@ def crossed_pairs(D, configs: Sequence[Mapping], factors: Sequence[str], *,
     for factor in factors:
         cr = _crossing(design, factor)
         if isinstance(cr, _Crossing):
-            t = cr.table
-            out[factor] = CrossedPairs(factor, MEASURED, "", t.g, t.h, t.delta, t.cross, t.baseline,
-                                       t.n_run_pairs, groups)
+            out[factor] = replace(cr.table, groups=groups)
         else:
             empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
             out[factor] = CrossedPairs(factor, cr[0], cr[1], empty_i, empty_i, empty_f, empty_f, empty_f, empty_i,
@@ -953,8 +937,8 @@ def _factor_effect(design: _Design, factor: str, n_boot: int, n_permutations: in
               f"({effect.n_run_pairs} run pairs of different seeds)")
     if effect.tied_with:
         reason += f", with the keys tied to it in this sweep: {', '.join(effect.tied_with)}"
-    if t.n_without_baseline:
-        reason += f"; {t.n_without_baseline} pairs without a seed-only baseline skipped"
+    if cr.n_without_baseline:
+        reason += f"; {cr.n_without_baseline} pairs without a seed-only baseline skipped"
     if cr.n_nan:
         reason += f"; {cr.n_nan} run pair{'s' if cr.n_nan != 1 else ''} without common progress skipped"
     effect.reason = reason
@@ -1194,8 +1178,9 @@ def factor_analysis(D, configs: Sequence[Mapping], *, factors: Sequence[str] | N
     D : array_like, shape (R, R)
         Trajectory distances on one progress grid, described by ``grid``.
     configs : sequence of R mappings
-        For claim 2 the architecture is the model family: pass configs without
-        ``arch_alias`` (width variants then count as ``arch_options.width``).
+        Run configurations. For claim 2 the architecture is the model family:
+        ``arch_alias`` is dropped, so width variants of one family (``cnn`` and
+        ``cnn_wide``) count as the factor ``arch_options.width``.
     factors, n_boot, n_permutations, random_state, ignore
         As in :func:`factor_effects`.
     n_permutations_knn : int
@@ -1205,6 +1190,8 @@ def factor_analysis(D, configs: Sequence[Mapping], *, factors: Sequence[str] | N
     -------
     FactorAnalysis
     """
+    _check_configs(configs)
+    configs = [{k: v for k, v in c.items() if k != "arch_alias"} for c in configs]
     effects = factor_effects(D, configs, factors=factors, n_boot=n_boot, n_permutations=n_permutations,
                              random_state=random_state, ignore=ignore, grid=grid)
     predictability = {e.factor: factor_predictability(D, configs, e.factor, n_permutations=n_permutations_knn,

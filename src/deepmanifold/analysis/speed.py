@@ -885,8 +885,8 @@ def speed_analysis(D, configs: Sequence[Mapping], progress: Sequence, epochs: Se
     for name, seq in (("progress", progress), ("epochs", epochs), ("steps", steps)):
         if len(seq) != R:
             raise ValueError(f"{name} has {len(seq)} runs, configs {R}")
+    ordinary = ordinary_runs(configs)
     family_configs = [{k: v for k, v in c.items() if k != "arch_alias"} for c in configs]
-    ordinary = ordinary_runs(family_configs)
     flat = flat_configs(family_configs, ignore)
     chains, skipped = _chains(flat, ordinary)
     paired = {r for bases in chains.values() for _, _, run_pairs, _ in bases for pair in run_pairs for r in pair}
