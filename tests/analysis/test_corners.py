@@ -148,3 +148,142 @@ def test_json_form_keeps_the_keys_and_order_of_findings():
     assert list(out["ordinary"]["summary"][0]) == common + ["run"]
     assert out["corner"]["distance"][0][15:] == [None] * (GRID.size - 15)
     assert out["corner"]["summary"][0]["t_last"] == GRID[14] and out["floor"] == 1e-12
+
+
+# ============================================================================ the band and the rule
+from deepmanifold.analysis import corners as corners_module  # noqa: E402
+from deepmanifold.analysis.corners import CornerBand, corner_band, judge  # noqa: E402
+from deepmanifold.analysis.trajectories import probabilities_from_roots  # noqa: E402
+
+BAND_GRID = np.linspace(0.0, 1.0, 41)
+BAND_GAMMA = geodesic(LABELS, C, BAND_GRID)
+
+
+def _ordinary(n_configs=3, n_seeds=3, seed=7):
+    """Ordinary runs: per configuration its own mixture towards a random distribution, each seed a
+    little of its own; ``(models (R, G, n, C), configuration keys)``."""
+    rng = np.random.default_rng(seed)
+    weight = (0.1 + 0.2 * np.sin(np.pi * BAND_GRID))[:, None, None]
+    models, keys = [], []
+    for k in range(n_configs):
+        q_config = rng.dirichlet(np.ones(C), size=N)
+        for s in range(n_seeds):
+            q = 0.7 * q_config + 0.3 * rng.dirichlet(np.ones(C), size=N)
+            models.append((1.0 - weight) * BAND_GAMMA + weight * q)
+            keys.append({"arch": f"net{k}", "lr": 0.1})
+    return np.stack(models), keys
+
+
+def _corner(path, weight):
+    """A corner that is ``RANDOM`` with weight w(t) and the ordinary ``path`` with 1 - w(t)."""
+    w = np.asarray(weight, dtype=float)[:, None, None]
+    return (1.0 - w) * path + w * RANDOM
+
+
+def _band_of(corner_models, reached=None):
+    """corner_band of the ordinary runs plus the given corners (models, not roots)."""
+    ordinary, keys = _ordinary()
+    models = np.concatenate([ordinary, np.stack(corner_models)])
+    R = models.shape[0]
+    reached = np.ones((R, BAND_GRID.size), bool) if reached is None else reached
+    is_corner = np.arange(R) >= ordinary.shape[0]
+    config = keys + ["corner"] * int(is_corner.sum())
+    labels = [f"o{i}" for i in range(ordinary.shape[0])] + [f"c{i}" for i in range(int(is_corner.sum()))]
+    return corner_band(_sqrt(models), reached, BAND_GRID, is_corner, config, run_labels=labels), models
+
+
+def test_band_and_distances_against_brute_force():
+    res, models = _band_of([_corner(_ordinary()[0][0], np.clip(1 - BAND_GRID / 0.3, 0, 1))])
+    models = probabilities_from_roots(_sqrt(models))  # what the analysis reads: float32 roots, renormalised
+    keys = [str(k) for k in _ordinary()[1]]
+    for g in (0, 10, 25, 40):
+        D = pairwise_distances(models[:9, g])
+        for i in range(9):
+            other = [j for j in range(9) if keys[j] != keys[i]]  # seed twins are never neighbours
+            assert res.ordinary_distance[i, g] == pytest.approx(D[i, other].min(), rel=1e-9, abs=1e-12)
+        assert res.band[g] == pytest.approx(res.ordinary_distance[:, g].max())
+        dc = pairwise_distances(models[9:, g], models[:9, g])[0]
+        assert res.corner_distance[0, g] == pytest.approx(dc.min(), rel=1e-9, abs=1e-12)
+        assert res.corner_nearest[0][g] == f"o{int(np.argmin(dc))}"
+    # the nearest run of a different configuration is farther than the nearest seed twin
+    assert res.ordinary_distance[0, 20] > pairwise_distances(models[:3, 20])[0, 1:].min()
+    assert res.band_runs.tolist() == [9] * BAND_GRID.size
+
+
+def test_power_corners_that_join_early_are_supported():
+    early = [_corner(_ordinary()[0][i], np.clip(1 - BAND_GRID / b, 0, 1)) for i, b in ((0, 0.3), (4, 0.4))]
+    res, _ = _band_of(early)
+    assert [j.status for j in res.joins] == ["joins early", "joins early"]
+    for j in res.joins:
+        assert j.t_first == 0.0 and j.t_last == 1.0 and j.d_first > j.band_first
+        assert j.t_join <= 0.4 + 1e-12 and j.join_fraction == pytest.approx(j.t_join)
+        inside = res.corner_distance[res.joins.index(j)] <= res.band
+        assert np.all(inside[BAND_GRID >= j.t_join]) and not inside[BAND_GRID < j.t_join][-1]
+    verdict = judge(res)
+    assert verdict.verdict == "supported" and verdict.numbers["joins_early"] == ["c0", "c1"]
+    out = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert out["corner"]["runs"] == ["c0", "c1"] and out["corner"]["joins"][0]["status"] == "joins early"
+    assert len(out["band"]) == BAND_GRID.size and len(out["ordinary"]["runs"]) == 9
+
+
+def test_power_negative_control_never_joins():
+    """Runs that keep training on shuffled labels: paths that never approach the ordinary manifold."""
+    control = _corner(BAND_GAMMA, np.full(BAND_GRID.size, 0.7))
+    early = _corner(_ordinary()[0][0], np.clip(1 - BAND_GRID / 0.3, 0, 1))
+    res, _ = _band_of([early, control])
+    assert [j.status for j in res.joins] == ["joins early", "never joins"]
+    assert np.all(res.corner_distance[1] > res.band)
+    assert res.joins[1].t_join is None
+    verdict = judge(res)
+    assert verdict.verdict == "not supported" and "c1" in verdict.reason
+
+
+def test_late_joiners_and_short_corners_are_inconclusive():
+    late = _corner(_ordinary()[0][0], np.clip(1 - BAND_GRID / 0.85, 0, 1))
+    res, _ = _band_of([late])
+    assert res.joins[0].status == "joins late" and res.joins[0].join_fraction > 0.5
+    assert judge(res).verdict == "inconclusive"
+    early = _corner(_ordinary()[0][0], np.clip(1 - BAND_GRID / 0.3, 0, 1))
+    reached = np.ones((11, BAND_GRID.size), bool)
+    reached[10, 4:] = False  # the second corner is followed over 4 grid points only
+    res, _ = _band_of([early, early], reached)
+    assert [j.status for j in res.joins] == ["joins early", "too little grid"]
+    assert res.joins[1].n_points == 4
+    verdict = judge(res)
+    assert verdict.verdict == "inconclusive" and "too little" in verdict.reason
+
+
+def test_corners_starting_inside_the_band_are_left_out():
+    """A 'corner' on an ordinary path from the start is not a corner in prediction space."""
+    inside = _ordinary()[0][5]
+    res, _ = _band_of([inside])
+    assert res.joins[0].status == "starts inside"
+    verdict = judge(res)
+    assert verdict.verdict == "skipped" and "none is a corner" in verdict.reason
+    early = _corner(_ordinary()[0][0], np.clip(1 - BAND_GRID / 0.3, 0, 1))
+    res, _ = _band_of([inside, early])
+    verdict = judge(res)
+    assert verdict.verdict == "supported" and "starting inside the band: c0" in verdict.reason
+
+
+def test_band_needs_two_configurations_and_validates():
+    ordinary, _ = _ordinary()
+    models = np.concatenate([ordinary[:3], RANDOM[None, None].repeat(BAND_GRID.size, 1)])
+    res = corner_band(_sqrt(models), np.ones((4, BAND_GRID.size), bool), BAND_GRID, [3], ["a"] * 4)
+    assert np.all(np.isnan(res.band)) and "fewer than two configurations" in res.reasons[0]
+    assert judge(res).verdict == "skipped"
+    sq, reached = _sqrt(models), np.ones((4, BAND_GRID.size), bool)
+    with pytest.raises(ValueError, match="configuration must have length 4"):
+        corner_band(sq, reached, BAND_GRID, [3], ["a"])
+    with pytest.raises(ValueError, match="quantile"):
+        corner_band(sq, reached, BAND_GRID, [3], list("aabb"), quantile=0.0)
+    with pytest.raises(ValueError, match="both a corner"):
+        corner_band(sq, reached, BAND_GRID, [3], list("aabb"), ordinary=[0, 3])
+    res = corner_band(sq, reached, BAND_GRID, np.zeros(4, bool), list("aabb"))
+    assert res.joins == [] and judge(res).verdict == "skipped" and "no corner runs" in res.reasons
+
+
+def test_rule_names_its_thresholds():
+    for value in (corners_module.MIN_POINTS, corners_module.MIN_SPAN, corners_module.JOIN_BY * 100):
+        assert f"{value:g}" in corners_module.RULE
+    assert isinstance(_band_of([RANDOM[None].repeat(BAND_GRID.size, 0)])[0], CornerBand)

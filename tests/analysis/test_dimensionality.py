@@ -409,3 +409,5 @@ def test_equal_progress_validation(shared_ts):
     mask[:4] = True
     sh = dm.sharing(shared_ts, runs=mask, grid_mask=EQ_GRID <= 0.5, n_null=2)
     assert sh.grid.max() <= 0.5 and sh.n_runs.max() == 4
+    thin = dm.sharing(shared_ts, n_null=2, max_points=6)
+    np.testing.assert_allclose(thin.grid, EQ_GRID[::5])  # spread evenly over the grid, both ends kept

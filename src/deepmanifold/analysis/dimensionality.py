@@ -250,9 +250,10 @@ def _circle_fractions(u: np.ndarray, w: np.ndarray, X: np.ndarray) -> np.ndarray
     return np.where(tot > 1e-15, a1 / np.where(tot > 1e-15, tot, 1.0), 0.0)
 
 
-def _on_circles(u: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Unit roots ``(..., n, C)`` at fraction ``s (..., n)`` of each sample's great circle from ``u`` to ``w``."""
-    ang_uw = _angle(np.sum(u * w, axis=-1))  # (..., n) or (n,)
+def _on_circles(u: np.ndarray, w: np.ndarray, s: np.ndarray, ang_uw: np.ndarray | None = None) -> np.ndarray:
+    """Unit roots ``(..., n, C)`` at fraction ``s (..., n)`` of each sample's great circle from ``u`` to ``w``
+    (``ang_uw``: the angles between ``u`` and ``w``, computed when not given)."""
+    ang_uw = _angle(np.sum(u * w, axis=-1)) if ang_uw is None else ang_uw  # (..., n) or (n,)
     moving = ang_uw > 1e-12
     sin_uw = np.where(moving, np.sin(ang_uw), 1.0)
     cu = np.where(moving, np.sin((1.0 - s) * ang_uw) / sin_uw, 1.0)
@@ -586,8 +587,8 @@ def judge(evidence: ManifoldEvidence) -> Judgement:
 
 # ---------------------------------------------------------------------------- measuring
 def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_shuffle: int = N_NULL,
-                      max_sections: int = 21, stress_sections: int | None = 11, max_axes: int = 10,
-                      random_state=0) -> ManifoldEvidence:
+                      max_points: int = 26, max_sections: int = 21, stress_sections: int | None = 11,
+                      max_axes: int = 10, random_state=0) -> ManifoldEvidence:
     """Claim 1 at equal progress: :func:`sharing`, :func:`shared_dimension` and the stress description.
 
     Parameters
@@ -602,6 +603,9 @@ def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_
         Grid points to use; default those reached by at least :data:`COMMON_FRACTION` of ``runs``.
     n_null, n_shuffle : int, default 19
         Draws of the sharing null and of the parallel analysis's shuffle.
+    max_points : int, default 26
+        Grid points of the sharing statistic, spread evenly over the grid used (every 0.04 of
+        progress on the default 101-point grid).
     max_sections : int, default 21
         Cross-sections of the parallel analysis, spread evenly over the grid used.
     stress_sections : int or None, default 11
@@ -615,17 +619,20 @@ def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_
 
     Notes
     -----
-    Cost, with ``m`` runs, ``G`` grid points and ``S`` cross-sections of ``n`` samples and ``C``
-    classes: sharing ``(1 + n_null) G`` geometric means and ``2 m`` distances of ``(n, C)`` models,
-    ``O((1 + n_null) G m n C)``; the parallel analysis ``(1 + n_shuffle) S`` matrices of
-    ``m (m - 1) / 2`` distances, ``O((1 + n_shuffle) S m^2 n C)``; the description one matrix of
-    ``stress_sections m`` models. On a digits store (m = 45, n = 450, G = 101) a few seconds on one core.
+    Cost, with ``m`` runs, ``n`` samples and ``C`` classes: sharing ``(1 + n_null)`` geometric means
+    and ``2 m`` distances of ``(n, C)`` models per grid point, ``O((1 + n_null) m n C)`` each; the
+    parallel analysis ``(1 + n_shuffle)`` matrices of ``m (m - 1) / 2`` distances per cross-section,
+    ``O((1 + n_shuffle) m^2 n C)`` each; the description one matrix of ``stress_sections m`` models.
+    With the defaults, on a digits store (m = 45 runs, n = 450 samples, the 101-point grid) about
+    5 s on one core, half in each of the two judged parts; both grow linearly in ``n``.
     """
     idx, gsel, rule = _selection(ts, runs, grid_mask)
     rng = np.random.default_rng(random_state)
+    reached = np.asarray(ts.reached, dtype=bool)[idx]
     reasons = [] if gsel.size else [f"no grid point is {rule[len('grid points '):]}"]
-    sh = _sharing(ts, idx, gsel, _count(n_null, "n_null"), rng)
-    dim = _shared_dimension(ts, idx, _spread_out(gsel, ts.reached[idx], max_sections, 3),
+    sh = _sharing(ts, idx, _spread_out(gsel, reached, _count(max_points, "max_points"), 2),
+                  _count(n_null, "n_null"), rng)
+    dim = _shared_dimension(ts, idx, _spread_out(gsel, reached, _count(max_sections, "max_sections"), 3),
                             _count(n_shuffle, "n_shuffle"), _count(max_axes, "max_axes"), rng)
     if gsel.size and not dim.grid.size:
         reasons.append("no grid point reached by at least 3 runs: no cross-section to analyse")
@@ -687,7 +694,8 @@ def _models(ts, who: np.ndarray, g: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- sharing
-def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, random_state=0) -> Sharing:
+def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, max_points: int = 26,
+            random_state=0) -> Sharing:
     r"""Share of the runs' departure from the geodesic that is common to all runs, at equal progress.
 
     At each progress ``t`` of the grid, with the ``m`` runs that reached it, their resampled models
@@ -728,8 +736,9 @@ def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, random_state
     Parameters
     ----------
     ts : TrajectorySet
-    runs, grid_mask, n_null, random_state
-        As in :func:`manifold_evidence`.
+    runs, grid_mask, n_null, max_points, random_state
+        As in :func:`manifold_evidence`: the grid points used are at most ``max_points`` of the grid
+        selected, spread evenly, each reached by at least 2 runs.
 
     Returns
     -------
@@ -741,7 +750,8 @@ def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, random_state
     times ``1 + n_null``; memory ``O(m G n)`` for the runs' per-sample fractions.
     """
     idx, gsel, _ = _selection(ts, runs, grid_mask)
-    return _sharing(ts, idx, gsel, _count(n_null, "n_null"), np.random.default_rng(random_state))
+    points = _spread_out(gsel, np.asarray(ts.reached, dtype=bool)[idx], _count(max_points, "max_points"), 2)
+    return _sharing(ts, idx, points, _count(n_null, "n_null"), np.random.default_rng(random_state))
 
 
 def _sharing(ts, idx: np.ndarray, gsel: np.ndarray, n_null: int, rng) -> Sharing:
@@ -750,12 +760,12 @@ def _sharing(ts, idx: np.ndarray, gsel: np.ndarray, n_null: int, rng) -> Sharing
     gamma = geometry.geodesic(ts.sample_labels, C, ts.grid[gsel]) if gsel.size else np.empty((0, n, C))
     dep, priv, counts = _departures(lambda j, who: _models(ts, idx[who], gsel[j]), reached, gamma)
     phi, summary = _phi(dep, priv)
-    U, W, S = _run_circles(ts, idx, gsel)
+    U, W, A, S = _run_circles(ts, idx, gsel)
     null_phi = np.empty((n_null, gsel.size))
     null_summary = np.empty(n_null)
     for d in range(n_null):
         perms = np.argsort(rng.random((idx.size, n)), axis=1)  # one permutation of the samples per run
-        nd, npv, _ = _departures(lambda j, who: _surrogate_models(U[who], W[who], S[who, j], perms[who]),
+        nd, npv, _ = _departures(lambda j, who: _surrogate_models(U, W, A, S[:, j], perms, who),
                                  reached, gamma)
         null_phi[d], null_summary[d] = _phi(nd, npv)
     p = float((1 + np.count_nonzero(null_summary >= summary - 1e-12)) / (1 + n_null)) if math.isfinite(
@@ -796,9 +806,9 @@ def _phi(dep: np.ndarray, priv: np.ndarray):
 
 
 def _run_circles(ts, idx: np.ndarray, gsel: np.ndarray):
-    """Each run's endpoints ``U, W (m, n, C)`` (unit roots at its first and last reached grid point) and
-    the per-sample fractions ``S (m, G, n)`` of its models at ``gsel`` along the great circles between
-    them (:func:`_circle_fractions`; 0 where not reached)."""
+    """Each run's endpoints ``U, W (m, n, C)`` (unit roots at its first and last reached grid point),
+    the angles ``A (m, n)`` between them, and the per-sample fractions ``S (m, G, n)`` of its models at
+    ``gsel`` along the great circles between them (:func:`_circle_fractions`; 0 where not reached)."""
     _, _, n, C = ts.sqrt_p.shape
     reached = np.asarray(ts.reached, dtype=bool)
     U, W = np.zeros((idx.size, n, C)), np.zeros((idx.size, n, C))
@@ -811,15 +821,15 @@ def _run_circles(ts, idx: np.ndarray, gsel: np.ndarray):
         at = np.flatnonzero(reached[r, gsel])
         if at.size:
             S[k, at] = _circle_fractions(U[k], W[k], np.sqrt(probabilities_from_roots(ts.sqrt_p[r, gsel[at]])))
-    return U, W, S
+    return U, W, _angle(np.einsum("mnc,mnc->mn", U, W)), S
 
 
-def _surrogate_models(U, W, s, perms) -> np.ndarray:
-    """Probabilities of surrogate models: sample ``i`` of run ``k`` at fraction ``s[k, perms[k, i]]``."""
-    roots = _on_circles(U, W, np.take_along_axis(s, perms, axis=1))
-    P = np.square(roots)
-    P /= P.sum(axis=-1, keepdims=True)
-    return P
+def _surrogate_models(U, W, A, s, perms, who) -> np.ndarray:
+    """Probabilities of the surrogate models of runs ``who``: sample ``i`` of run ``k`` at fraction
+    ``s[k, perms[k, i]]`` of its circle. Slerps of unit vectors are unit vectors, so squaring suffices."""
+    if who.size < U.shape[0]:
+        U, W, A, s, perms = U[who], W[who], A[who], s[who], perms[who]
+    return np.square(_on_circles(U, W, np.take_along_axis(s, perms, axis=1), A))
 
 
 # ---------------------------------------------------------------------------- shared dimension
