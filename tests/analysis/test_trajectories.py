@@ -12,14 +12,18 @@ from scipy.optimize import brentq
 from deepmanifold.analysis.trajectories import (
     TrajectorySet,
     config_dendrogram,
+    discrete_frechet,
     distance_to_geodesic_by_progress,
+    distance_to_run,
+    frechet_distance,
+    frechet_distance_matrix,
     mean_trajectory,
     probabilities_from_roots,
     resample_by_progress,
     trajectory_distance_matrix,
     tube_width,
 )
-from deepmanifold.geometry import bhattacharyya, geodesic, progress
+from deepmanifold.geometry import bhattacharyya, geodesic, geodesic_between, pairwise_distances, progress
 from deepmanifold.store import Store
 
 C, N = 5, 40
@@ -67,12 +71,18 @@ def test_geodesic_checkpoints_resample_to_the_geodesic():
     np.testing.assert_array_equal(res.reached, GRID <= 0.9 + 1e-12)
     want = np.sqrt(geodesic(LABELS, C, GRID[res.reached]))
     np.testing.assert_allclose(res.sqrt_p[res.reached], want, atol=1e-6)
-    assert np.all(res.sqrt_p[~res.reached] == 0)
+    # Above the highest progress the last checkpoint is held.
+    np.testing.assert_array_equal(res.held, GRID > 0.9 + 1e-12)
+    np.testing.assert_allclose(res.sqrt_p[res.held], np.sqrt(P[-1])[None].repeat(2, axis=0), atol=1e-7)
+    assert np.all(res.checkpoint[res.held] == len(t_k) - 1)
     assert res.sqrt_p.dtype == np.float32 and res.residual.max() < 1e-8
     # Without labels: the linear fraction is exact on the geodesic; residual unknown.
     res2 = resample_by_progress(np.log(np.maximum(P, 1e-300)), lam, GRID, log=True)
     np.testing.assert_allclose(res2.sqrt_p, res.sqrt_p, atol=1e-6)
     assert np.all(np.isnan(res2.residual[res2.reached])) and np.all(res2.residual[~res2.reached] == 0)
+    for method in ("angle", "bhattacharyya"):  # on the geodesic the two definitions agree
+        res3 = resample_by_progress(P, lam, GRID, labels=LABELS, method=method)
+        np.testing.assert_allclose(res3.sqrt_p, res.sqrt_p, atol=1e-6)
 
     ts = TrajectorySet.from_runs([P], LABELS, GRID)
     d = distance_to_geodesic_by_progress(ts, LABELS)
@@ -100,7 +110,7 @@ def test_rotated_run_has_the_expected_distance():
     dgeo = distance_to_geodesic_by_progress(ts)
     common = ts.reached[0] & ts.reached[1]
     expected = np.full(GRID.shape, np.nan)
-    for g in np.flatnonzero(ts.reached[1]):
+    for g in np.flatnonzero(ts.reached[1]):  # progress by the angle (the default)
         if GRID[g] == 0.0:
             expected[g] = 0.0
             continue
@@ -108,8 +118,8 @@ def test_rotated_run_has_the_expected_distance():
         np.testing.assert_allclose(ts.sqrt_p[1, g], np.sqrt(Q), atol=2e-6)
         expected[g] = bhattacharyya(geodesic(LABELS, C, GRID[g]), Q)
     np.testing.assert_allclose(dgeo[1, ts.reached[1]], expected[ts.reached[1]], rtol=1e-5, atol=1e-7)
-    assert expected[ts.reached[1]][1:].min() > 1e-3
-    D = trajectory_distance_matrix(ts)
+    assert expected[ts.reached[1]][1:].min() > 5e-4
+    D = trajectory_distance_matrix(ts, include_held=False)
     np.testing.assert_allclose(D[0, 1], expected[common].mean(), rtol=1e-5)
     # Restricting the grid restricts the mean.
     mask = GRID <= 0.5
@@ -145,11 +155,19 @@ def test_points_below_the_start_and_above_the_end_are_unreached():
     ts = TrajectorySet.from_runs([late, early], LABELS, GRID)
     np.testing.assert_array_equal(ts.reached[0], (GRID >= 0.2 - 1e-12) & (GRID <= 0.7 + 1e-12))
     np.testing.assert_array_equal(ts.reached[1], GRID <= 0.15 + 1e-12)
-    assert np.all(ts.sqrt_p[0][~ts.reached[0]] == 0) and not np.isnan(ts.sqrt_p).any()
-    D = trajectory_distance_matrix(ts)
+    # Above the highest progress the last checkpoint is held; below the first nothing is.
+    np.testing.assert_array_equal(ts.held[0], GRID > 0.7 + 1e-12)
+    np.testing.assert_array_equal(ts.held[1], GRID > 0.15 + 1e-12)
+    assert not np.any(ts.held & ts.reached)
+    assert np.all(ts.sqrt_p[0][GRID < 0.2 - 1e-12] == 0) and not np.isnan(ts.sqrt_p).any()
+    D = trajectory_distance_matrix(ts, include_held=False)
     assert np.isnan(D[0, 1]) and np.isnan(D[1, 0]) and D[0, 0] == 0 and D[1, 1] == 0
     with pytest.raises(ValueError, match="NaN for 1 pair"):
         config_dendrogram(D, ["late", "early"])
+    # With held points the early run's last model (γ(0.15)) meets the late run from 0.2 on.
+    late_at = np.minimum(GRID[GRID >= 0.2 - 1e-12], 0.7)  # γ(t), then γ(0.7) held
+    expected = np.mean(-np.log(np.cos((late_at - 0.15) * np.arccos(C**-0.5))))
+    np.testing.assert_allclose(trajectory_distance_matrix(ts)[0, 1], expected, rtol=1e-5)
 
 
 def test_tube_width_is_zero_for_identical_members_and_grows_with_spread():
@@ -221,8 +239,12 @@ def test_from_store(tmp_path):
     np.testing.assert_array_equal(ts.steps[1], [0, 7, 14, 21])
     np.testing.assert_allclose(ts.progress[1], [0.0, 0.3, 0.7, 1.0], atol=1e-6)
     assert ts.reached[1].all() and ts.reached[2].sum() == np.sum(GRID <= 0.9 + 1e-12)
-    D = trajectory_distance_matrix(ts)
+    D = trajectory_distance_matrix(ts, include_held=False)
     assert D[1, 2] < 1e-6 and D[0, 1] > 1e-3
+    # "slow" stops at 0.9 and holds γ(0.9) above it: d_B(γ(t), γ(0.9)) = -ln cos((t - 0.9) θ) there.
+    above = np.maximum(GRID - 0.9, 0.0)
+    np.testing.assert_allclose(trajectory_distance_matrix(ts)[1, 2],
+                               np.mean(-np.log(np.cos(above * np.arccos(C**-0.5)))), rtol=1e-4, atol=1e-9)
     dgeo = distance_to_geodesic_by_progress(ts)
     assert np.nanmax(dgeo[1:]) < 1e-6
     only = TrajectorySet.from_store(store, "test", grid=GRID, runs=["slow", "fast"])
@@ -271,3 +293,138 @@ def test_sample_labels_are_checked():
     ts = TrajectorySet.from_runs([P], LABELS, GRID)
     with pytest.raises(ValueError, match=re.escape(f"labels has length {N - 1} but there are {N} samples")):
         distance_to_geodesic_by_progress(ts, LABELS[1:])
+
+
+# --------------------------------------------------------------------------- one common grid
+
+
+def _wrong_on(samples):
+    """A wrong label on the given samples (the next class), -1 elsewhere."""
+    wrong = np.full(N, -1)
+    wrong[samples] = (LABELS[samples] + 1) % C
+    return wrong
+
+
+def test_common_grid_removes_the_bias_of_each_pair_own_range():
+    """Three paths, each rotating its own 8 samples: by symmetry every pair is equally far
+    apart at equal progress. A slow run (stopping at 0.3) compared only on its own range
+    looks close to everyone (distances grow with progress); on the grid where all runs got,
+    ts.common(1.0), the symmetry is restored; with held points it is compared everywhere."""
+    groups = np.random.default_rng(5).permutation(N)[:24].reshape(3, 8)
+    fast = [0.0, 0.05, 0.2, 0.4, 0.7, 0.99]
+    runs = [_path(fast, _wrong_on(groups[0])), _path(fast, _wrong_on(groups[1])),
+            _path([0.0, 0.1, 0.3], _wrong_on(groups[2]))]
+    ts = TrajectorySet.from_runs(runs, LABELS, GRID)
+    assert ts.progress_method == "angle"
+    top = [lam.max() for lam in ts.progress]
+    assert top[0] == pytest.approx(top[1]) and top[2] < 0.5 * top[0]
+    own = trajectory_distance_matrix(ts, include_held=False)
+    assert own[0, 2] < 0.5 * own[0, 1]  # the biased comparison
+    everyone = ts.common(1.0)
+    np.testing.assert_array_equal(everyone, GRID <= top[2] + 1e-12)
+    on_common = trajectory_distance_matrix(ts, grid_mask=everyone)
+    np.testing.assert_allclose(on_common[0, 2], on_common[0, 1], rtol=1e-5)
+    np.testing.assert_allclose(on_common[1, 2], on_common[0, 1], rtol=1e-5)
+    held = trajectory_distance_matrix(ts)
+    assert held[0, 2] > own[0, 2] and np.all(ts.has_model()[:, GRID <= top[0]])
+    # common(fraction): points truly reached by at least that share of runs (held ones do not count)
+    np.testing.assert_array_equal(ts.common(0.6), GRID <= top[0] + 1e-12)
+    np.testing.assert_array_equal(ts.common(), ts.common(1.0))  # 0.9 of 3 runs is 3
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        ts.common(0.0)
+
+
+@pytest.mark.parametrize("method", ["angle", "bhattacharyya"])
+def test_resampling_solves_the_chosen_progress(method):
+    """Off the geodesic the two definitions differ; each resampling has its own progress exactly."""
+    wrong = _wrong(0.25)
+    run = _path([0.0, 0.1, 0.3, 0.6, 0.99], wrong)
+    ts = TrajectorySet.from_runs([run], LABELS, GRID, method=method)
+    assert ts.progress_method == method
+    np.testing.assert_allclose(ts.progress[0], progress(run, LABELS, method=method), atol=1e-12)
+    g = np.flatnonzero(ts.reached[0] & (GRID > 0))
+    got = progress(probabilities_from_roots(ts.sqrt_p[0, g]), LABELS, method=method)
+    np.testing.assert_allclose(got, GRID[g], atol=1e-6)  # float32 storage of the roots
+    assert np.all(ts.residual[0, g] < 1e-9)
+    other = "bhattacharyya" if method == "angle" else "angle"
+    assert np.abs(progress(probabilities_from_roots(ts.sqrt_p[0, g]), LABELS, method=other) - GRID[g]).max() > 0.01
+    with pytest.raises(ValueError, match="method must be one of"):
+        TrajectorySet.from_runs([run], LABELS, GRID, method="cosine")
+
+
+# --------------------------------------------------------------------------- without resampling
+
+
+def _brute_frechet(cost):
+    """Min over all monotone couplings of the max cost on it, by enumerating the paths."""
+    K, L = cost.shape
+    best = np.inf
+
+    def walk(i, j, worst):
+        nonlocal best
+        worst = max(worst, cost[i, j])
+        if worst >= best:
+            return
+        if (i, j) == (K - 1, L - 1):
+            best = worst
+            return
+        for di, dj in ((1, 0), (0, 1), (1, 1)):
+            if i + di < K and j + dj < L:
+                walk(i + di, j + dj, worst)
+
+    walk(0, 0, -np.inf)
+    return best
+
+
+def test_discrete_frechet_against_enumeration_of_couplings():
+    rng = np.random.default_rng(8)
+    for K, L in [(1, 1), (1, 4), (3, 1), (2, 5), (4, 4), (5, 3), (6, 6)]:
+        for _ in range(5):
+            cost = rng.random((K, L))
+            assert discrete_frechet(cost) == _brute_frechet(cost)
+    with pytest.raises(ValueError, match="cost must be a non-empty 2-D"):
+        discrete_frechet(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        discrete_frechet([[np.nan]])
+
+
+def test_frechet_distance_between_runs():
+    wrong = _wrong(0.2)
+    a = _path([0.0, 0.1, 0.3, 0.6, 0.99])
+    b = _path([0.0, 0.1, 0.3, 0.6, 0.99], wrong)
+    assert frechet_distance(a, a) < 1e-15  # d_B of a model with itself, up to rounding
+    # Reparametrisation: repeating checkpoints (a run that pauses) changes nothing.
+    a_paused = a[[0, 0, 1, 2, 2, 2, 3, 4, 4]]
+    assert frechet_distance(a, a_paused) < 1e-15
+    assert frechet_distance(b, a_paused) == pytest.approx(frechet_distance(b, a), rel=1e-12)
+    # A leash at least the distance of the two starts and of the two ends.
+    d = frechet_distance(a, b)
+    assert d >= max(bhattacharyya(a[0], b[0]), bhattacharyya(a[-1], b[-1])) - 1e-15 and d > 1e-3
+    assert d == discrete_frechet(pairwise_distances(a, b))
+    with np.errstate(divide="ignore"):
+        assert frechet_distance(np.log(a), np.log(b), log=True) == pytest.approx(d, rel=1e-9)
+    M = frechet_distance_matrix([a, b, a_paused])
+    np.testing.assert_allclose(M, [[0, d, 0], [d, 0, d], [0, d, 0]], rtol=1e-12, atol=1e-15)
+
+
+def test_distance_to_a_run_along_its_great_circles():
+    run = _path([0.0, 0.2, 0.5, 0.9])
+    # A model on the run's path: distance 0 at the right arc and fraction.
+    on = geodesic(LABELS, C, 0.35)  # 0.35 is half-way from 0.2 to 0.5 along the geodesic arc
+    res = distance_to_run(on, run)
+    assert res.distance[0] < 1e-12 and res.checkpoint[0] == 1 and res.fraction[0] == pytest.approx(0.5, abs=1e-9)
+    assert distance_to_run(on, run, path="checkpoints").distance[0] > 1e-3  # no checkpoint is there
+    # Off the path: the brute-force minimum over fine slerps of every arc.
+    wrong = _wrong(0.3, seed=4)
+    off = _path([0.4], wrong)[0]
+    res = distance_to_run(np.stack([off, run[2]]), run)
+    us = np.linspace(0, 1, 2001)
+    brute = min(bhattacharyya(off, geodesic_between(run[k], run[k + 1], us)).min() for k in range(3))
+    assert res.distance[0] <= brute + 1e-12 and res.distance[0] == pytest.approx(brute, abs=1e-7)
+    assert res.distance[1] < 1e-12  # a checkpoint itself
+    ck = distance_to_run(off, run, path="checkpoints")
+    assert ck.distance[0] >= res.distance[0]
+    assert ck.distance[0] == pytest.approx(bhattacharyya(off, run).min(), rel=1e-12)
+    assert res.to_dict()["path"] == "great_circles"
+    with pytest.raises(ValueError, match="path must be one of"):
+        distance_to_run(off, run, path="linear")

@@ -40,6 +40,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy.special import logsumexp
 
 from deepmanifold import geometry
@@ -49,10 +50,15 @@ from deepmanifold.utils import jsonable
 
 __all__ = [
     "Dendrogram",
+    "NearestOnRun",
     "Resampled",
     "TrajectorySet",
     "config_dendrogram",
+    "discrete_frechet",
     "distance_to_geodesic_by_progress",
+    "distance_to_run",
+    "frechet_distance",
+    "frechet_distance_matrix",
     "mean_trajectory",
     "probabilities_from_roots",
     "resample_by_progress",
@@ -74,20 +80,26 @@ class Resampled:
     Attributes
     ----------
     sqrt_p : ndarray, shape (G, n, C), float32
-        ``sqrt p`` of the model at each grid value, unit norm per sample; rows
-        of unreached grid points are zero.
+        ``sqrt p`` of the model at each grid value, unit norm per sample: the
+        resampled model where reached, the last checkpoint where held, zero
+        elsewhere.
     reached : ndarray, shape (G,), bool
+        An upward crossing of the checkpoints' progress reaches the grid value.
     monotone : bool
         Progress is non-decreasing along the checkpoints.
     n_backtracks : int
         Number of consecutive checkpoint pairs along which progress decreased.
     residual : ndarray, shape (G,), float64
-        ``|λ(resampled model) - t|``; 0 at unreached points; NaN at reached
-        points when no labels were given (progress not computable).
+        ``|λ(resampled model) - t|`` at reached points; NaN there when no
+        labels were given (progress not computable); 0 elsewhere.
     checkpoint : ndarray, shape (G,), int64
-        Index ``k`` of the first checkpoint of the bracketing pair (-1 if unreached).
+        Index ``k`` of the first checkpoint of the bracketing pair; ``K - 1``
+        at held points, -1 at the other unreached ones.
     fraction : ndarray, shape (G,), float64
         Slerp fraction ``u`` within that pair (0 at unreached points).
+    held : ndarray, shape (G,), bool
+        Grid values above the run's highest checkpoint progress, where
+        ``sqrt_p`` holds the run's last checkpoint (never reached ones).
     """
 
     sqrt_p: np.ndarray
@@ -97,6 +109,7 @@ class Resampled:
     residual: np.ndarray
     checkpoint: np.ndarray = field(default=None)
     fraction: np.ndarray = field(default=None)
+    held: np.ndarray = field(default=None)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -184,7 +197,7 @@ def _first_crossings(lam: np.ndarray, grid: np.ndarray, atol: float):
 
 # --------------------------------------------------------------------------- resampling
 def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
-                         atol: float = 1e-6) -> Resampled:
+                         atol: float = 1e-6, method: str = "angle") -> Resampled:
     """Resample one run's checkpoints at a progress grid, along great circles.
 
     Parameters
@@ -194,7 +207,8 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
         probabilities with ``log=True``. Read one checkpoint at a time (an
         ``np.memmap`` is fine).
     progress : array_like, shape (K,)
-        Progress of each checkpoint (from :func:`deepmanifold.geometry.progress`).
+        Progress of each checkpoint (from :func:`deepmanifold.geometry.progress`
+        with the same ``method``).
     grid : array_like, shape (G,)
         Strictly increasing values in ``[0, 1]``.
     log : bool, default False
@@ -210,10 +224,17 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
         reached by that checkpoint (progress of float32 predictions is only
         accurate to ~1e-7, so a run ending exactly at ``t = 0.9`` may report
         ``0.8999999``); ``residual`` still reports the true ``|λ - t|``.
+    method : {"angle", "bhattacharyya"}, default "angle"
+        The definition of progress (docs/method.md §3.3) the fraction ``u`` is
+        solved for.
 
     Returns
     -------
     Resampled
+        Grid values above the run's highest progress are *held*: they carry
+        the run's last checkpoint (``checkpoint = K - 1``, ``fraction = 0``,
+        ``residual = 0``), the reference study's convention for runs that
+        stop early.
 
     Notes
     -----
@@ -251,13 +272,22 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
         labels = check_labels(labels, n, C)
     if not atol >= 0:
         raise ValueError(f"atol must be >= 0, got {atol!r}")
+    method = _check_method(method)
     n_back = int(np.count_nonzero(np.diff(lam) < 0))
     k, reached = _first_crossings(lam, grid, float(atol))
+    held = ~reached & (grid > lam.max())
     a, b, omega = _checkpoint_geometry(P, log=log, labels=labels, pairs=np.unique(k[reached & (k < K - 1)]))
-    u, residual = _fractions(k, reached, grid, lam, a, b, omega, C)
-    out = _interpolate(P, log=log, k=k, u=u, omega=omega, at=np.flatnonzero(reached))
+    u, residual = _fractions(k, reached, grid, lam, a, b, omega, C, method)
+    k[held] = K - 1
+    out = _interpolate(P, log=log, k=k, u=u, omega=omega, at=np.flatnonzero(reached | held))
     return Resampled(sqrt_p=out, reached=reached, monotone=n_back == 0, n_backtracks=n_back,
-                     residual=residual, checkpoint=k, fraction=u)
+                     residual=residual, checkpoint=k, fraction=u, held=held)
+
+
+def _check_method(method) -> str:
+    if method not in geometry.PROGRESS_METHODS:
+        raise ValueError(f"method must be one of {geometry.PROGRESS_METHODS}, got {method!r}")
+    return method
 
 
 def _checkpoint_geometry(P, *, log: bool, labels, pairs: np.ndarray):
@@ -288,7 +318,7 @@ def _checkpoint_geometry(P, *, log: bool, labels, pairs: np.ndarray):
     return a, b, omega
 
 
-def _fractions(k, reached, grid, lam, a, b, omega, C):
+def _fractions(k, reached, grid, lam, a, b, omega, C, method):
     """Slerp fraction ``u`` per grid point and the residual ``|λ - t|`` (NaN without coefficients)."""
     K, G = lam.shape[0], grid.shape[0]
     u = np.zeros(G)
@@ -309,10 +339,10 @@ def _fractions(k, reached, grid, lam, a, b, omega, C):
             solve = (t > lo) & (t < hi)
             idx = inner[solve]
             if idx.size:
-                u[idx] = _solve_fraction(a, b, omega, k[idx], grid[idx], lam, u[idx], C)
+                u[idx] = _solve_fraction(a, b, omega, k[idx], grid[idx], lam, u[idx], C, method)
     if inner.size:
         residual[inner] = np.nan if a is None else np.abs(
-            _progress_at(a, b, omega, np.minimum(k[inner], K - 1), u[inner], C) - grid[inner])
+            _progress_at(a, b, omega, np.minimum(k[inner], K - 1), u[inner], C, method) - grid[inner])
     return u, residual
 
 
@@ -345,7 +375,7 @@ def _interpolate(P, *, log: bool, k, u, omega, at) -> np.ndarray:
     return out
 
 
-def _progress_at(a_ck, b_ck, omega, k, u, C):
+def _progress_at(a_ck, b_ck, omega, k, u, C, method):
     """Progress of the slerp at fraction ``u`` in pair ``(k, k+1)``, per entry, in chunks."""
     K, n = a_ck.shape
     out = np.empty(k.shape[0])
@@ -356,11 +386,12 @@ def _progress_at(a_ck, b_ck, omega, k, u, C):
         w0, w1 = _slerp_weights(omega[kk], uu[:, None])
         a = w0 * a_ck[kk] + w1 * a_ck[k1]
         b = w0 * b_ck[kk] + w1 * b_ck[k1]
-        out[s:s + step] = geometry.progress_from_coefficients(np.maximum(a, 1e-300), np.maximum(b, 0.0), C)
+        out[s:s + step] = geometry.progress_from_coefficients(np.maximum(a, 1e-300), np.maximum(b, 0.0), C,
+                                                              method=method)
     return out
 
 
-def _solve_fraction(a_ck, b_ck, omega, k, t, lam, u0, C):
+def _solve_fraction(a_ck, b_ck, omega, k, t, lam, u0, C, method):
     """``u`` in ``[0, 1]`` with ``λ(slerp_k(u)) = t``: Illinois regula falsi, vectorised."""
     ul, uh = np.zeros_like(u0), np.ones_like(u0)
     fl, fh = lam[k] - t, lam[k + 1] - t  # <= 0 and >= 0 by the choice of the bracket
@@ -369,7 +400,7 @@ def _solve_fraction(a_ck, b_ck, omega, k, t, lam, u0, C):
     side = np.zeros(u0.shape, dtype=np.int8)
     active = np.arange(u0.shape[0])
     for _ in range(_MAX_ITER):
-        f = _progress_at(a_ck, b_ck, omega, k[active], u[active], C) - t[active]
+        f = _progress_at(a_ck, b_ck, omega, k[active], u[active], C, method) - t[active]
         better = np.abs(f) < best_f[active]
         best_u[active[better]], best_f[active[better]] = u[active][better], np.abs(f)[better]
         a_idx = active
@@ -407,11 +438,19 @@ class TrajectorySet:
         Display label of each run (``config["label"]``, else the run id).
     configs : list of dict
     grid : ndarray, shape (G,)
+        Progress values, by default the 101 points ``0, 0.01, ..., 1``.
     sqrt_p : ndarray, shape (R, G, n, C), float32
-        Resampled ``sqrt p``; rows of unreached grid points are zero. Takes
-        ``R G n C 4`` bytes (e.g. 300 runs x 101 points x 2,000 samples x 10
-        classes = 2.4 GB): thin the grid or the probe set for large sweeps.
+        Resampled ``sqrt p``: the model at progress ``t`` where reached, the
+        run's last checkpoint where held, zero elsewhere. Takes ``R G n C 4``
+        bytes (e.g. 300 runs x 101 points x 2,000 samples x 10 classes =
+        2.4 GB): thin the grid or the probe set for large sweeps.
     reached : ndarray, shape (R, G), bool
+        The run's progress crossed ``t`` (upwards): ``sqrt_p`` has progress ``t``.
+    held : ndarray, shape (R, G), bool
+        Grid points above the run's highest progress, where ``sqrt_p`` holds
+        the run's last checkpoint: with them every run that starts at
+        progress 0 has a model at every grid point (the reference study's
+        convention for runs that stop early). Disjoint from ``reached``.
     monotone : ndarray, shape (R,), bool
     progress, steps, epochs : list of ndarray
         Per run, per checkpoint: progress, optimiser step, epoch.
@@ -422,6 +461,9 @@ class TrajectorySet:
         True labels of the probe samples.
     probe : str, optional
         Probe-set name the predictions came from.
+    progress_method : str
+        The definition of progress (``"angle"`` or ``"bhattacharyya"``,
+        docs/method.md §3.3) of ``progress``, ``grid`` and the resampling.
     """
 
     run_ids: list
@@ -438,9 +480,35 @@ class TrajectorySet:
     residual: np.ndarray = None
     sample_labels: np.ndarray = None
     probe: str | None = None
+    held: np.ndarray = None
+    progress_method: str = "angle"
 
     def __len__(self) -> int:
         return len(self.run_ids)
+
+    def common(self, fraction: float = 0.9) -> np.ndarray:
+        """Grid points truly reached by at least ``fraction`` of the runs, shape (G,), bool.
+
+        Held points do not count: this is the progress range where most runs
+        really got, e.g. ``grid_mask=ts.common(0.9)`` in
+        :func:`trajectory_distance_matrix`. ``fraction = 1`` asks every run.
+
+        Raises
+        ------
+        ValueError
+            ``fraction`` not in ``(0, 1]``.
+        """
+        fraction = float(fraction)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must lie in (0, 1], got {fraction!r}")
+        need = int(np.ceil(fraction * len(self.run_ids) - 1e-9))
+        return self.reached.sum(axis=0) >= need
+
+    def has_model(self, include_held: bool = True) -> np.ndarray:
+        """``(R, G)`` bool: the run has a model at the grid point (reached, or held if ``include_held``)."""
+        if include_held and self.held is not None:
+            return self.reached | self.held
+        return self.reached.copy()
 
     def index(self, run_id: str) -> int:
         """Position of ``run_id`` (or of a run label) in the set."""
@@ -452,7 +520,8 @@ class TrajectorySet:
 
     @classmethod
     def from_runs(cls, runs, sample_labels, grid=None, *, log: bool = False, run_ids=None, run_labels=None,
-                  configs=None, progress=None, steps=None, epochs=None, probe=None) -> "TrajectorySet":
+                  configs=None, progress=None, steps=None, epochs=None, probe=None,
+                  method: str = "angle") -> "TrajectorySet":
         """Resample in-memory (or memory-mapped) runs.
 
         Parameters
@@ -464,8 +533,10 @@ class TrajectorySet:
         run_ids, run_labels, configs, steps, epochs : optional per-run sequences
             Defaults: ``"run-<r>"``, the run ids, ``{}``, ``arange(K_r)``, NaN.
         progress : sequence of (K_r,) arrays, optional
-            Progress of each run's checkpoints; computed with
+            Progress of each run's checkpoints (by ``method``); computed with
             :func:`deepmanifold.geometry.progress` if not given.
+        method : {"angle", "bhattacharyya"}, default "angle"
+            The definition of progress (docs/method.md §3.3).
         """
         grid = _check_grid(np.linspace(0.0, 1.0, 101) if grid is None else grid)
         runs = list(runs)
@@ -481,10 +552,12 @@ class TrajectorySet:
         sample_labels = np.asarray(sample_labels)
         loaders = [(lambda x=x: x) for x in runs]
         return cls._build(loaders, sample_labels, grid, log=log, run_ids=run_ids, run_labels=run_labels,
-                          configs=configs, progress=progress, steps=steps, epochs=epochs, probe=probe)
+                          configs=configs, progress=progress, steps=steps, epochs=epochs, probe=probe,
+                          method=method)
 
     @classmethod
-    def from_store(cls, store, probe: str = "test", grid=None, runs=None) -> "TrajectorySet":
+    def from_store(cls, store, probe: str = "test", grid=None, runs=None, *,
+                   method: str = "angle") -> "TrajectorySet":
         """Resample every usable run of a store (or the ones named in ``runs``).
 
         Runs are read one at a time (the store memory-maps them) and resampled
@@ -499,6 +572,8 @@ class TrajectorySet:
         grid : array_like, default ``np.linspace(0, 1, 101)``
         runs : iterable of str, optional
             Run ids to keep (in this order); each must be usable.
+        method : {"angle", "bhattacharyya"}, default "angle"
+            The definition of progress (docs/method.md §3.3).
 
         Warns
         -----
@@ -536,14 +611,15 @@ class TrajectorySet:
             run_labels=[str(rec.config.get("label", rec.run_id)) for rec in records],
             configs=[rec.config for rec in records],
             steps=[m["step"] for m in metrics], epochs=[m["epoch"] for m in metrics],
-            probe=probe, stacklevel=3,
+            probe=probe, stacklevel=3, method=method,
         )
 
     @classmethod
     def _build(cls, loaders, sample_labels, grid, *, log, run_ids, run_labels, configs, progress=None,
-               steps=None, epochs=None, probe=None, stacklevel=3):
+               steps=None, epochs=None, probe=None, stacklevel=3, method="angle"):
+        method = _check_method(method)
         R, G = len(loaders), grid.shape[0]
-        sqrt_p = reached = residual = None
+        sqrt_p = reached = residual = held = None
         monotone = np.zeros(R, dtype=bool)
         backtracks = np.zeros(R, dtype=np.int64)
         progs, steps_out, epochs_out = [], [], []
@@ -553,13 +629,14 @@ class TrajectorySet:
             if sqrt_p is None:
                 sqrt_p = np.zeros((R, G, n, C), dtype=np.float32)
                 reached = np.zeros((R, G), dtype=bool)
+                held = np.zeros((R, G), dtype=bool)
                 residual = np.zeros((R, G))
             elif (n, C) != sqrt_p.shape[2:]:
                 raise ValueError(f"run {run_ids[r]} has (n, C) = {(n, C)}, the first run {sqrt_p.shape[2:]}")
             lam = (np.asarray(progress[r], dtype=np.float64) if progress is not None
-                   else np.atleast_1d(geometry.progress(X, sample_labels, log=log)))
-            res = resample_by_progress(X, lam, grid, log=log, labels=sample_labels)
-            sqrt_p[r], reached[r], residual[r] = res.sqrt_p, res.reached, res.residual
+                   else np.atleast_1d(geometry.progress(X, sample_labels, log=log, method=method)))
+            res = resample_by_progress(X, lam, grid, log=log, labels=sample_labels, method=method)
+            sqrt_p[r], reached[r], held[r], residual[r] = res.sqrt_p, res.reached, res.held, res.residual
             monotone[r], backtracks[r] = res.monotone, res.n_backtracks
             progs.append(lam)
             steps_out.append(np.arange(K) if steps is None else np.asarray(steps[r]))
@@ -572,24 +649,33 @@ class TrajectorySet:
         return cls(run_ids=list(run_ids), run_labels=list(run_labels), configs=list(configs), grid=grid,
                    sqrt_p=sqrt_p, reached=reached, monotone=monotone, progress=progs, steps=steps_out,
                    epochs=epochs_out, n_backtracks=backtracks, residual=residual,
-                   sample_labels=np.asarray(sample_labels), probe=probe)
+                   sample_labels=np.asarray(sample_labels), probe=probe, held=held, progress_method=method)
 
 
 # --------------------------------------------------------------------------- distances
-def trajectory_distance_matrix(ts: TrajectorySet, *, grid_mask=None, **kwargs) -> np.ndarray:
+def trajectory_distance_matrix(ts: TrajectorySet, *, grid_mask=None, include_held: bool = True,
+                               **kwargs) -> np.ndarray:
     """Distance between every two trajectories: mean ``d_B`` at equal progress.
 
-    ``D[r, s]`` is the mean, over the grid points reached by both runs (and
-    selected by ``grid_mask``), of ``d_B`` between run ``r``'s and run ``s``'s
-    resampled models at that progress. Pairs with no common grid point get
-    NaN (they cannot be compared); the diagonal is 0 for every run that
-    reaches at least one selected grid point.
+    ``D[r, s]`` is the mean, over the grid points selected by ``grid_mask``
+    where both runs have a model, of ``d_B`` between run ``r``'s and run
+    ``s``'s models at that progress (docs/method.md §5.3). With
+    ``include_held`` (the default) a run has a model at every grid point it
+    reached and at every point above its highest progress (its last
+    checkpoint, held), so runs that start at progress 0 are all compared on
+    the same grid points -- a pair with a slow run is not compared only
+    early, where distances are small. ``grid_mask=ts.common(0.9)`` restricts
+    the comparison to where at least 90 % of the runs truly got. Pairs with
+    no common grid point get NaN (they cannot be compared); the diagonal is
+    0 for every run with a model at a selected grid point.
 
     Parameters
     ----------
     ts : TrajectorySet
     grid_mask : array_like of bool, shape (G,), optional
         Grid points to use (default all).
+    include_held : bool, default True
+        Use held points (``ts.held``); False compares only points both runs reached.
     **kwargs
         Passed to :func:`deepmanifold.geometry.pairwise_distances` (e.g.
         ``n_jobs``, ``device``, ``precision``).
@@ -610,8 +696,9 @@ def trajectory_distance_matrix(ts: TrajectorySet, *, grid_mask=None, **kwargs) -
         raise ValueError(f"grid_mask must have shape ({G},), got {mask.shape}")
     total = np.zeros((R, R))
     count = np.zeros((R, R), dtype=np.int64)
+    has = ts.has_model(include_held)
     for g in np.flatnonzero(mask):
-        idx = np.flatnonzero(ts.reached[:, g])
+        idx = np.flatnonzero(has[:, g])
         if idx.size == 0:
             continue
         p = probabilities_from_roots(ts.sqrt_p[idx, g])
@@ -843,3 +930,242 @@ def config_dendrogram(D, names) -> Dendrogram:
     return Dendrogram(linkage=Z, leaves=leaves, names=names, leaf_names=[names[i] for i in leaves],
                       icoord=np.asarray(dn["icoord"], dtype=np.float64),
                       dcoord=np.asarray(dn["dcoord"], dtype=np.float64))
+
+
+# --------------------------------------------------------------------------- without resampling
+@njit(cache=False, nogil=True)
+def _frechet_kernel(cost):  # pragma: no cover - compiled
+    """Discrete Fréchet distance of a ``(K, L)`` cost matrix (Eiter & Mannila's recursion)."""
+    K, L = cost.shape
+    prev = np.empty(L)
+    row = np.empty(L)
+    prev[0] = cost[0, 0]
+    for j in range(1, L):
+        prev[j] = max(prev[j - 1], cost[0, j])
+    for i in range(1, K):
+        row[0] = max(prev[0], cost[i, 0])
+        for j in range(1, L):
+            row[j] = max(min(prev[j], prev[j - 1], row[j - 1]), cost[i, j])
+        prev, row = row, prev
+    return prev[L - 1]
+
+
+def discrete_frechet(cost) -> float:
+    r"""Discrete Fréchet distance from a matrix of ground costs between two sequences.
+
+    .. math::
+
+        F(P, Q) = \min_{\text{couplings}} \max_{(k, l)} c(P_k, Q_l),
+
+    over the monotone couplings of ``0..K-1`` with ``0..L-1`` that start at
+    ``(0, 0)``, end at ``(K-1, L-1)`` and advance one index or both at each
+    step (Eiter & Mannila 1994): the smallest leash with which two walkers can
+    go along the two sequences, each only forwards. ``O(K L)`` time, ``O(L)``
+    memory.
+
+    Parameters
+    ----------
+    cost : array_like, shape (K, L)
+        ``cost[k, l] = c(P_k, Q_l)``, finite.
+
+    Returns
+    -------
+    float
+        ``F = 0`` when the sequences agree up to repeated elements
+        (``cost`` zero on the coupling); repeating an element of either
+        sequence never changes ``F``.
+
+    Examples
+    --------
+    >>> discrete_frechet([[0, 1, 4], [1, 0, 1], [4, 1, 0]])
+    0.0
+    >>> discrete_frechet([[1, 5], [5, 2]])
+    2.0
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 2 or 0 in cost.shape:
+        raise ValueError(f"cost must be a non-empty 2-D array, got shape {cost.shape}")
+    if not np.all(np.isfinite(cost)):
+        raise ValueError("cost must be finite")
+    return float(_frechet_kernel(np.ascontiguousarray(cost)))
+
+
+def frechet_distance(P, Q, *, log: bool = False, **kwargs) -> float:
+    """Discrete Fréchet distance between two runs' checkpoint sequences, with ``d_B`` as ground cost.
+
+    Needs no progress and no resampling: the checkpoints are compared as
+    recorded, in training order (docs/method.md §5.3). Since ``d_B`` plays
+    the role of a squared distance, so does the result.
+
+    Parameters
+    ----------
+    P, Q : array_like, shape (K, n, C) and (L, n, C)
+        Checkpoints of the two runs (probabilities, or log-probabilities with ``log=True``).
+    **kwargs
+        Passed to :func:`deepmanifold.geometry.pairwise_distances`.
+
+    Returns
+    -------
+    float
+    """
+    return discrete_frechet(geometry.pairwise_distances(P, Q, log=log, **kwargs))
+
+
+def frechet_distance_matrix(runs, *, log: bool = False, **kwargs) -> np.ndarray:
+    """Discrete Fréchet distance (``d_B`` ground cost) between every two runs, shape (R, R).
+
+    One :func:`~deepmanifold.geometry.pairwise_distances` call per pair of
+    runs (``K_r x K_s`` distances each, so the memory is that of one pair),
+    then :func:`discrete_frechet`. Symmetric, zero diagonal.
+
+    Parameters
+    ----------
+    runs : sequence of array_like, each (K_r, n, C)
+        Checkpoints of each run in training order (e.g. ``store.logp(run_id, probe)``
+        with ``log=True``).
+    **kwargs
+        Passed to :func:`deepmanifold.geometry.pairwise_distances`.
+    """
+    runs = list(runs)
+    R = len(runs)
+    out = np.zeros((R, R))
+    for r in range(R):
+        for s in range(r + 1, R):
+            out[r, s] = out[s, r] = frechet_distance(runs[r], runs[s], log=log, **kwargs)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class NearestOnRun:
+    """Where models are closest to a run's path (see :func:`distance_to_run`).
+
+    Attributes
+    ----------
+    distance : ndarray, shape (m,)
+        ``d_B`` from each model to the nearest point of the path.
+    checkpoint : ndarray of int, shape (m,)
+        ``k`` of the nearest point: on the great-circle arc from checkpoint
+        ``k`` to ``k + 1`` (``path="great_circles"``), or checkpoint ``k``
+        itself (``path="checkpoints"``).
+    fraction : ndarray, shape (m,)
+        Slerp fraction ``u`` in ``[0, 1]`` along that arc (0 for checkpoints).
+    path : str
+        ``"great_circles"`` or ``"checkpoints"``.
+    """
+
+    distance: np.ndarray
+    checkpoint: np.ndarray
+    fraction: np.ndarray
+    path: str
+
+    def to_dict(self) -> dict:
+        """JSON form: ``distance``, ``checkpoint``, ``fraction`` (lists) and ``path``."""
+        return jsonable({"distance": self.distance, "checkpoint": self.checkpoint, "fraction": self.fraction,
+                         "path": self.path})
+
+
+_PATHS = ("great_circles", "checkpoints")
+
+
+def distance_to_run(P, run, *, log: bool = False, path: str = "great_circles") -> NearestOnRun:
+    r"""``d_B`` from models to the nearest point of a run, without resampling.
+
+    ``path="great_circles"`` (default): the run is the piecewise path joining
+    consecutive checkpoints by the great circles of every sample (the slerp of
+    docs/method.md §5.2, the path along which runs are resampled), and the
+    distance is the least ``d_B`` to any point of it. On the arc from
+    checkpoint ``k`` to ``k + 1``, with ``α_i``, ``β_i`` the Bhattacharyya
+    coefficients of the model with the two checkpoints and ``ω_i`` the
+    sample's angle between them,
+
+    .. math::
+
+        d_B(P, r_k(u)) = -\frac1n \sum_i \log
+            \frac{\alpha_i \sin((1-u)\omega_i) + \beta_i \sin(u\omega_i)}{\sin\omega_i},
+
+    strictly convex in ``u`` (each term's second derivative is
+    ``ω_i² + (g_i'/g_i)²``, like the geodesic objective of §3.3), minimised on
+    every arc at once by Newton's method safeguarded by bisection.
+    ``path="checkpoints"``: the least ``d_B`` to a checkpoint (an upper bound
+    of the former).
+
+    Parameters
+    ----------
+    P : array_like, shape (n, C) or (m, n, C)
+        The models (probabilities, or log-probabilities with ``log=True``).
+    run : array_like, shape (K, n, C)
+        The run's checkpoints in training order (same ``log``).
+    path : {"great_circles", "checkpoints"}, default "great_circles"
+
+    Returns
+    -------
+    NearestOnRun
+        The reported distance is :func:`deepmanifold.geometry.bhattacharyya`
+        of the model and the nearest point (clamping rule included).
+    """
+    if path not in _PATHS:
+        raise ValueError(f"path must be one of {_PATHS}, got {path!r}")
+    X = check_probabilities(np.asarray(P), "P", log=log, ndim=(2, 3))
+    X = X[None] if X.ndim == 2 else X
+    Y = check_probabilities(np.asarray(run), "run", log=log, ndim=3)
+    if X.shape[1:] != Y.shape[1:]:
+        raise ValueError(f"P and run must share (n, C), got {X.shape[1:]} and {Y.shape[1:]}")
+    m, K = X.shape[0], Y.shape[0]
+    if path == "checkpoints" or K == 1:
+        D = geometry.pairwise_distances(X, Y, log=log)
+        k = np.argmin(D, axis=1)
+        return NearestOnRun(distance=D[np.arange(m), k], checkpoint=k.astype(np.int64), fraction=np.zeros(m),
+                            path=path)
+    x, y = _unit_roots(X, log=log), _unit_roots(Y, log=log)
+    chord = np.sqrt(np.einsum("kic,kic->ki", y[1:] - y[:-1], y[1:] - y[:-1]))
+    omega = 2.0 * np.arcsin(np.minimum(chord / 2.0, 1.0))  # (K - 1, n)
+    best_k, best_u = np.zeros(m, dtype=np.int64), np.zeros(m)
+    for q in range(m):
+        coef = np.einsum("ic,kic->ki", x[q], y)  # (K, n) Bhattacharyya coefficients
+        u, value = _nearest_on_arcs(coef[:-1], coef[1:], omega)
+        best_k[q] = int(np.argmin(value))
+        best_u[q] = u[best_k[q]]
+    w0, w1 = _slerp_weights(omega[best_k], best_u[:, None])
+    points = _normalise(w0[..., None] * y[best_k] + w1[..., None] * y[best_k + 1])
+    distance = np.atleast_1d(geometry.bhattacharyya(np.square(x), np.square(points)))
+    return NearestOnRun(distance=distance, checkpoint=best_k, fraction=best_u, path=path)
+
+
+def _arc_slopes(alpha, beta, omega, u):
+    """``(f'(u), f''(u), f(u))`` per row of ``f(u) = -mean_i log g_i(u)`` on the arcs (rows: arcs)."""
+    u = u[:, None]
+    small = omega < _SMALL_ANGLE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.where(small, 1.0, np.sin(omega))
+        g = (alpha * np.sin((1 - u) * omega) + beta * np.sin(u * omega)) / s
+        dg = omega * (beta * np.cos(u * omega) - alpha * np.cos((1 - u) * omega)) / s
+    g = np.where(small, (1 - u) * alpha + u * beta, g)
+    dg = np.where(small, beta - alpha, dg)
+    g = np.maximum(g, 1e-300)
+    ratio = dg / g
+    return -ratio.mean(axis=1), (omega**2 + ratio**2).mean(axis=1), -np.log(g).mean(axis=1)
+
+
+def _nearest_on_arcs(alpha, beta, omega):
+    """Per arc (row), the minimiser ``u`` in ``[0, 1]`` of the convex ``f`` and ``f(u)``."""
+    A = alpha.shape[0]
+    d0 = _arc_slopes(alpha, beta, omega, np.zeros(A))[0]
+    d1 = _arc_slopes(alpha, beta, omega, np.ones(A))[0]
+    u = np.where(d0 >= 0, 0.0, 1.0)
+    inside = np.flatnonzero((d0 < 0) & (d1 > 0))
+    lo, hi = np.zeros(inside.size), np.ones(inside.size)
+    x = np.full(inside.size, 0.5)
+    for _ in range(_MAX_ITER):
+        if inside.size == 0:
+            break
+        f1, f2, _ = _arc_slopes(alpha[inside], beta[inside], omega[inside], x)
+        lo, hi = np.where(f1 < 0, x, lo), np.where(f1 > 0, x, hi)
+        step = f1 / f2
+        new = x - step
+        done = (np.abs(step) <= _U_TOL) | (hi - lo <= _U_TOL) | (f1 == 0)
+        new = np.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))
+        u[inside[done]] = np.clip(new[done], 0.0, 1.0)
+        keep = ~done
+        inside, lo, hi, x = inside[keep], lo[keep], hi[keep], new[keep]
+    u[inside] = x
+    return u, _arc_slopes(alpha, beta, omega, u)[2]

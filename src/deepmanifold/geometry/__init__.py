@@ -34,6 +34,7 @@ References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28
 
 from .distances import BACKENDS, METRICS, PRECISIONS, pairwise_distances
 from .divergences import FLOOR, ClampWarning, bhattacharyya
+from ._progress import METHODS as PROGRESS_METHODS
 from .geodesics import (distance_to_geodesic, distance_to_geodesic_point, geodesic, geodesic_between,
                         geodesic_coefficients, ignorance, progress, progress_and_distance,
                         progress_from_coefficients, truth)
@@ -56,6 +57,7 @@ __all__ = [
     "METRICS",
     "ModelStack",
     "PRECISIONS",
+    "PROGRESS_METHODS",
     "geodesic_coefficients",
     "progress_from_coefficients",
     "ClampWarning",

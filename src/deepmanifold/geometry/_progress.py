@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from ._kernels import CACHE
 
-METHODS = ("angle", "bhattacharyya")
+METHODS = ("angle", "bhattacharyya")  # the definitions of progress, the default first
 
 T_TOL = 1e-12  # the returned minimiser is within this of the exact one
 _MAX_ITER = 200  # bisection alone needs ~40 steps to T_TOL
