@@ -251,9 +251,11 @@ def shared_ts():
     return _shared_runs()
 
 
-def test_power_one_shared_path_is_supported(shared_ts):
-    ev = dm.manifold_evidence(shared_ts, random_state=0)
+@pytest.mark.parametrize("null", list(dm.SHARING_NULLS))
+def test_power_one_shared_path_is_supported(shared_ts, null):
+    ev = dm.manifold_evidence(shared_ts, null=null, random_state=0)
     sh = ev.sharing
+    assert sh.null == null and ev.to_dict()["sharing"]["null"] == null
     assert sh.phi_summary > 0.9 and sh.null_mean < 0.2 and sh.p_value == pytest.approx(1 / 20)
     assert ev.dimension.d_eff == 1.0
     j = dm.judge(ev)
@@ -281,9 +283,10 @@ def test_power_shared_path_through_a_trajectory_set():
     assert ev.sharing.phi_summary > 0.9 and ev.sharing.null_mean < 0.3 and ev.dimension.d_eff == 1.0
 
 
+@pytest.mark.parametrize("null", list(dm.SHARING_NULLS))
 @pytest.mark.parametrize("build", [_brownian_runs, _own_detours], ids=["brownian-bridges", "own-detours"])
-def test_power_private_paths_are_not_supported(build):
-    ev = dm.manifold_evidence(build(), stress_sections=None, random_state=0)
+def test_power_private_paths_are_not_supported(build, null):
+    ev = dm.manifold_evidence(build(), null=null, stress_sections=None, random_state=0)
     assert ev.sharing.phi_summary < ev.sharing.null_mean + dm.SHARING_NEAR
     assert ev.stress is None
     assert dm.judge(ev).verdict == "not supported"
@@ -341,6 +344,24 @@ def test_identical_runs_share_everything_and_geodesic_runs_have_nothing_to_share
     assert np.nanmax(ev.sharing.departure) < 1e-9 and np.isnan(ev.sharing.phi_summary)
     j = dm.judge(ev)
     assert j.verdict == "skipped" and j.reason
+
+
+def test_within_label_null_keeps_each_run_s_departure_and_progress():
+    ts = _own_detours(4)
+    idx, g = np.arange(4), np.arange(EQ_GRID.size)
+    draw = dm._surrogate_draws(ts, idx, g, "within_label", np.random.default_rng(0))
+    models_at = draw()
+    for j in (5, 12, 20):
+        X, Y = probabilities_from_roots(ts.sqrt_p[:, j]), models_at(j, idx)
+        assert not np.allclose(X, Y)
+        np.testing.assert_allclose(geometry.progress(Y, LABELS), geometry.progress(X, LABELS), atol=1e-5)
+        gamma = geometry.geodesic(LABELS, C, [EQ_GRID[j]])[0]
+        np.testing.assert_allclose(geometry.bhattacharyya(Y, gamma), geometry.bhattacharyya(X, gamma), rtol=1e-12)
+        for c in range(C):  # samples trade places only within their class
+            members = LABELS == c
+            np.testing.assert_allclose(np.sort(Y[:, members, c], axis=1), np.sort(X[:, members, c], axis=1))
+    with pytest.raises(ValueError, match="null must be one of"):
+        dm.sharing(ts, null="shuffle")
 
 
 def test_shuffle_of_run_identities_keeps_the_total_spread():

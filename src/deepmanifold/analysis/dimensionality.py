@@ -81,7 +81,8 @@ from deepmanifold.analysis.trajectories import probabilities_from_roots
 from deepmanifold.analysis.verdicts import Judgement, decide
 from deepmanifold.utils import jsonable
 
-__all__ = ["DimensionalityReport", "ManifoldEvidence", "NULLS", "RULE", "SharedDimension", "Sharing",
+__all__ = ["DimensionalityReport", "ManifoldEvidence", "NULLS", "RULE", "SHARING_NULL", "SHARING_NULLS",
+           "SharedDimension", "Sharing",
            "StressDescription", "brownian_stress", "dimensionality", "judge", "manifold_evidence",
            "permutation_surrogate", "shared_dimension", "sharing", "stress_description"]
 
@@ -410,6 +411,8 @@ class Sharing:
         ``Φ`` of each surrogate draw.
     p_value : float
         ``(1 + #{null Φ >= Φ}) / (1 + n_null)``: one-sided, "more sharing than the null".
+    null : str
+        The null drawn, one of :data:`SHARING_NULLS`.
     """
 
     grid: np.ndarray
@@ -422,6 +425,7 @@ class Sharing:
     null_phi: np.ndarray
     null_summary: np.ndarray
     p_value: float
+    null: str = "sample_permutation"
 
     @property
     def null_mean(self) -> float:
@@ -439,7 +443,7 @@ class Sharing:
                          "null_mean": self.null_mean, "null_q95": self.null_q95,
                          "null_summary": self.null_summary, "null_phi_mean": (
                              self.null_phi.mean(axis=0) if self.null_phi.size else []),
-                         "p_value": self.p_value})
+                         "p_value": self.p_value, "null": self.null})
 
 
 @dataclass(frozen=True, eq=False)
@@ -551,13 +555,21 @@ DIM_SMALL = 3.0
 DIM_LARGE = 5.0
 #: Surrogate draws of each null; 19 makes p = 1/20 = 0.05 the smallest p-value.
 N_NULL = 19
+#: The nulls :func:`sharing` can draw, in words (see its docstring).
+SHARING_NULLS = {
+    "sample_permutation": "the per-run sample-permutation null (each run's samples put at permuted fractions "
+                          "of their circles between its first and last grid point)",
+    "within_label": "a per-run permutation of the samples within each class (each run's departure kept exactly)",
+}
+#: The null the rule reads.
+SHARING_NULL = "sample_permutation"
 
 RULE = (
     "One low-dimensional manifold, judged at equal progress on the ordinary runs (corners left out), on the "
     f"grid points reached by at least {COMMON_FRACTION * 100:g} % of them. Sharing Φ: the share of the runs' "
     "departure from the geodesic common to all runs, 1 − Σ_t [m/(m−1) · mean_r d_B(run r at t, the runs' "
     "geometric mean at t)] / Σ_t [mean_r d_B(run r at t, geodesic at t)], against "
-    f"{N_NULL} draws of the per-run sample-permutation null. Dimension d_eff: 1 + the median over progress "
+    f"{N_NULL} draws of {SHARING_NULLS[SHARING_NULL]}. Dimension d_eff: 1 + the median over progress "
     "cross-sections of the number of leading InPCA eigenvalues of the runs' models above the 95th percentile "
     "of the same rank under a per-sample shuffle of run identities. "
     f"Supported when Φ ≥ {SHARING_HIGH:g}, Φ ≥ the null's mean + {SHARING_MARGIN:g} with p ≤ {P_VALUE:g}, "
@@ -571,8 +583,8 @@ def judge(evidence: ManifoldEvidence) -> Judgement:
     """Claim 1 from sharing and shared dimension at equal progress (rule: :data:`RULE`)."""
     sh, dim = evidence.sharing, evidence.dimension
     phi, null_mean, p = sh.phi_summary, sh.null_mean, sh.p_value
-    numbers = {"phi": phi, "phi_null_mean": null_mean, "phi_null_q95": sh.null_q95, "p_value": p,
-               "d_eff": dim.d_eff, "runs": len(evidence.run_labels), "grid": evidence.grid_rule,
+    numbers = {"phi": phi, "null": sh.null, "phi_null_mean": null_mean, "phi_null_q95": sh.null_q95,
+               "p_value": p, "d_eff": dim.d_eff, "runs": len(evidence.run_labels), "grid": evidence.grid_rule,
                "grid_points": int(sh.grid.size), "cross_sections": int(dim.grid.size)}
     if not all(math.isfinite(v) for v in (phi, null_mean, p, dim.d_eff)):
         why = "; ".join(evidence.reasons) or "sharing or dimension undefined on this grid"
@@ -586,9 +598,9 @@ def judge(evidence: ManifoldEvidence) -> Judgement:
 
 
 # ---------------------------------------------------------------------------- measuring
-def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_shuffle: int = N_NULL,
-                      max_points: int = 26, max_sections: int = 21, stress_sections: int | None = 11,
-                      max_axes: int = 10, random_state=0) -> ManifoldEvidence:
+def manifold_evidence(ts, *, runs=None, grid_mask=None, null: str = SHARING_NULL, n_null: int = N_NULL,
+                      n_shuffle: int = N_NULL, max_points: int = 26, max_sections: int = 21,
+                      stress_sections: int | None = 11, max_axes: int = 10, random_state=0) -> ManifoldEvidence:
     """Claim 1 at equal progress: :func:`sharing`, :func:`shared_dimension` and the stress description.
 
     Parameters
@@ -601,6 +613,8 @@ def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_
         The ordinary runs (corners left out by the caller); default every run.
     grid_mask : array_like of bool, shape (G,), optional
         Grid points to use; default those reached by at least :data:`COMMON_FRACTION` of ``runs``.
+    null : str, default :data:`SHARING_NULL`
+        The null of the sharing statistic, one of :data:`SHARING_NULLS` (see :func:`sharing`).
     n_null, n_shuffle : int, default 19
         Draws of the sharing null and of the parallel analysis's shuffle.
     max_points : int, default 26
@@ -631,7 +645,7 @@ def manifold_evidence(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, n_
     reached = np.asarray(ts.reached, dtype=bool)[idx]
     reasons = [] if gsel.size else [f"no grid point is {rule[len('grid points '):]}"]
     sh = _sharing(ts, idx, _spread_out(gsel, reached, _count(max_points, "max_points"), 2),
-                  _count(n_null, "n_null"), rng)
+                  _check_sharing_null(null), _count(n_null, "n_null"), rng)
     dim = _shared_dimension(ts, idx, _spread_out(gsel, reached, _count(max_sections, "max_sections"), 3),
                             _count(n_shuffle, "n_shuffle"), _count(max_axes, "max_axes"), rng)
     if gsel.size and not dim.grid.size:
@@ -694,8 +708,8 @@ def _models(ts, who: np.ndarray, g: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- sharing
-def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, max_points: int = 26,
-            random_state=0) -> Sharing:
+def sharing(ts, *, runs=None, grid_mask=None, null: str = SHARING_NULL, n_null: int = N_NULL,
+            max_points: int = 26, random_state=0) -> Sharing:
     r"""Share of the runs' departure from the geodesic that is common to all runs, at equal progress.
 
     At each progress ``t`` of the grid, with the ``m`` runs that reached it, their resampled models
@@ -728,15 +742,26 @@ def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, max_points: 
     sharing is made by what every run has anyway — its endpoints and its pace — which is why ``Φ`` is
     read against the null below.
 
-    The null: ``n_null`` draws of the per-run sample-permutation surrogate (:func:`permutation_surrogate`,
-    module docstring) applied to each run's resampled trajectory, whose endpoints are the first and
-    last grid points the run reached; ``φ`` and ``Φ`` are recomputed on the surrogates.
+    The null: ``n_null`` draws, on which ``φ`` and ``Φ`` are recomputed;
     ``p = (1 + #{null Φ >= Φ}) / (1 + n_null)``.
+
+    - ``"sample_permutation"``: the per-run sample-permutation surrogate (:func:`permutation_surrogate`,
+      module docstring) of each run's resampled trajectory, whose endpoints are the first and last
+      grid points the run reached. What the endpoints share (e.g. the final models' common errors)
+      stays in the null. Its samples move on great circles, so a run's private excursions off them
+      are dropped: the surrogates' private part, hence their departure, is smaller than the data's,
+      which raises the null's ``Φ`` (conservative).
+    - ``"within_label"``: in each run, sample ``i`` takes the whole resampled trajectory of another
+      sample of the same class (one permutation per run, independent between runs). Each run keeps
+      its multiset of per-sample predictions at every ``t``, hence exactly its progress and its
+      departure from the geodesic, excursions included; only which samples of a class depart
+      together across runs is scrambled. What all runs share at the level of classes (common
+      confusions between two classes) stays in the null.
 
     Parameters
     ----------
     ts : TrajectorySet
-    runs, grid_mask, n_null, max_points, random_state
+    runs, grid_mask, null, n_null, max_points, random_state
         As in :func:`manifold_evidence`: the grid points used are at most ``max_points`` of the grid
         selected, spread evenly, each reached by at least 2 runs.
 
@@ -751,23 +776,27 @@ def sharing(ts, *, runs=None, grid_mask=None, n_null: int = N_NULL, max_points: 
     """
     idx, gsel, _ = _selection(ts, runs, grid_mask)
     points = _spread_out(gsel, np.asarray(ts.reached, dtype=bool)[idx], _count(max_points, "max_points"), 2)
-    return _sharing(ts, idx, points, _count(n_null, "n_null"), np.random.default_rng(random_state))
+    return _sharing(ts, idx, points, _check_sharing_null(null), _count(n_null, "n_null"),
+                    np.random.default_rng(random_state))
 
 
-def _sharing(ts, idx: np.ndarray, gsel: np.ndarray, n_null: int, rng) -> Sharing:
+def _check_sharing_null(null) -> str:
+    if null not in SHARING_NULLS:
+        raise ValueError(f"null must be one of {tuple(SHARING_NULLS)}, got {null!r}")
+    return null
+
+
+def _sharing(ts, idx: np.ndarray, gsel: np.ndarray, null: str, n_null: int, rng) -> Sharing:
     _, _, n, C = ts.sqrt_p.shape
     reached = np.asarray(ts.reached, dtype=bool)[np.ix_(idx, gsel)]
     gamma = geometry.geodesic(ts.sample_labels, C, ts.grid[gsel]) if gsel.size else np.empty((0, n, C))
     dep, priv, counts = _departures(lambda j, who: _models(ts, idx[who], gsel[j]), reached, gamma)
     phi, summary = _phi(dep, priv)
-    U, W, A, S = _run_circles(ts, idx, gsel)
     null_phi = np.empty((n_null, gsel.size))
     null_summary = np.empty(n_null)
+    draw = _surrogate_draws(ts, idx, gsel, null, rng)
     for d in range(n_null):
-        perms = np.argsort(rng.random((idx.size, n)), axis=1)  # one permutation of the samples per run
-        nd, npv, _ = _departures(lambda j, who: _surrogate_models(U, W, A, S[:, j], perms, who),
-                                 reached, gamma)
-        null_phi[d], null_summary[d] = _phi(nd, npv)
+        null_phi[d], null_summary[d] = _phi(*_departures(draw(), reached, gamma)[:2])
     p = float((1 + np.count_nonzero(null_summary >= summary - 1e-12)) / (1 + n_null)) if math.isfinite(
         summary) else float("nan")
     with warnings.catch_warnings():
@@ -775,7 +804,7 @@ def _sharing(ts, idx: np.ndarray, gsel: np.ndarray, n_null: int, rng) -> Sharing
         median = float(np.nanmedian(phi)) if phi.size else float("nan")
     return Sharing(grid=ts.grid[gsel].copy(), n_runs=counts, departure=dep, private=priv, phi=phi,
                    phi_summary=summary, phi_median=median, null_phi=null_phi, null_summary=null_summary,
-                   p_value=p)
+                   p_value=p, null=null)
 
 
 def _departures(models_at, reached: np.ndarray, gamma: np.ndarray):
@@ -822,6 +851,29 @@ def _run_circles(ts, idx: np.ndarray, gsel: np.ndarray):
         if at.size:
             S[k, at] = _circle_fractions(U[k], W[k], np.sqrt(probabilities_from_roots(ts.sqrt_p[r, gsel[at]])))
     return U, W, _angle(np.einsum("mnc,mnc->mn", U, W)), S
+
+
+def _surrogate_draws(ts, idx: np.ndarray, gsel: np.ndarray, null: str, rng):
+    """A function that draws one surrogate of the runs ``idx``: it returns ``models_at(j, who)``
+    (as :func:`_departures` reads them) for one fresh permutation of the samples per run."""
+    n = ts.sqrt_p.shape[2]
+    if null == "within_label":
+        labels = np.asarray(ts.sample_labels)
+        classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+
+        def draw():
+            perms = np.empty((idx.size, n), dtype=np.int64)
+            for k in range(idx.size):
+                for members in classes:
+                    perms[k, members] = rng.permutation(members)
+            return lambda j, who: _models(ts, idx[who], gsel[j])[np.arange(who.size)[:, None], perms[who]]
+        return draw
+    U, W, A, S = _run_circles(ts, idx, gsel)
+
+    def draw():
+        perms = np.argsort(rng.random((idx.size, n)), axis=1)  # one permutation of the samples per run
+        return lambda j, who: _surrogate_models(U, W, A, S[:, j], perms, who)
+    return draw
 
 
 def _surrogate_models(U, W, A, s, perms, who) -> np.ndarray:
