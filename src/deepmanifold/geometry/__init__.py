@@ -11,7 +11,8 @@ framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
   Bhattacharyya coefficient (:mod:`deepmanifold.geometry.divergences`).
 - :func:`inpca`, :class:`InPCAResult`, :func:`embedded_sq_distances` --
   intensive PCA with signed (time-like) axes and Gower out-of-sample projection;
-  dense, Lanczos or randomised eigensolvers.
+  dense, Lanczos or randomised eigensolvers; weights per model; explained stress,
+  fraction and distance.
 - :func:`compute_distance_matrix_on_disk`, :class:`DiskDistanceMatrix`,
   :func:`inpca_out_of_core` -- the distance matrix in Zarr blocks on disk
   (resumable), InPCA streaming those blocks.
@@ -24,7 +25,8 @@ framework; needs NumPy, SciPy and numba (torch for the CUDA path, zarr on disk).
   :func:`distance_to_geodesic`, :func:`progress_and_distance` -- the
   ignorance-to-truth geodesic and where a model lies along it (progress by the
   summed Bhattacharyya angle, the reference study's definition, or by ``d_B``);
-  :func:`geodesic_between` -- the geodesic between any two models;
+  :data:`PROGRESS_METHODS` -- the two definitions; :func:`geodesic_between` --
+  the geodesic between any two models;
   :func:`geodesic_coefficients`, :func:`progress_from_coefficients`,
   :func:`distance_to_geodesic_point` -- the same from the ``2n`` numbers per
   model that locate it.
