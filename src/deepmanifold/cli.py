@@ -237,6 +237,8 @@ def analyze(
     report: bool = typer.Option(True, help="Rewrite the HTML report with a Findings section."),
     out: Optional[Path] = typer.Option(None, help="Folder for findings.json and report.html (default: STORE)."),
     colour_by: str = typer.Option("architecture", help="Config key the report's runs are coloured by at first."),
+    train_error_limit: float = typer.Option(0.10, min=0.0, max=1.0, help="Runs whose final train error exceeds "
+                                            "this are reported apart and left out of the claims (1 keeps all)."),
 ) -> None:
     """Test the study's claims on a store: writes findings.json (and the report) into STORE or --out."""
     from deepmanifold.analysis import analyze_store
@@ -254,7 +256,7 @@ def analyze(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                findings = analyze_store(st, probe=probe, pictures=report,
+                findings = analyze_store(st, probe=probe, pictures=report, train_error_limit=train_error_limit,
                                          on_step=lambda name: progress.update(task, description=name))
             except ValueError as exc:
                 _fail(str(exc))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from deepmanifold import geometry
+from deepmanifold.analysis import agreement, corners, dimensionality, factors, speed
 from deepmanifold.analysis import analyze_store, build_picture
 from deepmanifold.analysis.checkpoints import checkpoint_distances, usable_runs
 from deepmanifold.analysis.claims import CLAIMS, RULES
@@ -70,32 +71,45 @@ def analysed(tmp_path_factory):
     return store, analyze_store(store, n_boot=200)
 
 
-def test_every_claim_is_judged_by_its_rule(analysed):
+def test_every_claim_is_judged_by_its_rule_on_both_probes(analysed):
     _, findings = analysed
-    claims = {c.key: c for c in findings.claims}
-    assert list(claims) == list(CLAIMS)
-    assert all(c.rule == RULES[c.key] for c in findings.claims)
-    assert claims["speed"].verdict == "supported"  # planted: wider is faster, on its architecture's path
-    rhos = claims["speed"].numbers["spearman_width_vs_epochs"]
-    assert set(rhos) == {"cnn", "mlp"} and all(r < -0.8 for r in rhos.values())  # two seeds per width: ties
-    assert claims["corners"].verdict == "supported"  # planted: corner runs join the narrow MLPs
-    assert claims["corners"].numbers["corner_runs"] == 2
-    assert claims["train_test"].verdict == "supported"
-    assert claims["manifold"].numbers["checkpoints"] == 10 * K and claims["manifold"].numbers["runs"] == 10
+    a = findings.analyses
+    for probe_findings, listed in ((a.main, findings.claims), (a.other, findings.claims_other_probe)):
+        assert [c.key for c in listed] == list(CLAIMS) and all(c.rule == RULES[c.key] for c in listed)
+        claims = {c.key: c for c in listed}
+        # Each verdict is the module's judge applied to the measurement kept beside it.
+        for key, module, result in (("manifold", dimensionality, probe_findings.manifold),
+                                    ("architecture", factors, probe_findings.architecture),
+                                    ("speed", speed, probe_findings.speed),
+                                    ("corners", corners, probe_findings.corners)):
+            judged = module.judge(result)
+            assert (claims[key].verdict, claims[key].numbers) == (judged.verdict, judged.numbers), key
+    assert findings.claims[-1] == findings.claims_other_probe[-1]  # train/test: one comparison of both
+    assert findings.claims[-1].verdict == agreement.judge(a.train_test).verdict == "supported"
+    assert (a.main.probe, a.other.probe, findings.other_probe) == ("test", "train", "train")
+    # The planted corner runs are measured as corners, the others as ordinary runs.
+    assert int(a.main.trajectories.is_corner.sum()) == 2 and len(a.main.trajectories.runs.run_ids) == 10
+    assert a.main.corners is not None and a.main.manifold is not None
 
 
 def test_findings_json_is_the_serialisation_of_the_results(analysed, tmp_path):
     _, findings = analysed
     back = json.loads(findings.write_json(tmp_path / "findings.json").read_text())
-    assert back["schema_version"] == SCHEMA_VERSION
+    assert back["schema_version"] == SCHEMA_VERSION and back["other_probe"] == "train"
     assert [c["verdict"] for c in back["claims"]] == [c.verdict for c in findings.claims]
-    a = findings.analyses
-    assert back["analyses"]["dimensionality"]["explained_stress"] == a.dimensionality.explained_stress.tolist()
-    assert back["analyses"]["train_test_agreement"]["mantel"]["pearson"] == a.train_test.mantel.pearson
-    assert back["analyses"]["speed"]["same_path"]["ratio"] == a.speed.same_path.ratio
-    assert back["analyses"]["milestones"]["mlp-w16-default-s0"]["0.5"]["epoch"] == \
-        a.speed.milestones["mlp-w16-default-s0"][0.5].epoch
-    names = back["analyses"]["trajectory_distances"]["run_labels"]  # run display names
+    assert [c["verdict"] for c in back["claims_other_probe"]] == [c.verdict for c in findings.claims_other_probe]
+    a, an = findings.analyses, back["analyses"]
+    assert an["dimensionality"]["explained_stress"] == a.description.explained_stress.tolist()
+    assert an["manifold"]["sharing"]["phi"] == a.main.manifold.to_dict()["sharing"]["phi"]
+    assert an["factor_effects"] == a.main.architecture.effects.to_dict()
+    assert an["train_test_agreement"]["r"] == a.train_test.to_dict()["r"]
+    assert an["milestones"]["mlp-w16-default-s0"]["0.5"]["epoch"] == a.milestones["mlp-w16-default-s0"][0.5].epoch
+    assert an["other_probe"]["probe"] == "train" and "manifold" in an["other_probe"]
+    for key in ("tangent", "trajectory_inpca", "geodesic_distance_by_group", "joint_embedding", "trajectory_heatmap",
+                "averaging", "outliers", "corner_band"):
+        assert key in an, key
+    assert an["trajectory_distances"]["grid"]["name"] == a.main.trajectories.grid.name  # which grid was used
+    names = an["trajectory_distances"]["run_labels"]  # run display names
     assert len(names) == 10 and "mlp w16 / corner / seed 1" in names
     assert set(back["skipped"]) == set(findings.skipped)
 
@@ -110,7 +124,7 @@ def test_pictures_use_the_claims_distance_matrices(analysed):
     runs, _ = usable_runs(store, "test")
     D = checkpoint_distances(store, "test", runs).matrix
     emb = geometry.inpca(D, n_components=10)
-    np.testing.assert_allclose(findings.analyses.dimensionality.explained_stress, emb.explained_stress, atol=1e-12)
+    np.testing.assert_allclose(findings.analyses.description.explained_stress, emb.explained_stress, atol=1e-12)
 
 
 def test_analyze_runs_without_docstrings(analysed, tmp_path):

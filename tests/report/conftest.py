@@ -141,22 +141,22 @@ def make_findings(*, measured_effects: bool = True, paths: bool = True, other_pr
               for (key, statement), verdict in zip(CLAIMS.items(), verdicts)]
     if measured_effects:
         effects = [
-            {"factor": "arch", "status": "measured", "reason": "6 pairs", "mean": 0.16, "low": 0.15,
+            {"factor": "arch", "status": "measured", "reason": "6 pairs", "delta": 0.16, "low": 0.15,
              "high": 0.17},
-            {"factor": "seed", "status": "measured", "reason": "6 pairs", "mean": 0.23, "low": 0.03,
+            {"factor": "seed", "status": "measured", "reason": "6 pairs", "delta": 0.23, "low": 0.03,
              "high": 0.44},
             {"factor": "optimizer", "status": "not a factor in this sweep",
-             "reason": "every run has optimizer = sgd", "mean": None, "low": None, "high": None}]
+             "reason": "every run has optimizer = sgd", "delta": None, "low": None, "high": None}]
     else:
         effects = [
             {"factor": "arch", "status": "no comparable pairs",
              "reason": "no two runs differ in arch only: the closest pairs also differ in seed, "
-                       "init (4 such pairs)", "mean": None, "low": None, "high": None},
+                       "init (4 such pairs)", "delta": None, "low": None, "high": None},
             {"factor": "seed", "status": "no comparable pairs",
              "reason": "no two runs differ in seed only: the closest pairs also differ in arch "
-                       "(6 such pairs)", "mean": None, "low": None, "high": None},
+                       "(6 such pairs)", "delta": None, "low": None, "high": None},
             {"factor": "optimizer", "status": "not a factor in this sweep",
-             "reason": "every run has optimizer = sgd", "mean": None, "low": None, "high": None},
+             "reason": "every run has optimizer = sgd", "delta": None, "low": None, "high": None},
             {"factor": "lr", "status": "not a factor in this sweep",
              "reason": "every run has lr = 0.05", "mean": None, "low": None, "high": None}]
     grid = [round(0.1 * i, 1) for i in range(11)]

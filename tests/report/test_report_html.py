@@ -283,7 +283,7 @@ def test_rules_show_as_plain_text(findings_report):
     text, _, _ = _parse(findings_report)
     body = text.split("</head>")[1].split('id="dm-figures"')[0]  # what the reader sees
     assert "``" not in body
-    assert "width variants count as the factor arch_options.width" in text
+    assert "Architecture is the model family; corner-initialised runs are left out" in text
 
 
 # ----------------------------------------------------------------------------- writing

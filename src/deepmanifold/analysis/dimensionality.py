@@ -561,8 +561,12 @@ SHARING_NULLS = {
                           "of their circles between its first and last grid point)",
     "within_label": "a per-run permutation of the samples within each class (each run's departure kept exactly)",
 }
-#: The null the rule reads.
-SHARING_NULL = "sample_permutation"
+#: The null the rule reads. Within-label permutation keeps each run's progress and its
+#: departure from the geodesic exactly (excursions off the great circles included) and
+#: only breaks which samples the runs share; the endpoint surrogate moves samples along
+#: their circles, drops those excursions and so raises its own Φ (on the digits demo store
+#: above the runs' own: 0.355 against 0.304).
+SHARING_NULL = "within_label"
 
 RULE = (
     "One low-dimensional manifold, judged at equal progress on the ordinary runs (corners left out), on the "

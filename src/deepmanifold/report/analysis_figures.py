@@ -172,8 +172,10 @@ def corners_figure(findings: Mapping[str, Any]) -> dict | None:
 
 
 def averaging_figure(findings: Mapping[str, Any]) -> dict | None:
-    """Progress and accuracy of each average of the final models, beside the individual models."""
+    """Progress and accuracy of each average of the ordinary runs' final models (pooled), beside
+    the individual models."""
     avg = (findings.get("analyses") or {}).get("averaging")
+    avg = (avg or {}).get("pooled") or avg  # pooled over the ordinary runs, when given per group too
     if not avg:
         return None
     methods = [m for m, v in avg.items() if isinstance(v, Mapping) and "progress" in v and m != "individual"]

@@ -645,23 +645,24 @@ def findings_figure(findings: Mapping[str, Any]) -> dict | None:
     -------
     dict or None
         Plotly figure dictionary with two panels, or None when there is nothing to draw.
-        Left: mean trajectory distance over pairs of runs differing in one factor only,
-        with its 95 % bootstrap interval. Right: mean distance to the geodesic, and the
+        Left: each factor's effect Δ (mean trajectory distance over pairs differing in the
+        factor and the seed, minus that of pairs differing in the seed only), with its
+        bootstrap interval over configuration groups. Right: mean distance to the geodesic, and the
         tube width of each configuration, against progress.
     """
     analyses = findings.get("analyses") or {}
     effects = [e for e in (analyses.get("factor_effects") or {}).get("effects", [])
-               if e.get("status") == "measured" and e.get("mean") is not None]
+               if e.get("status") == "measured" and e.get("delta") is not None]
     geo = analyses.get("distance_to_geodesic") or {}
     tubes = (analyses.get("tube_width") or {}).get("by_configuration") or {}
     if not effects and not geo.get("mean"):
         return None
-    layout = panels_layout(["factor effects", "along progress"], "",
-                           ["mean d<sub>B</sub> at equal progress", "d<sub>B</sub>"])
+    layout = panels_layout(["factor effects (crossed seeds)", "along progress"], "",
+                           ["Δ: d<sub>B</sub> beyond the seed's own", "d<sub>B</sub>"])
     layout["xaxis2"]["title"] = {"text": "progress"}
     data = []
     if effects:
-        means = [float(e["mean"]) for e in effects]
+        means = [float(e["delta"]) for e in effects]
         data.append({
             "type": "bar", "name": "factor effect", "x": [e["factor"] for e in effects], "y": means,
             "error_y": {"type": "data", "symmetric": False,
@@ -711,7 +712,7 @@ def no_effects_note(findings: Mapping[str, Any]) -> str:
     for effect in factor_effects.get("effects") or []:
         if effect.get("status") == _NOT_A_FACTOR:
             constant.append(str(effect.get("factor")))
-        elif effect.get("status") != "measured" or effect.get("mean") is None:
+        elif effect.get("status") != "measured" or effect.get("delta") is None:
             lines.append(wrapped(f"{effect.get('factor')}: {effect.get('reason') or effect.get('status')}"))
     if constant:
         lines.append(wrapped(f"one value in this sweep: {', '.join(constant)}"))
