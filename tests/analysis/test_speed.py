@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from deepmanifold.analysis.speed import (SPEED_LEVELS, Milestone, RunProgress, Spearman, judge, progress_milestones,
-                                         same_path, spearman, speed_analysis, speed_by_width)
+                                         spearman, speed_analysis, speed_by_width)
 
 STEPS_PER_EPOCH = 100
 EPOCHS = np.linspace(0.0, 120.0, 4801)  # dense: 0.025 epoch between checkpoints
@@ -102,45 +102,6 @@ def test_spearman_edge_cases():
     x, y = [1, 2, 2, 3, 5, 4], [2, 1, 4, 3, 6, 6]
     assert spearman(x, y).rho == pytest.approx(scipy.stats.spearmanr(x, y).statistic)
 
-
-def test_same_path_planted_distances():
-    rng = np.random.default_rng(0)
-    archs, widths = [], []
-    for a in ("mlp", "cnn"):
-        for w in (1, 2, 4):
-            for _ in range(2):
-                archs.append(a)
-                widths.append(w)
-    R = len(archs)
-    D = np.empty((R, R))
-    for i in range(R):
-        for j in range(R):
-            D[i, j] = (0.01 if archs[i] == archs[j] else 1.0) * (1 + 0.1 * rng.random())
-    np.fill_diagonal(D, 0.0)
-    D[0, 1] = np.nan  # a missing pair is skipped
-    out = same_path(D, archs, widths)
-    assert json.loads(json.dumps(out.to_dict()))["diff_arch"]["n_pairs"] == 36
-    assert out.same_arch_diff_width.n_pairs == 2 * 12
-    assert out.diff_arch.n_pairs == 36
-    assert out.same_arch_same_width.n_pairs == 2 * 3 - 1
-    assert out.n_missing == 1
-    assert out.ratio == pytest.approx(out.same_arch_diff_width.mean / out.diff_arch.mean)
-    assert out.ratio < 0.05 and out.reason == ""
-    assert out.by_arch["mlp"].ratio < 0.05 and out.by_arch["cnn"].to_other_archs.n_pairs == 36
-
-
-def test_same_path_without_pairs_gives_reason():
-    D = np.array([[0.0, 0.3], [0.3, 0.0]])
-    out = same_path(D, ["mlp", "mlp"], [1, 2])
-    assert out.ratio is None and "different architectures" in out.reason
-    assert "different architectures" in out.to_dict()["reason"]
-    out = same_path(D, ["mlp", "cnn"], [1, 1])
-    assert out.ratio is None and "different widths" in out.reason
-    with pytest.raises(ValueError):
-        same_path(np.zeros((2, 3)), ["a", "b"], [1, 1])
-
-
-# ----------------------------------------------------------------------------- matched pairs (claim 3's rule)
 
 def _grid_sweep(families=(("mlp", (64, 256)), ("cnn", (8, 32))), seeds=(0, 1, 2), opts=("sgd", "adam")):
     return [{"arch": f, "arch_options": {"width": w}, "optimizer": o, "seed": s, "label": f"{f}{w}/{o}/{s}"}

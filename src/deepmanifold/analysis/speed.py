@@ -37,8 +37,6 @@ Descriptions
 - :func:`speed_by_width` -- those milestones per architecture and width, and the
   Spearman correlation between width and epochs (steps) to the top level within each
   architecture (:class:`SpeedByWidth`).
-- :func:`same_path` -- mean trajectory distance between widths of one architecture
-  against that between architectures (:class:`SamePath`).
 - :func:`spearman` -- the rank correlation they use (:class:`Spearman`).
 
 Every result has a ``to_dict()`` giving its JSON form (as in ``findings.json``).
@@ -62,10 +60,9 @@ from deepmanifold.analysis.verdicts import Judgement, decide
 from deepmanifold.utils import jsonable
 
 __all__ = ["MIN_SPEEDUP", "REACH_FRACTION", "RULE", "SAME_PATH_MAX", "SPEED_LEVELS", "SPEED_P_VALUE",
-           "ArchitectureSpeed", "FamilySpeed", "LevelRatio", "LevelTimes", "Milestone", "Milestones", "PairStats",
-           "RunProgress", "RunSpeed", "SamePath", "SpeedAnalysis", "Spearman", "SpeedByWidth", "WidthPair",
-           "WidthPath", "WidthSpeed", "WidthTrend", "judge", "progress_milestones", "same_path", "spearman",
-           "speed_analysis", "speed_by_width"]
+           "ArchitectureSpeed", "FamilySpeed", "LevelRatio", "LevelTimes", "Milestone", "Milestones", "RunProgress",
+           "RunSpeed", "SpeedAnalysis", "Spearman", "SpeedByWidth", "WidthPair", "WidthSpeed", "WidthTrend", "judge",
+           "progress_milestones", "spearman", "speed_analysis", "speed_by_width"]
 
 DEFAULT_LEVELS = (0.5, 0.9)
 UNITS = ("epochs", "steps")  # the two clocks a milestone is read on
@@ -359,106 +356,6 @@ class SpeedByWidth:
                 "skipped_runs": [{"run_id": r, "reason": why} for r, why in self.skipped_runs]}
 
 
-@dataclass(frozen=True)
-class PairStats:
-    """Mean trajectory distance over a set of pairs of runs.
-
-    Attributes
-    ----------
-    mean : float or None
-        None without pairs.
-    n_pairs : int
-    """
-
-    mean: float | None
-    n_pairs: int
-
-    @classmethod
-    def of(cls, values) -> "PairStats":
-        return cls(float(np.mean(values)) if values else None, len(values))
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean, "n_pairs": self.n_pairs}
-
-
-@dataclass(frozen=True)
-class WidthPath:
-    """Within one architecture: its widths against its distance to the other architectures.
-
-    Attributes
-    ----------
-    same_arch_diff_width : PairStats
-        Its own runs at different widths.
-    to_other_archs : PairStats
-        Its runs against the runs of other architectures.
-    ratio : float or None
-        ``same_arch_diff_width.mean / to_other_archs.mean``.
-    reason : str
-        Why ``ratio`` is None ("" otherwise).
-    """
-
-    same_arch_diff_width: PairStats
-    to_other_archs: PairStats
-    ratio: float | None
-    reason: str = ""
-
-    def to_dict(self) -> dict:
-        return _with_reason({"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
-                             "to_other_archs": self.to_other_archs.to_dict(), "ratio": self.ratio}, self.reason)
-
-
-@dataclass(frozen=True)
-class SamePath:
-    """Trajectory distances by kind of pair of runs (:func:`same_path`).
-
-    Attributes
-    ----------
-    same_arch_diff_width : PairStats
-        Pairs of one architecture at different widths.
-    diff_arch : PairStats
-        Pairs of different architectures.
-    same_arch_same_width : PairStats
-        Pairs of one architecture at one width (a seed-level reference).
-    ratio : float or None
-        ``same_arch_diff_width.mean / diff_arch.mean``: well below 1, widths follow the
-        same path; near 1, width changes the path as much as architecture does.
-    reason : str
-        Why ``ratio`` is None ("" otherwise): a set of pairs is empty or the
-        denominator is 0.
-    by_arch : dict of str to WidthPath
-        The same per architecture.
-    n_missing : int
-        Pairs left out for a non-finite distance.
-    """
-
-    same_arch_diff_width: PairStats
-    diff_arch: PairStats
-    same_arch_same_width: PairStats
-    ratio: float | None
-    reason: str
-    by_arch: dict
-    n_missing: int
-
-    def to_dict(self) -> dict:
-        out = _with_reason({"same_arch_diff_width": self.same_arch_diff_width.to_dict(),
-                            "diff_arch": self.diff_arch.to_dict(),
-                            "same_arch_same_width": self.same_arch_same_width.to_dict(), "ratio": self.ratio},
-                           self.reason)
-        out["by_arch"] = {a: v.to_dict() for a, v in self.by_arch.items()}
-        out["n_missing"] = self.n_missing
-        return out
-
-
-def _level_key(level: float) -> str:
-    return f"{float(level):g}"
-
-
-def _check_levels(levels) -> tuple[float, ...]:
-    levels = tuple(float(v) for v in np.atleast_1d(np.asarray(levels, dtype=float)))
-    if not levels or any(not (0.0 < v <= 1.0) for v in levels):
-        raise ValueError(f"levels must lie in (0, 1], got {levels!r}")
-    return levels
-
 
 def spearman(x, y) -> Spearman:
     """Spearman rank correlation of ``x`` and ``y`` over the pairs where both are finite.
@@ -632,80 +529,6 @@ def _width_trend(entries: list[WidthSpeed], unit: str, level_key: str) -> WidthT
     return WidthTrend(rho=over_runs.rho, n=over_runs.n, rho_width_means=over_means.rho, n_widths=over_means.n,
                       n_not_reached=n_missing, reason=over_runs.reason)
 
-
-def _ratio(num: list, den: list) -> tuple[float | None, str]:
-    """``mean(num) / mean(den)``, or None and why."""
-    if not num:
-        return None, "no pairs of one architecture at different widths"
-    if not den:
-        return None, "no pairs of different architectures"
-    m = float(np.mean(den))
-    if m == 0.0:
-        return None, "mean distance between architectures is 0"
-    return float(np.mean(num)) / m, ""
-
-
-def same_path(D_traj, archs, widths) -> SamePath:
-    """Do different widths of one architecture share a path? Trajectory distances by kind of pair.
-
-    Parameters
-    ----------
-    D_traj : array_like, shape (R, R)
-        Distance between the trajectories of runs ``i`` and ``j`` (mean d_B at
-        equal progress, docs/method.md §5). Only the upper triangle ``i < j`` is read;
-        non-finite entries (e.g. runs with no progress in common) are left out
-        and counted in ``n_missing``.
-    archs : sequence, length R
-        Architecture of each run.
-    widths : sequence, length R
-        Width of each run (None = unknown: such a run counts only in pairs with
-        other architectures).
-
-    Returns
-    -------
-    SamePath
-    """
-    D = np.asarray(D_traj, dtype=float)
-    R = D.shape[0] if D.ndim == 2 else -1
-    if D.ndim != 2 or D.shape[1] != R:
-        raise ValueError(f"D_traj must be square, got shape {D.shape}")
-    archs = list(archs)
-    widths = list(widths)
-    if len(archs) != R or len(widths) != R:
-        raise ValueError(f"archs and widths must have length {R}, got {len(archs)} and {len(widths)}")
-
-    within, between, seeds, n_missing = [], [], [], 0
-    arch_within: dict = defaultdict(list)
-    arch_between: dict = defaultdict(list)
-    for i in range(R):
-        for j in range(i + 1, R):
-            d = D[i, j]
-            if not math.isfinite(d):
-                n_missing += 1
-                continue
-            if archs[i] != archs[j]:
-                between.append(d)
-                arch_between[archs[i]].append(d)
-                arch_between[archs[j]].append(d)
-            elif widths[i] is None or widths[j] is None:
-                continue
-            elif widths[i] != widths[j]:
-                within.append(d)
-                arch_within[archs[i]].append(d)
-            else:
-                seeds.append(d)
-
-    by_arch = {}
-    for arch in sorted(set(archs), key=str):
-        r, why = _ratio(arch_within[arch], arch_between[arch])
-        by_arch[str(arch)] = WidthPath(PairStats.of(arch_within[arch]), PairStats.of(arch_between[arch]), r, why)
-    ratio, reason = _ratio(within, between)
-    return SamePath(same_arch_diff_width=PairStats.of(within), diff_arch=PairStats.of(between),
-                    same_arch_same_width=PairStats.of(seeds), ratio=ratio, reason=reason, by_arch=by_arch,
-                    n_missing=n_missing)
-
-
-# ============================================================================ the judged claim
 
 @dataclass(frozen=True)
 class WidthPair:
