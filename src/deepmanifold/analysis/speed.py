@@ -357,6 +357,190 @@ class SpeedByWidth:
 
 
 
+def _level_key(level: float) -> str:
+    return f"{float(level):g}"
+
+
+def _check_levels(levels) -> tuple[float, ...]:
+    levels = tuple(float(v) for v in np.atleast_1d(np.asarray(levels, dtype=float)))
+    if not levels or any(not (0.0 < v <= 1.0) for v in levels):
+        raise ValueError(f"levels must lie in (0, 1], got {levels!r}")
+    return levels
+
+
+def spearman(x, y) -> Spearman:
+    """Spearman rank correlation of ``x`` and ``y`` over the pairs where both are finite.
+
+    Ties get average ranks. ``rho`` is None (with a ``reason``) for fewer than 2 pairs
+    or a constant input, instead of SciPy's NaN and warning.
+
+    Returns
+    -------
+    Spearman
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < 2:
+        return Spearman(None, n, "fewer than 2 finite pairs")
+    rx, ry = rankdata(x[ok]), rankdata(y[ok])
+    rx -= rx.mean()
+    ry -= ry.mean()
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if den == 0.0:
+        return Spearman(None, n, "constant input")
+    return Spearman(float(np.clip((rx @ ry) / den, -1.0, 1.0)), n)
+
+
+def progress_milestones(progress, epochs, steps, levels=DEFAULT_LEVELS) -> Milestones:
+    """Epoch and step at which one run's progress FIRST reaches each level.
+
+    Checkpoints are taken in the order of ``steps`` (stable, so equal steps keep
+    their order); checkpoints with a non-finite progress are ignored. For each
+    level, the first checkpoint ``k`` with ``progress[k] >= level`` is found and
+    the epoch and step are linearly interpolated between checkpoints ``k - 1``
+    and ``k`` (whose progress brackets the level). Progress need not be monotone:
+    the first crossing counts, later dips do not. A level already reached at the
+    first checkpoint gives that checkpoint's epoch and step.
+
+    Parameters
+    ----------
+    progress, epochs, steps : array_like, shape (K,)
+        Progress (docs/method.md §3) of each checkpoint, and its epoch and optimiser step.
+    levels : sequence of float in (0, 1], default (0.5, 0.9)
+
+    Returns
+    -------
+    Milestones
+        Epoch and step None where a level is never reached.
+    """
+    levels = _check_levels(levels)
+    p = np.asarray(progress, dtype=float)
+    e = np.asarray(epochs, dtype=float)
+    s = np.asarray(steps, dtype=float)
+    if p.ndim != 1 or p.shape != e.shape or p.shape != s.shape:
+        raise ValueError(f"progress, epochs and steps must be 1-D of equal length, "
+                         f"got {p.shape}, {e.shape}, {s.shape}")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(s))):
+        raise ValueError("epochs and steps must be finite")
+    order = np.argsort(s, kind="stable")
+    p, e, s = p[order], e[order], s[order]
+    keep = np.isfinite(p)
+    p, e, s = p[keep], e[keep], s[keep]
+    reached = []
+    for level in levels:
+        hit = np.flatnonzero(p >= level)
+        if hit.size == 0:
+            reached.append(Milestone(None, None))
+            continue
+        k = int(hit[0])
+        if k == 0:
+            reached.append(Milestone(float(e[0]), float(s[0])))
+            continue
+        frac = (level - p[k - 1]) / (p[k] - p[k - 1])  # p[k-1] < level <= p[k]
+        reached.append(Milestone(float(e[k - 1] + frac * (e[k] - e[k - 1])),
+                                 float(s[k - 1] + frac * (s[k] - s[k - 1]))))
+    return Milestones(levels=levels, reached=tuple(reached))
+
+
+def _mean_of(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _plain_width(width):
+    """A width as an int when integral, a float otherwise, None when unknown."""
+    if width is None:
+        return None
+    width = float(width)
+    return int(width) if width.is_integer() else width
+
+
+def speed_by_width(runs: Sequence[RunProgress], levels=DEFAULT_LEVELS, *,
+                   trend_level: float | None = None) -> SpeedByWidth:
+    """How fast each architecture reaches given progress levels, by width.
+
+    Parameters
+    ----------
+    runs : sequence of RunProgress
+        Runs with ``width`` None are listed in :attr:`SpeedByWidth.skipped_runs`.
+    levels : sequence of float, default (0.5, 0.9)
+    trend_level : float, optional
+        Level whose epochs/steps are correlated with width (default: the largest
+        of ``levels``, i.e. 0.9).
+
+    Returns
+    -------
+    SpeedByWidth
+        Per run its milestones; for each architecture with at least 2 widths, the
+        times of each width (per run, i.e. seed, and their mean over the runs that
+        reached the level) and the Spearman trend of width against time at
+        ``trend_level`` (:class:`WidthTrend`: negative = wider is faster).
+    """
+    levels = _check_levels(levels)
+    trend_level = max(levels) if trend_level is None else _check_levels([trend_level])[0]
+    all_levels = levels if trend_level in levels else levels + (trend_level,)
+
+    per_run, skipped_runs = [], []
+    by_arch: dict = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if not isinstance(r, RunProgress):
+            raise ValueError(f"runs must be RunProgress records, got {type(r).__name__}")
+        width = _plain_width(r.width)
+        speed = RunSpeed(r.run_id, r.arch, width, r.milestones(all_levels))
+        per_run.append(speed)
+        if width is None:
+            skipped_runs.append((r.run_id, "no width"))
+        else:
+            by_arch[r.arch][width].append(speed)
+
+    architectures, skipped = {}, {}
+    for arch in sorted(by_arch, key=str):
+        widths = by_arch[arch]
+        if len(widths) < 2:
+            (w,) = widths
+            skipped[str(arch)] = f"a single width ({w}): no width trend to measure"
+            continue
+        entries = [_width_speed(w, widths[w], all_levels) for w in sorted(widths)]
+        trend = {unit: _width_trend(entries, unit, _level_key(trend_level)) for unit in UNITS}
+        architectures[str(arch)] = ArchitectureSpeed(widths=entries, trend=trend)
+    return SpeedByWidth(levels=list(levels), trend_level=trend_level, runs=per_run,
+                        architectures=architectures, skipped=skipped, skipped_runs=skipped_runs)
+
+
+def _width_speed(width, members: list[RunSpeed], levels) -> WidthSpeed:
+    """The times of the runs of one width, per clock and level."""
+    times = {}
+    for unit in UNITS:
+        times[unit] = {}
+        for level in levels:
+            vals = [getattr(m.milestones[level], unit[:-1]) for m in members]  # "epoch", "step"
+            times[unit][_level_key(level)] = LevelTimes(mean=_mean_of(vals), values=vals,
+                                                        n_reached=sum(v is not None for v in vals))
+    return WidthSpeed(width=width, n_runs=len(members), run_ids=[m.run_id for m in members], **times)
+
+
+def _width_trend(entries: list[WidthSpeed], unit: str, level_key: str) -> WidthTrend:
+    """Spearman of width against the time to ``level_key`` on one clock, over runs and over width means."""
+    xs, ys, n_missing = [], [], 0
+    for entry in entries:
+        for v in getattr(entry, unit)[level_key].values:
+            if v is None:
+                n_missing += 1
+            else:
+                xs.append(entry.width)
+                ys.append(v)
+    over_runs = spearman(xs, ys)
+    means = [(e.width, getattr(e, unit)[level_key].mean) for e in entries]
+    means = [(w, m) for w, m in means if m is not None]
+    over_means = spearman([w for w, _ in means], [m for _, m in means])
+    return WidthTrend(rho=over_runs.rho, n=over_runs.n, rho_width_means=over_means.rho, n_widths=over_means.n,
+                      n_not_reached=n_missing, reason=over_runs.reason)
+
+
 def spearman(x, y) -> Spearman:
     """Spearman rank correlation of ``x`` and ``y`` over the pairs where both are finite.
 
