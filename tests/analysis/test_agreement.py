@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from deepmanifold import geometry
-from deepmanifold.analysis.agreement import (RULE, TRAIN_TEST_ARI, TRAIN_TEST_CALIBRATED, TRAIN_TEST_MIN_RELIABILITY,
+from deepmanifold.analysis.agreement import (RULE, TRAIN_TEST_ARCH_CLUSTERS, TRAIN_TEST_ARI, TRAIN_TEST_CALIBRATED, TRAIN_TEST_MIN_RELIABILITY,
                                              TRAIN_TEST_P_VALUE, TRAIN_TEST_REFUTED, TRAIN_TEST_SPLITS,
                                              distance_matrix_on_samples, equal_progress_agreement, judge, mantel,
                                              procrustes_fit, procrustes_residual, split_half_reliability,
@@ -261,10 +261,16 @@ def test_judge_reads_each_condition(sweeps):
     j = judge(dataclasses.replace(res, clusters=clusters))
     assert j.verdict == "inconclusive" and "ARI" in j.reason
     assert judge(dataclasses.replace(res, clusters=dataclasses.replace(res.clusters, ari=None))).verdict == "supported"
+    # clusters that follow the architectures on neither probe are not compared
+    loose = dataclasses.replace(res.clusters, ari=0.3, ari_train_architecture=0.1, ari_test_architecture=0.4)
+    j = judge(dataclasses.replace(res, clusters=loose))
+    assert j.verdict == "supported" and "not compared" in j.reason
+    j = judge(dataclasses.replace(res, clusters=dataclasses.replace(loose, ari_test_architecture=0.5)))
+    assert j.verdict == "inconclusive" and "ARI 0.3" in j.reason
     j = judge(dataclasses.replace(res, top_factor_test="optimizer"))
     assert j.verdict == "inconclusive" and "top factor" in j.reason
     assert judge(dataclasses.replace(res, top_factor_test=None)).verdict == "supported"
-    for value in (TRAIN_TEST_CALIBRATED, TRAIN_TEST_REFUTED, TRAIN_TEST_P_VALUE, TRAIN_TEST_ARI,
+    for value in (TRAIN_TEST_CALIBRATED, TRAIN_TEST_REFUTED, TRAIN_TEST_P_VALUE, TRAIN_TEST_ARI, TRAIN_TEST_ARCH_CLUSTERS,
                   TRAIN_TEST_MIN_RELIABILITY, TRAIN_TEST_SPLITS):
         assert str(value) in RULE
 
@@ -279,6 +285,19 @@ def test_one_architecture_has_no_clustering_to_compare(sweeps):
     explicit = equal_progress_agreement(a, b, n_splits=3, n_permutations=19, architectures=ARCH,
                                         top_factor=lambda D, configs: "seed")
     assert explicit.clusters.ari == 1.0 and explicit.top_factor_test == "seed"
+
+
+def test_power_clusters_unrelated_to_architecture_are_not_compared(sweeps):
+    _, ts = sweeps
+    # the runs cluster by their planted weights (ARCH); labels that cut across those clusters give
+    # partitions unrelated to the labels on both probes, which the rule does not compare
+    labels = [r % 2 for r in range(12)]
+    res = equal_progress_agreement(ts["A_train"], ts["A_test"], n_splits=4, n_permutations=99,
+                                   architectures=labels, top_factor=lambda D, configs: "arch")
+    assert res.clusters.n_clusters == 2
+    assert max(res.clusters.ari_train_architecture, res.clusters.ari_test_architecture) < TRAIN_TEST_ARCH_CLUSTERS
+    j = judge(res)
+    assert j.verdict == "supported" and "not compared" in j.reason
 
 
 def test_equal_progress_agreement_checks_its_inputs(sweeps):

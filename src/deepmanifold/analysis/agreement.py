@@ -25,7 +25,9 @@ level (progress dominates both matrices) but not run by run.
   pictures. It is computed for each of ``n_splits`` random splits (one split of each
   probe per draw); the median is judged, the 2.5 / 97.5 percentiles are its interval.
 * **Same clustering**: complete-linkage clusters of the runs, cut at the number of
-  architectures, on each probe; the adjusted Rand index (ARI) of the two clusterings.
+  architectures, on each probe; the adjusted Rand index (ARI) of the two clusterings, read
+  where the clusters follow the architectures on at least one probe (otherwise the cut splits
+  runs that form no architecture-level clusters, and two arbitrary partitions are not compared).
 * **Same top factor**: the factor ranked first on each probe's matrix.
 
 Descriptive, at the checkpoint level (:func:`train_test_agreement`)
@@ -63,7 +65,7 @@ from deepmanifold.analysis.trajectories import TrajectorySet, config_dendrogram,
 from deepmanifold.analysis.verdicts import Judgement, decide
 from deepmanifold.utils import jsonable
 
-__all__ = ["RULE", "TRAIN_TEST_ARI", "TRAIN_TEST_CALIBRATED", "TRAIN_TEST_MIN_RELIABILITY", "TRAIN_TEST_P_VALUE",
+__all__ = ["RULE", "TRAIN_TEST_ARCH_CLUSTERS", "TRAIN_TEST_ARI", "TRAIN_TEST_CALIBRATED", "TRAIN_TEST_MIN_RELIABILITY", "TRAIN_TEST_P_VALUE",
            "TRAIN_TEST_REFUTED", "TRAIN_TEST_SPLITS", "ClusterAgreement", "EqualProgressAgreement", "Mantel",
            "ProcrustesFit", "ProcrustesSummary", "SplitHalfReliability", "TrainTestAgreement",
            "distance_matrix_on_samples", "equal_progress_agreement", "judge", "mantel", "procrustes_fit",
@@ -79,6 +81,11 @@ TRAIN_TEST_P_VALUE = 0.05
 #: Adjusted Rand index of the two architecture-level clusterings needed for "the same picture"
 #: (0 = chance agreement, 1 = identical partitions; 0.6 leaves room for a run or two changing cluster).
 TRAIN_TEST_ARI = 0.6
+#: Adjusted Rand index between a probe's clustering and the architecture labels at or above which the
+#: runs form architecture-level clusters on that probe. Where neither probe reaches it, the cut splits
+#: runs that form no such clusters (e.g. one odd run against the rest), and comparing two arbitrary
+#: partitions says nothing about the picture, so the clusterings are not compared.
+TRAIN_TEST_ARCH_CLUSTERS = 0.5
 #: Split-half reliability (Spearman–Brown) below which a probe's run × run matrix is mostly sampling
 #: noise, so that neither agreement nor disagreement can be read from it.
 TRAIN_TEST_MIN_RELIABILITY = 0.5
@@ -92,7 +99,8 @@ RULE = (
     "reliability (two random halves of its samples, Spearman–Brown): κ = r / √(rel_train · rel_test), "
     f"median over {TRAIN_TEST_SPLITS} random splits. Supported when p < {TRAIN_TEST_P_VALUE}, "
     f"κ ≥ {TRAIN_TEST_CALIBRATED}, the complete-linkage clusterings of the runs cut at the number of "
-    f"architectures agree (adjusted Rand index ≥ {TRAIN_TEST_ARI}; not applied with one architecture) and "
+    f"architectures agree (adjusted Rand index ≥ {TRAIN_TEST_ARI}; not applied with one architecture, nor "
+    f"where neither probe's clustering recovers the architectures, ARI with them < {TRAIN_TEST_ARCH_CLUSTERS}) and "
     "the top-ranked factor is the same on both probes (not applied where a probe ranks none). Not "
     f"supported when r lies within the range of unrelated pictures (p ≥ {TRAIN_TEST_P_VALUE}) or "
     f"κ < {TRAIN_TEST_REFUTED}. Inconclusive otherwise, and whenever a probe's reliability is below "
@@ -808,7 +816,8 @@ def judge(result: EqualProgressAgreement) -> Judgement:
     tf_tr, tf_te = result.top_factor_train, result.top_factor_test
     numbers = {"r": result.r, "p": p, "calibrated": kappa, "calibrated_low": result.calibrated_low,
                "calibrated_high": result.calibrated_high, "reliability_train": rel_tr, "reliability_test": rel_te,
-               "ari": ari, "top_factor_train": tf_tr, "top_factor_test": tf_te, "n_runs": result.n_runs,
+               "ari": ari, "ari_train_architecture": result.clusters.ari_train_architecture,
+               "ari_test_architecture": result.clusters.ari_test_architecture, "top_factor_train": tf_tr, "top_factor_test": tf_te, "n_runs": result.n_runs,
                "grid": result.grid}
     unreliable = [name for name, rel in (("train", rel_tr), ("test", rel_te))
                   if rel is None or rel < TRAIN_TEST_MIN_RELIABILITY]
@@ -817,7 +826,10 @@ def judge(result: EqualProgressAgreement) -> Judgement:
                "probe" if unreliable else "no calibrated agreement (a matrix is constant)")
         return Judgement("inconclusive", numbers, why)
     unrelated = p >= TRAIN_TEST_P_VALUE
-    ari_ok = ari is None or ari >= TRAIN_TEST_ARI
+    c = result.clusters
+    structured = [a for a in (c.ari_train_architecture, c.ari_test_architecture) if a is not None]
+    compared = ari is not None and bool(structured) and max(structured) >= TRAIN_TEST_ARCH_CLUSTERS
+    ari_ok = not compared or ari >= TRAIN_TEST_ARI
     factor_ok = tf_tr is None or tf_te is None or tf_tr == tf_te
     verdict = decide(supported=not unrelated and kappa >= TRAIN_TEST_CALIBRATED and ari_ok and factor_ok,
                      refuted=unrelated or kappa < TRAIN_TEST_REFUTED)
@@ -828,6 +840,9 @@ def judge(result: EqualProgressAgreement) -> Judgement:
         notes.append(f"calibrated agreement κ = {kappa:.3g} < {TRAIN_TEST_CALIBRATED}")
     if not ari_ok:
         notes.append(f"the architecture-level clusterings differ (ARI {ari:.3g} < {TRAIN_TEST_ARI})")
+    if ari is not None and not compared:
+        notes.append(f"clusterings not compared: neither probe's clusters follow the architectures "
+                     f"(ARI with them {max(structured, default=float('nan')):.3g} < {TRAIN_TEST_ARCH_CLUSTERS})")
     if not factor_ok:
         notes.append(f"the top factor differs ({tf_tr} on train, {tf_te} on test)")
     return Judgement(verdict, numbers, "; ".join(notes))
