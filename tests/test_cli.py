@@ -145,3 +145,23 @@ def test_the_store_of_a_failed_commit_is_unchanged(swept):
     assert result.exit_code == 0 and "2 of 2 runs already in the store" in result.output
     for run_id, logp in before.items():
         np.testing.assert_array_equal(store.logp(run_id, "test"), logp)
+
+
+def test_analyze_progress_definition_is_chosen_and_checked(swept, tmp_path):
+    from deepmanifold import geometry
+
+    out = tmp_path / "by_db"
+    result = _invoke("analyze", swept / "store", "--out", out, "--no-report", "--progress", "bhattacharyya",
+                     "--train-error-limit", "1")
+    assert result.exit_code == 0, result.output
+    findings = json.loads((out / "findings.json").read_text())
+    assert findings["progress_method"] == "bhattacharyya"
+    store = Store(swept / "store", create=False)
+    individual = findings["analyses"]["averaging"]["pooled"]["individual"]
+    finals = np.stack([np.exp(np.asarray(store.logp(r, "test")[-1], dtype=np.float64)) for r in store.run_ids()])
+    labels = store.probe(store.record(store.run_ids()[0]).probes["test"]).labels
+    expected = geometry.progress(finals / finals.sum(-1, keepdims=True), labels, method="bhattacharyya")
+    np.testing.assert_allclose(sorted(individual["progress"]), sorted(expected), atol=1e-9)
+    bad = _invoke("analyze", swept / "store", "--out", tmp_path / "bad", "--progress", "euclid")
+    assert bad.exit_code == 2 and "--progress must be one of angle, bhattacharyya" in bad.output
+    assert not (tmp_path / "bad").exists()

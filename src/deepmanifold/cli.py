@@ -239,10 +239,17 @@ def analyze(
     colour_by: str = typer.Option("architecture", help="Config key the report's runs are coloured by at first."),
     train_error_limit: float = typer.Option(0.10, min=0.0, max=1.0, help="Runs whose final train error exceeds "
                                             "this are reported apart and left out of the claims (1 keeps all)."),
+    progress_method: str = typer.Option("angle", "--progress", metavar="[angle|bhattacharyya]",
+                                        help="Definition of progress: the reference study's summed Bhattacharyya "
+                                             "angle, or the Bhattacharyya distance, which places confident, partly "
+                                             "wrong models further from truth (docs/method.md §3.3)."),
 ) -> None:
     """Test the study's claims on a store: writes findings.json (and the report) into STORE or --out."""
     from deepmanifold.analysis import analyze_store
+    from deepmanifold.geometry.validation import PROGRESS_METHODS
 
+    if progress_method not in PROGRESS_METHODS:
+        _fail(f"--progress must be one of {', '.join(PROGRESS_METHODS)}, got {progress_method!r}")
     st = _open_store(store)
     target = out or store
     if out is not None:
@@ -257,6 +264,7 @@ def analyze(
             warnings.simplefilter("always")
             try:
                 findings = analyze_store(st, probe=probe, pictures=report, train_error_limit=train_error_limit,
+                                         progress_method=progress_method,
                                          on_step=lambda name: progress.update(task, description=name))
             except ValueError as exc:
                 _fail(str(exc))

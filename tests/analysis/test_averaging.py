@@ -274,3 +274,33 @@ def test_weighted_centroid_is_stationary():
     # integer weights are repeated models
     np.testing.assert_allclose(bhattacharyya_centroid(P, weights=[1, 2, 0, 1]),
                                bhattacharyya_centroid(P[[0, 1, 1, 3]]), atol=1e-9)
+
+
+def _confident_partly_wrong(labels, wrong_fraction, confidence, rng):
+    """Models that put ``confidence`` on one class: the label, or another class for a fraction of samples."""
+    n = labels.size
+    picked = labels.copy()
+    wrong = rng.random(n) < wrong_fraction
+    picked[wrong] = (labels[wrong] + rng.integers(1, C, wrong.sum())) % C
+    P = np.full((n, C), (1 - confidence) / (C - 1))
+    P[np.arange(n), picked] = confidence
+    return P
+
+
+def test_progress_method_is_the_definition_used_for_every_model():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, C, 60)
+    P = np.stack([_confident_partly_wrong(labels, f, 0.99, rng) for f in (0.1, 0.2, 0.3)])
+    by = {m: average_models(P, labels, methods=("arithmetic", "geometric"), n_boot=3, progress_method=m)
+          for m in geometry.PROGRESS_METHODS}
+    for m, res in by.items():
+        np.testing.assert_allclose(res.individual.progress, geometry.progress(P, labels, method=m), atol=1e-12)
+        Q = res.means["geometric"]
+        assert Q.progress == pytest.approx(float(geometry.progress(mean_model(P, "geometric"), labels, method=m)))
+    # confident errors weigh little in the summed angle and much in d_B: the two differ here
+    assert (by["angle"].individual.progress - by["bhattacharyya"].individual.progress).min() > 0.1
+    assert by["angle"].means["arithmetic"].accuracy == by["bhattacharyya"].means["arithmetic"].accuracy
+    pooled = average_final_models(P, labels, n_boot=0, progress_method="bhattacharyya").pooled
+    np.testing.assert_allclose(pooled.individual.progress, by["bhattacharyya"].individual.progress)
+    with pytest.raises(ValueError, match="progress method must be one of"):
+        average_models(P, labels, progress_method="euclid")

@@ -6,6 +6,7 @@ import pytest
 from deepmanifold.analysis import build_picture
 from deepmanifold.analysis.checkpoints import checkpoint_distances, usable_runs
 from deepmanifold.geometry import geodesic
+from deepmanifold.geometry import progress as geodesic_progress
 from deepmanifold.store import Store
 
 C, N = 10, 60
@@ -102,3 +103,25 @@ def test_subsampled_checkpoints_keep_their_own_steps_and_progress(store):
 def test_empty_store_says_so(tmp_path):
     with pytest.raises(ValueError, match="no complete run"):
         build_picture(Store(tmp_path / "empty"), "test")
+
+
+def test_progress_method_reaches_the_picture(store):
+    # a run of confident models, wrong on a third of the samples: the two definitions disagree on it
+    P = np.full((3, N, C), 0.001 / (C - 1))
+    wrong = np.arange(N) % 3 == 0
+    for k, conf in enumerate((0.5, 0.9, 0.999)):
+        picked = np.where(wrong, (LABELS + 1) % C, LABELS)
+        P[k] = (1 - conf) / (C - 1)
+        P[k, np.arange(N), picked] = conf
+    store.write_run("c", config={"arch": "mlp", "label": "c"}, status="complete",
+                    metrics={"step": np.arange(3), "epoch": np.arange(3.0), "test_acc": np.full(3, 2 / 3)},
+                    logp={"test": np.log(P).astype(np.float32)}, probes={"test": "fp"})
+    stored = np.exp(np.asarray(store.logp("c", "test"), dtype=np.float64))
+    got = {}
+    for method in ("angle", "bhattacharyya"):
+        pic = build_picture(store, "test", progress_method=method)
+        got[method] = next(r for r in pic.runs if r.run_id == "c").progress
+        np.testing.assert_allclose(got[method], geodesic_progress(stored, LABELS, method=method), atol=1e-9)
+    assert (got["angle"] - got["bhattacharyya"]).max() > 0.1
+    with pytest.raises(ValueError, match="progress method"):
+        build_picture(store, "test", progress_method="l2")

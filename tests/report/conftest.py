@@ -165,7 +165,7 @@ def make_findings(*, measured_effects: bool = True, paths: bool = True, other_pr
     points = np.array([[0.0], [0.05], [0.4], [0.42], [0.9]])
     distances = np.abs(points - points.T)
     findings = {
-        "schema_version": 1, "store": "/tmp/store", "probe": "test", "n_runs": 6,
+        "schema_version": 2, "store": "/tmp/store", "probe": "test", "n_runs": 6, "progress_method": "angle",
         "claims": claims, "skipped": {},
         "analyses": {
             "factor_effects": {"n_runs": 6, "ranking": [e["factor"] for e in effects

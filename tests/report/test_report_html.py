@@ -284,6 +284,7 @@ def test_rules_show_as_plain_text(findings_report):
     body = text.split("</head>")[1].split('id="dm-figures"')[0]  # what the reader sees
     assert "``" not in body
     assert "Architecture is the model family; corner-initialised runs are left out" in text
+    assert "Progress is the reference study's: the summed Bhattacharyya angle to the geodesic" in text
 
 
 # ----------------------------------------------------------------------------- writing

@@ -498,18 +498,18 @@ def _nll(P: np.ndarray, labels: np.ndarray, floor: float) -> np.ndarray:
     return -np.log(np.maximum(picked, floor)).mean(axis=-1)
 
 
-def _scores(means: dict, labels: np.ndarray, floor: float) -> dict:
+def _scores(means: dict, labels: np.ndarray, floor: float, method: str) -> dict:
     """``{name: {metric: value}}``: :data:`METRICS` of each model ``(n, C)`` of ``means`` (progress in one call)."""
     names = list(means)
     Q = np.stack([means[m] for m in names])
-    prog = np.atleast_1d(geometry.progress(Q, labels))
+    prog = np.atleast_1d(geometry.progress(Q, labels, method=method))
     acc, nll = _accuracy(Q, labels), _nll(Q, labels, floor)
     return {m: {"progress": float(prog[k]), "accuracy": float(acc[k]), "nll": float(nll[k]),
                 "entropy": _mean_entropy_of_log(_log(Q[k]))} for k, m in enumerate(names)}
 
 
-def _individual(P: np.ndarray, labels: np.ndarray, floor: float) -> IndividualModels:
-    prog = np.atleast_1d(geometry.progress(P, labels))
+def _individual(P: np.ndarray, labels: np.ndarray, floor: float, method: str) -> IndividualModels:
+    prog = np.atleast_1d(geometry.progress(P, labels, method=method))
     acc, nll = _accuracy(P, labels), _nll(P, labels, floor)
     sd = (lambda a: float(a.std(ddof=1)) if a.size > 1 else 0.0)
     return IndividualModels(progress=prog, accuracy=acc, nll=nll, progress_mean=float(prog.mean()),
@@ -528,7 +528,7 @@ def _all_means(stack: _Stack, methods: tuple, sharpen: bool, w: np.ndarray):
 
 
 def _bootstrap(stack: _Stack, methods: tuple, sharpen: bool, labels: np.ndarray, floor: float, n_boot: int,
-               rng) -> dict:
+               rng, progress_method: str) -> dict:
     """``{name: {metric: (n_boot,) array}}`` over replicates drawing the ``M`` models with replacement."""
     M = stack.P.shape[0]
     names = methods + ((SHARPENED,) if sharpen else ())
@@ -536,7 +536,7 @@ def _bootstrap(stack: _Stack, methods: tuple, sharpen: bool, labels: np.ndarray,
     for b in range(n_boot):
         w = np.bincount(rng.integers(0, M, M), minlength=M) / M
         means, _ = _all_means(stack, methods, sharpen, w)
-        for name, values in _scores(means, labels, floor).items():
+        for name, values in _scores(means, labels, floor, progress_method).items():
             for k, v in values.items():
                 out[name][k][b] = v
     return out
@@ -567,7 +567,7 @@ def _check_methods(methods) -> tuple:
 
 
 def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: int = 200, random_state=0,
-                   log: bool = False, floor: float = geometry.FLOOR) -> ModelAverages:
+                   log: bool = False, floor: float = geometry.FLOOR, progress_method: str = "angle") -> ModelAverages:
     """Progress, accuracy, NLL and entropy of averaged models, next to the individual models.
 
     Parameters
@@ -588,6 +588,8 @@ def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: 
         ``P`` holds natural-log probabilities.
     floor : float, default :data:`deepmanifold.geometry.FLOOR` (1e-12)
         Floor of the geometric/harmonic means and of the NLL.
+    progress_method : {"angle", "bhattacharyya"}, default "angle"
+        The definition of progress (docs/method.md §3.3).
 
     Returns
     -------
@@ -597,7 +599,8 @@ def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: 
     Raises
     ------
     ValueError
-        Unknown methods, invalid probabilities or labels, a bad ``floor`` or ``n_boot``.
+        Unknown methods or progress method, invalid probabilities or labels, a bad ``floor`` or
+        ``n_boot``.
 
     Notes
     -----
@@ -615,6 +618,7 @@ def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: 
     ([0.2, 0.6], 0.4)
     """
     methods = _check_methods(methods)
+    progress_method = geometry.check_progress_method(progress_method)
     if not isinstance(n_boot, numbers.Integral) or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer, got {n_boot!r}")
     floor = check_floor(floor)
@@ -624,14 +628,14 @@ def average_models(P, labels, *, methods=METHODS, sharpen: bool = True, n_boot: 
     stack = _Stack(P, floor)
     M = P.shape[0]
     point, T = _all_means(stack, methods, sharpen, np.full(M, 1.0 / M))
-    scores = _scores(point, labels, floor)
-    boot = _bootstrap(stack, methods, sharpen, labels, floor, int(n_boot), np.random.default_rng(random_state)) \
-        if n_boot else {}
+    scores = _scores(point, labels, floor, progress_method)
+    boot = _bootstrap(stack, methods, sharpen, labels, floor, int(n_boot), np.random.default_rng(random_state),
+                      progress_method) if n_boot else {}
     means = {name: AveragedModel(**scores[name], mean_distance=float(geometry.bhattacharyya(P, Q).mean()),
                                  intervals={k: _percentile_interval(boot[name][k]) for k in METRICS} if boot else {},
                                  temperature=T if name == SHARPENED else None)
              for name, Q in point.items()}
-    return ModelAverages(individual=_individual(P, labels, floor), means=means,
+    return ModelAverages(individual=_individual(P, labels, floor, progress_method), means=means,
                          contrasts=_contrasts(scores, boot, list(point)), n_boot=int(n_boot))
 
 
@@ -668,7 +672,7 @@ class FinalModelAverages:
 
 def average_final_models(P, labels, groups=None, *, ordinary=None, methods=METHODS, sharpen: bool = True,
                          n_boot: int = 200, random_state=0, log: bool = False,
-                         floor: float = geometry.FLOOR) -> FinalModelAverages:
+                         floor: float = geometry.FLOOR, progress_method: str = "angle") -> FinalModelAverages:
     """:func:`average_models` of the final models, pooled over the ordinary runs and per configuration group.
 
     Parameters
@@ -680,7 +684,7 @@ def average_final_models(P, labels, groups=None, *, ordinary=None, methods=METHO
         Configuration group of each run (runs equal but for the seed); default: no groups.
     ordinary : array_like of bool, shape (R,), optional
         Runs to average (default all), e.g. not corner-initialised and not outliers.
-    methods, sharpen, n_boot, random_state, log, floor
+    methods, sharpen, n_boot, random_state, log, floor, progress_method
         As for :func:`average_models`; one random stream serves every group in turn.
 
     Returns
@@ -703,7 +707,8 @@ def average_final_models(P, labels, groups=None, *, ordinary=None, methods=METHO
     if keep.sum() < 2:
         raise ValueError(f"averaging needs at least 2 ordinary runs, got {int(keep.sum())}")
     rng = np.random.default_rng(random_state)
-    opts = dict(methods=methods, sharpen=sharpen, n_boot=n_boot, random_state=rng, floor=floor)
+    opts = dict(methods=methods, sharpen=sharpen, n_boot=n_boot, random_state=rng, floor=floor,
+                progress_method=progress_method)
     pooled = average_models(P[keep], labels, **opts)
     members: dict[str, list[int]] = {}
     for r in np.flatnonzero(keep):

@@ -26,7 +26,7 @@ _MAX_AXES = 10  # axes kept for the explained-stress curve
 
 
 def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
-                  distances: CheckpointDistances | None = None) -> Picture:
+                  distances: CheckpointDistances | None = None, progress_method: str = "angle") -> Picture:
     """Embed every checkpoint of every usable run of ``store`` with InPCA.
 
     Parameters
@@ -40,6 +40,8 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
         The distance matrix of the usable runs' checkpoints on ``probe``, when the
         caller already has it (:func:`~deepmanifold.analysis.checkpoints.checkpoint_distances`,
         as :func:`~deepmanifold.analysis.analyze_store` computes it); computed otherwise.
+    progress_method : {"angle", "bhattacharyya"}, default "angle"
+        The definition of the checkpoints' progress (docs/method.md §3.3).
 
     Returns
     -------
@@ -53,6 +55,7 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
         If no run can be embedded, runs were recorded on different probe sets, or
         ``distances`` were computed on another probe set or other runs.
     """
+    progress_method = geometry.check_progress_method(progress_method)
     runs, excluded = usable_runs(store, probe)
     for run_label, why in excluded:
         warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=2)
@@ -69,7 +72,7 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
         warnings.simplefilter("always")
         emb = geometry.inpca(distances.matrix, n_components=min(_MAX_AXES, len(distances.matrix)))
         t, ref_coords = _geodesic_in(emb, models, sample_labels, n_geodesic)
-        progress = [_progress(store, rec.run_id, probe, keep, sample_labels)
+        progress = [_progress(store, rec.run_id, probe, keep, sample_labels, progress_method)
                     for rec, keep in zip(runs, distances.checkpoints)]
     notes = sorted(set(distances.notes) | {str(w.message) for w in caught})
 
@@ -121,12 +124,12 @@ def _geodesic_in(emb: geometry.InPCAResult, models, sample_labels, n_geodesic: i
     return t, emb.transform(geometry.pairwise_distances(ref_logp, models, log=True))
 
 
-def _progress(store: Store, run_id: str, probe: str, keep: np.ndarray, sample_labels) -> np.ndarray:
+def _progress(store: Store, run_id: str, probe: str, keep: np.ndarray, sample_labels, method: str) -> np.ndarray:
     """Progress of the kept checkpoints of one run (read one run at a time)."""
     logp = store.logp(run_id, probe)
     if not np.array_equal(keep, np.arange(len(logp))):
         logp = logp[keep]
-    return np.atleast_1d(geometry.progress(logp, sample_labels, log=True))
+    return np.atleast_1d(geometry.progress(logp, sample_labels, log=True, method=method))
 
 
 def _trace(store: Store, rec: RunRecord, keep: np.ndarray, coords: np.ndarray, progress: np.ndarray) -> RunTrace:

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from deepmanifold import geometry
 from deepmanifold.analysis import agreement, corners, dimensionality, factors, speed
 from deepmanifold.analysis.averaging import FinalModelAverages, average_final_models
 from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_distances, stacked_predictions,
@@ -278,6 +279,8 @@ class Findings:
         Analyses that could not run, and why.
     wall_time : float
         Seconds :func:`analyze_store` took.
+    progress_method : str
+        The definition of progress every analysis used (docs/method.md §3.3).
     pictures : dict of str to Picture
         InPCA picture of each probe set, built from the same checkpoint distance matrices
         (for the report; not part of ``findings.json``).
@@ -292,13 +295,14 @@ class Findings:
     analyses: Analyses
     skipped: dict[str, str]
     wall_time: float = 0.0
+    progress_method: str = "angle"
     pictures: dict[str, Picture] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
         """The content of ``findings.json`` (strict JSON: NaN and inf become None)."""
         return jsonable({
             "schema_version": SCHEMA_VERSION, "store": self.store, "probe": self.probe,
-            "other_probe": self.other_probe, "n_runs": self.n_runs,
+            "other_probe": self.other_probe, "n_runs": self.n_runs, "progress_method": self.progress_method,
             "claims": [asdict(c) for c in self.claims],
             "claims_other_probe": [asdict(c) for c in self.claims_other_probe],
             "analyses": self.analyses.to_dict(), "skipped": self.skipped, "wall_time": self.wall_time,
@@ -315,12 +319,13 @@ class Findings:
 
 # ----------------------------------------------------------------------------- measuring
 
-def measure_trajectories(store, run_ids: list[str], probe: str, grid: np.ndarray) -> Trajectories:
-    """Runs resampled at equal progress on ``probe``; their distances over the common grid, the
+def measure_trajectories(store, run_ids: list[str], probe: str, grid: np.ndarray, *,
+                         progress_method: str = "angle") -> Trajectories:
+    """Runs resampled at equal progress (by ``progress_method``) on ``probe``; their distances over the common grid, the
     distance to the geodesic, the dendrogram of configurations and the tubes of their seeds."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ts = TrajectorySet.from_store(store, probe=probe, grid=grid, runs=run_ids)
+        ts = TrajectorySet.from_store(store, probe=probe, grid=grid, runs=run_ids, method=progress_method)
     mask = ts.common(COMMON_FRACTION)
     D = trajectory_distance_matrix(ts, grid_mask=mask, include_held=True)
     geo = distance_to_geodesic_by_progress(ts, ts.sample_labels)
@@ -447,7 +452,7 @@ def _extra(store, distances: CheckpointDistances, other: CheckpointDistances | N
 
 def analyze_store(store, *, probe: str = "test", other_probe: str | None = "train",
                   grid_points: int = 101, n_boot: int = 1000, random_state: int = 0, pictures: bool = True,
-                  train_error_limit: float = TRAIN_ERROR_LIMIT,
+                  train_error_limit: float = TRAIN_ERROR_LIMIT, progress_method: str = "angle",
                   on_step: Callable[[str], None] | None = None) -> Findings:
     """Run every analysis of the study on a store and judge each claim on both probe sets.
 
@@ -470,6 +475,11 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     train_error_limit : float, default 0.10
         Runs whose final train-probe error exceeds it are reported apart and left out of
         the claims (the reference study's filter; 1 keeps every run).
+    progress_method : {"angle", "bhattacharyya"}, default "angle"
+        The definition of progress every analysis uses (docs/method.md §3.3): the reference
+        study's summed Bhattacharyya angle, or the intensive Bhattacharyya distance, which
+        weighs confident errors more and places confident, partly wrong models further from
+        truth.
     on_step : callable(str), optional
         Called with the name of each analysis as it starts (progress display).
 
@@ -483,6 +493,7 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
         No usable run on ``probe``, or runs recorded on different probe sets.
     """
     started = time.perf_counter()
+    progress_method = geometry.check_progress_method(progress_method)
     step = on_step or (lambda name: None)
     step("reading runs")
     records, excluded = usable_runs(store, probe)
@@ -491,7 +502,8 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     outliers = train_error_outliers(store, records, threshold=train_error_limit)
     judged = [r.run_id for r in records if r.run_id not in set(outliers.outlier_ids)]
     if len(judged) < 2:
-        return _too_few(store, records, excluded, outliers, probe, other_probe, pictures, step, started)
+        return _too_few(store, records, excluded, outliers, probe, other_probe, pictures, step, started,
+                        progress_method)
     has_other = bool(other_probe) and all(other_probe in r.probes for r in records)
     skipped: dict[str, str] = {}
     if not has_other:
@@ -502,13 +514,14 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     other_distances = checkpoint_distances(store, other_probe, records) if has_other else None
     grid = np.linspace(0.0, 1.0, grid_points)
     step(f"trajectories ({probe})")
-    traj = measure_trajectories(store, judged, probe, grid)
+    traj = measure_trajectories(store, judged, probe, grid, progress_method=progress_method)
     step(f"claims ({probe})")
     main = judge_probe(traj, n_boot=n_boot, random_state=random_state)
     other = train_test = None
     if has_other:
         step(f"trajectories and claims ({other_probe})")
-        other = judge_probe(measure_trajectories(store, judged, other_probe, grid), n_boot=n_boot,
+        other = judge_probe(measure_trajectories(store, judged, other_probe, grid, progress_method=progress_method),
+                            n_boot=n_boot,
                             random_state=random_state)
         step("train vs test")
         try:
@@ -532,7 +545,8 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     figures: dict[str, Picture] = {}
     if pictures:
         step("pictures")
-        figures = _pictures(store, {probe: distances, **({other_probe: other_distances} if has_other else {})})
+        figures = _pictures(store, {probe: distances, **({other_probe: other_distances} if has_other else {})},
+                            progress_method)
     step("tangent, trajectory InPCA, joint embedding")
     extra = _extra(store, distances, other_distances, traj, figures, skipped)
     analyses = Analyses(excluded=excluded, outliers=outliers, main=main, other=other, train_test=train_test,
@@ -541,13 +555,13 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     findings = Findings(store=str(store.root), probe=probe, other_probe=other_probe if has_other else None,
                         n_runs=len(records), claims=[main.claims[k] for k in CLAIMS],
                         claims_other_probe=[other.claims[k] for k in CLAIMS] if other is not None else [],
-                        analyses=analyses, skipped=skipped, pictures=figures)
+                        analyses=analyses, skipped=skipped, pictures=figures, progress_method=progress_method)
     findings.wall_time = round(time.perf_counter() - started, 2)
     return findings
 
 
 def _too_few(store, records, excluded, outliers: OutlierFilter, probe, other_probe, pictures: bool, step,
-             started: float) -> Findings:
+             started: float, progress_method: str) -> Findings:
     """Findings of a store with fewer than two runs to judge (the others left apart as outliers):
     every claim skipped with the reason, the pictures still drawn."""
     why = (f"fewer than 2 runs to judge: {len(outliers.outlier_ids)} of {len(records)} usable runs have a final "
@@ -557,14 +571,15 @@ def _too_few(store, records, excluded, outliers: OutlierFilter, probe, other_pro
         step("pictures")
         has_other = bool(other_probe) and all(other_probe in r.probes for r in records)
         probes = [probe] + ([other_probe] if has_other else [])
-        figures = _pictures(store, {p: checkpoint_distances(store, p, records) for p in probes})
+        figures = _pictures(store, {p: checkpoint_distances(store, p, records) for p in probes}, progress_method)
     claims = [skipped_claim(key, why) for key in CLAIMS]
     empty = Trajectories(runs=None, grid=GridUsed("none", 0, None, None), mask=np.zeros(0, dtype=bool),
                          distances=np.zeros((0, 0)), non_monotone_runs=[], distance_to_geodesic=np.zeros(0),
                          configurations={})
     analyses = Analyses(excluded=excluded, outliers=outliers, main=ProbeFindings(probe=probe, trajectories=empty))
     findings = Findings(store=str(store.root), probe=probe, other_probe=None, n_runs=len(records), claims=claims,
-                        claims_other_probe=[], analyses=analyses, skipped={"claims": why}, pictures=figures)
+                        claims_other_probe=[], analyses=analyses, skipped={"claims": why}, pictures=figures,
+                        progress_method=progress_method)
     findings.wall_time = round(time.perf_counter() - started, 2)
     return findings
 
@@ -576,12 +591,13 @@ def _averaging(store, traj: Trajectories, probe: str, *, n_boot: int, random_sta
     finals = np.stack([np.exp(np.asarray(store.logp(r, probe)[-1], dtype=np.float64)) for r in ts.run_ids])
     finals /= finals.sum(axis=-1, keepdims=True)
     return average_final_models(finals, ts.sample_labels, groups=traj.configuration_of_runs(),
+                                progress_method=ts.progress_method,
                                 ordinary=~traj.is_corner, n_boot=n_boot, random_state=random_state)
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _pictures(store, distances: dict[str, CheckpointDistances]) -> dict[str, Picture]:
+def _pictures(store, distances: dict[str, CheckpointDistances], progress_method: str) -> dict[str, Picture]:
     """The InPCA picture of each probe set from its distance matrix.
 
     A picture whose probe set has other usable runs than the claims' (e.g. runs with
@@ -593,7 +609,8 @@ def _pictures(store, distances: dict[str, CheckpointDistances]) -> dict[str, Pic
         try:
             runs, _ = usable_runs(store, probe)
             same = [r.run_id for r in runs] == list(dist.run_ids)
-            pictures[probe] = build_picture(store, probe, distances=dist if same else None)
+            pictures[probe] = build_picture(store, probe, distances=dist if same else None,
+                                            progress_method=progress_method)
         except ValueError as exc:
             warnings.warn(f"no {probe}-probe picture: {exc}", stacklevel=3)
     return pictures

@@ -272,7 +272,7 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
         labels = check_labels(labels, n, C)
     if not atol >= 0:
         raise ValueError(f"atol must be >= 0, got {atol!r}")
-    method = _check_method(method)
+    method = geometry.check_progress_method(method)
     n_back = int(np.count_nonzero(np.diff(lam) < 0))
     k, reached = _first_crossings(lam, grid, float(atol))
     held = ~reached & (grid > lam.max())
@@ -282,12 +282,6 @@ def resample_by_progress(P, progress, grid, *, log: bool = False, labels=None,
     out = _interpolate(P, log=log, k=k, u=u, omega=omega, at=np.flatnonzero(reached | held))
     return Resampled(sqrt_p=out, reached=reached, monotone=n_back == 0, n_backtracks=n_back,
                      residual=residual, checkpoint=k, fraction=u, held=held)
-
-
-def _check_method(method) -> str:
-    if method not in geometry.PROGRESS_METHODS:
-        raise ValueError(f"method must be one of {geometry.PROGRESS_METHODS}, got {method!r}")
-    return method
 
 
 def _checkpoint_geometry(P, *, log: bool, labels, pairs: np.ndarray):
@@ -617,7 +611,7 @@ class TrajectorySet:
     @classmethod
     def _build(cls, loaders, sample_labels, grid, *, log, run_ids, run_labels, configs, progress=None,
                steps=None, epochs=None, probe=None, stacklevel=3, method="angle"):
-        method = _check_method(method)
+        method = geometry.check_progress_method(method)
         R, G = len(loaders), grid.shape[0]
         sqrt_p = reached = residual = held = None
         monotone = np.zeros(R, dtype=bool)

@@ -36,12 +36,12 @@ References: J. Mao et al., PNAS 121 (12), 2024; K. N. Quinn et al., PNAS 116 (28
 
 from .distances import BACKENDS, METRICS, PRECISIONS, pairwise_distances
 from .divergences import FLOOR, ClampWarning, bhattacharyya
-from ._progress import METHODS as PROGRESS_METHODS
 from .geodesics import (distance_to_geodesic, distance_to_geodesic_point, geodesic, geodesic_between,
                         geodesic_coefficients, ignorance, progress, progress_and_distance,
                         progress_from_coefficients, truth)
 from .sources import ModelStack
-from .validation import check_distance_matrix, check_labels, check_probabilities
+from .validation import (PROGRESS_METHODS, check_distance_matrix, check_labels, check_probabilities,
+                         check_progress_method)
 from .embedding import InPCAResult, embedded_sq_distances, inpca
 from .landmark import LandmarkError, LandmarkInPCAResult, landmark_error, landmark_inpca
 from .outofcore import DiskDistanceMatrix, compute_distance_matrix_on_disk, inpca_out_of_core
@@ -68,6 +68,7 @@ __all__ = [
     "check_distance_matrix",
     "check_labels",
     "check_probabilities",
+    "check_progress_method",
     "distance_to_geodesic",
     "distance_to_geodesic_point",
     "embedded_sq_distances",

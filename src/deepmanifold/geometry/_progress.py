@@ -24,18 +24,11 @@ import numpy as np
 from numba import njit
 
 from ._kernels import CACHE
-
-METHODS = ("angle", "bhattacharyya")  # the definitions of progress, the default first
+from .validation import PROGRESS_METHODS as METHODS
+from .validation import check_progress_method as check_method
 
 T_TOL = 1e-12  # the returned minimiser is within this of the exact one
 _MAX_ITER = 200  # bisection alone needs ~40 steps to T_TOL
-
-
-def check_method(method) -> str:
-    """Validate the progress definition, one of :data:`METHODS`."""
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
 
 
 def angle(n_classes: int) -> float:

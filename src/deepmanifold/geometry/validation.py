@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "PROGRESS_METHODS",
     "SUM_TOLERANCE",
     "check_distance_matrix",
     "check_distance_matrix_tiled",
@@ -22,6 +23,7 @@ __all__ = [
     "check_model_stack",
     "check_n_classes",
     "check_probabilities",
+    "check_progress_method",
     "check_same_samples",
     "sum_tolerance",
 ]
@@ -34,6 +36,11 @@ SUM_TOLERANCE = {
     np.dtype(np.float32): 1e-4,
     np.dtype(np.float64): 1e-5,
 }
+
+#: The definitions of progress along the ignorance-to-truth geodesic (docs/method.md §3.3),
+#: the default first: the reference study's summed Bhattacharyya angle, and the intensive
+#: Bhattacharyya distance.
+PROGRESS_METHODS = ("angle", "bhattacharyya")
 
 # Temporary elements per validation chunk (~32 MiB of float64).
 _CHUNK_ELEMENTS = 1 << 22
@@ -334,3 +341,16 @@ def _finite_range(A: np.ndarray, name: str, row0: int, col0: int) -> tuple[float
         i, j = _first(~np.isfinite(A))
         raise ValueError(f"{name}[{row0 + i}, {col0 + j}] = {A[i, j]} is not finite")
     return lo, hi
+
+
+def check_progress_method(method) -> str:
+    """The definition of progress, checked to be one of :data:`PROGRESS_METHODS`.
+
+    Raises
+    ------
+    ValueError
+        ``method`` is not one of them.
+    """
+    if not isinstance(method, str) or method not in PROGRESS_METHODS:
+        raise ValueError(f"progress method must be one of {PROGRESS_METHODS}, got {method!r}")
+    return method

@@ -444,6 +444,11 @@ def _verdict_links(findings: Mapping[str, Any]) -> str:
     return f'<p class="verdicts">Findings: {"".join(links)}</p>'
 
 
+#: How the findings' lead names each definition of progress.
+_PROGRESS_WORDS = {"angle": "the reference study's: the summed Bhattacharyya angle to the geodesic",
+                   "bhattacharyya": "the intensive Bhattacharyya distance to the geodesic"}
+
+
 def _findings_section(findings: Mapping[str, Any]) -> str:
     """Each claim of the study: verdict, the numbers behind it, and the rule that decided.
 
@@ -475,9 +480,12 @@ def _findings_section(findings: Mapping[str, Any]) -> str:
             f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in skipped.items()) + "</ul>"
     both = (f" Each claim is judged on the {_esc(probe)} probe and, beside it, on the "
             f"{_esc(other_probe)} probe by the same rule." if other_probe else "")
+    method = findings.get("progress_method")
+    progress = (f" Progress is {_PROGRESS_WORDS.get(str(method), _esc(method))} (docs/method.md §3.3)."
+                if method else "")
     lead = (f"The study's claims measured on {findings.get('n_runs', '?')} runs "
             f"({_esc(probe)} probe). Verdicts follow the written rule beside each; "
-            f"all numbers are in findings.json.{both}")
+            f"all numbers are in findings.json.{both}{progress}")
     return _section("dm-findings", "Findings", lead, _table(header, rows, row_ids=ids) + extra)
 
 
