@@ -20,7 +20,10 @@ from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_d
 from deepmanifold.analysis.picture import Picture, RunTrace
 from deepmanifold.store import RunRecord, Store
 
-__all__ = ["build_picture"]
+__all__ = ["FEATURE_MEASUREMENTS", "build_picture"]
+
+#: Measurements whose arrays a picture carries for the report's feature-learning figures.
+FEATURE_MEASUREMENTS = ("nfa",)
 
 _MAX_AXES = 10  # axes kept for the explained-stress curve
 
@@ -145,4 +148,6 @@ def _trace(store: Store, rec: RunRecord, keep: np.ndarray, coords: np.ndarray, p
         coords=coords,
         progress=progress,
         metrics={key: val[keep] for key, val in m.items() if key not in ("step", "epoch")},
+        features={name: np.array(store.array(rec.run_id, name)[keep])
+                  for name, measurement in rec.arrays.items() if measurement in FEATURE_MEASUREMENTS},
     )

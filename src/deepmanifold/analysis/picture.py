@@ -35,6 +35,9 @@ class RunTrace:
         Progress lambda in [0, 1] along the ignorance-truth geodesic (docs/method.md §3).
     metrics : dict of str to ndarray, each shape (K,)
         ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` on the probe sets.
+    features : dict of str to ndarray, each shape (K, ...)
+        The run's feature-learning arrays (those of the ``"nfa"`` measurement,
+        :mod:`deepmanifold.features.measurement`), when it recorded them; empty otherwise.
     """
 
     run_id: str
@@ -46,6 +49,7 @@ class RunTrace:
     coords: np.ndarray
     progress: np.ndarray
     metrics: dict[str, np.ndarray]
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 from deepmanifold import __version__
 from deepmanifold.report import _assets
 from deepmanifold.report.analysis_figures import analysis_figures
+from deepmanifold.report.feature_figures import agop_figure, nfa_figure
 from deepmanifold.report.figures import (
     ARCHITECTURE,
     RunColouring,
@@ -132,7 +133,8 @@ def _check_picture(probe: str, picture: Picture) -> None:
         n = len(run.steps)
         lengths = {"epochs": len(run.epochs), "progress": len(run.progress),
                    "coords": len(run.coords),
-                   **{f"metrics[{key!r}]": len(v) for key, v in (run.metrics or {}).items()}}
+                   **{f"metrics[{key!r}]": len(v) for key, v in (run.metrics or {}).items()},
+                   **{f"features[{key!r}]": len(v) for key, v in (run.features or {}).items()}}
         wrong = {name: m for name, m in lengths.items() if m != n}
         if wrong:
             raise ValueError(f"{probe} picture, run {run.run_id!r}: expected {n} checkpoints "
@@ -381,7 +383,30 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -
             f"Train and test accuracy against epoch, one line per run (runs of the "
             f"{_esc(main)} picture).",
             accuracy_figure(pictures[main], colours), link="accuracy"),
+        *_feature_parts(pictures[main], colours),
     ]
+
+
+def _feature_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
+    """The feature-learning figures, for runs that recorded the ``"nfa"`` measurement."""
+    parts = []
+    nfa = nfa_figure(picture, colours)
+    if nfa is not None:
+        parts.append(_figure_part(
+            "dm-nfa", "Feature learning: the Neural Feature Ansatz",
+            "Per weight layer, the Pearson correlation between WᵀW and the AGOP of the network "
+            "with respect to that layer's input, raised to the power α (docs/method.md §10), "
+            "against epoch; epoch 0 is the initialisation baseline. The ansatz says training "
+            "raises it towards 1.", nfa, link="features"))
+    images = agop_figure(picture)
+    if images is not None:
+        parts.append(_figure_part(
+            "dm-agop", "Which inputs the networks use",
+            "The average gradient outer product with respect to the input, at the last "
+            "checkpoint of the first run of each group: its diagonal (bright: pixels the "
+            "outputs are sensitive to) and its leading eigenvectors (red and blue: opposite "
+            "signs; magnitude for colour images).", images))
+    return parts
 
 
 _VERDICT_COLOUR = {"supported": "#1a7f37", "not supported": "#cf222e", "inconclusive": "#9a6700",

@@ -116,6 +116,7 @@ _TRAIN_KEYS = {
     "init": (str, f"one of {', '.join(INITS)}"),
     "init_epochs": (int, "a positive integer"),
     "init_subset": (int, "a positive integer"),
+    "measurements": (list, "a list of measurement names, e.g. [\"nfa\"]"),
 }
 _OPTIMIZER_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "momentum", "weight_decay", "warmup_epochs")}
 _ZIP_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "batch_size", "weight_decay", "epochs", "warmup_epochs")}
