@@ -395,7 +395,7 @@ def _feature_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
         parts.append(_figure_part(
             "dm-nfa", "Feature learning: the Neural Feature Ansatz",
             "Per weight layer, the Pearson correlation between WᵀW and the AGOP of the network "
-            "with respect to that layer's input, raised to the power α (docs/method.md §10), "
+            "with respect to that layer's input, raised to the power α (docs/method.md §9), "
             "against epoch; epoch 0 is the initialisation baseline. The ansatz says training "
             "raises it towards 1.", nfa, link="features"))
     images = agop_figure(picture)

@@ -54,6 +54,7 @@ __all__ = [
 #: arguments) implement :class:`Measurement`.
 MEASUREMENTS: dict[str, str] = {
     "logp": "deepmanifold.training.measurements:Predictions",
+    "nfa": "deepmanifold.features.measurement:NFAMeasurement",
 }
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
