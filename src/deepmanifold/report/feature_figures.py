@@ -124,9 +124,10 @@ def agop_figure(picture: Picture) -> dict | None:
                for run, k in zip(chosen, last)]
     n_cols = 1 + max(v.shape[0] for v in vectors)
     n_rows = len(chosen)
-    gap = 0.02
-    width, height = (1 - gap * (n_cols - 1)) / n_cols, (1 - gap * (n_rows - 1)) / n_rows
-    layout = base_layout(height=max(220, 170 * n_rows), annotations=[], showlegend=False)
+    pixels = 80 + 220 * n_rows  # each row: a 190-pixel image under a 30-pixel title
+    gap, row_gap = 0.02, 30 / pixels
+    width, height = (1 - gap * (n_cols - 1)) / n_cols, (1 - row_gap * n_rows) / n_rows
+    layout = base_layout(height=pixels, annotations=[], showlegend=False)
     data = []
     for row, (run, k, vecs) in enumerate(zip(chosen, last, vectors)):
         diag = np.asarray(run.features["nfa_agop_diag"], dtype=float)[k]
@@ -135,7 +136,7 @@ def agop_figure(picture: Picture) -> dict | None:
         for col, (title, values, signed) in enumerate(panels):
             n = row * n_cols + col + 1
             suffix = "" if n == 1 else str(n)
-            left, top = col * (width + gap), 1 - row * (height + gap)
+            left, top = col * (width + gap), 1 - row_gap - row * (height + row_gap)
             z = _as_image(values, shape, signed) if shape else np.asarray(values, dtype=float)[None, :]
             signed_colours = signed and (shape is None or shape[0] == 1)
             bound = float(np.abs(z).max()) or 1.0

@@ -396,8 +396,8 @@ def _feature_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
             "dm-nfa", "Feature learning: the Neural Feature Ansatz",
             "Per weight layer, the Pearson correlation between WᵀW and the AGOP of the network "
             "with respect to that layer's input, raised to the power α (docs/method.md §9), "
-            "against epoch; epoch 0 is the initialisation baseline. The ansatz says training "
-            "raises it towards 1.", nfa, link="features"))
+            "against epoch. The ansatz holds where it is near 1 after training; epoch 0, the "
+            "initialisation, is the baseline to compare with.", nfa, link="features"))
     images = agop_figure(picture)
     if images is not None:
         parts.append(_figure_part(
