@@ -218,6 +218,63 @@ def run(
         raise typer.Exit(code=1)
 
 
+@app.command(cls=_Command)
+def rfm(
+    spec: Path = typer.Argument(..., metavar="SPEC", help="TOML sweep spec whose data and probe sets the RFM uses."),
+    store: Optional[Path] = typer.Option(None, help="Store folder (default: the spec's [sweep] store)."),
+    kernel: str = typer.Option("laplace", help="laplace, gaussian or quadratic."),
+    bandwidth: float = typer.Option(10.0, help="Kernel bandwidth L."),
+    reg: float = typer.Option(1e-3, help="Ridge regularisation."),
+    iterations: int = typer.Option(5, min=0, help="AGOP updates; one checkpoint per iterate, M = I first."),
+    power: float = typer.Option(1.0, help="M <- AGOP^power (1 or 0.5)."),
+    diag: bool = typer.Option(False, "--diag", help="Keep only M's diagonal."),
+    train_size: Optional[int] = typer.Option(None, min=1, help="Fit on a stratified subset of this many "
+                                             "training samples (kernel solves are O(n^3))."),
+    seed: int = typer.Option(0, min=0, help="Seed of the subset and the estimator."),
+    report: bool = typer.Option(True, help="Rewrite the store's HTML report afterwards."),
+) -> None:
+    """Record a Recursive Feature Machine's iterations as a run beside SPEC's networks.
+
+    The RFM is fitted on SPEC's training data; each iteration's predictions on SPEC's
+    probe sets become one checkpoint of a run with architecture "rfm", so the report and
+    `analyze` draw its path in the same picture as the networks'. The same settings
+    twice are skipped the second time.
+    """
+    from deepmanifold.features.rfm_runs import record_rfm_run
+    from deepmanifold.store import StoreError
+    from deepmanifold.sweeps import SpecError, load_spec
+
+    started = time.perf_counter()
+    try:
+        sweep = load_spec(spec)
+    except SpecError as exc:
+        _fail(str(exc))
+    store_path = store or sweep.store
+
+    def on_iteration(t: int, train_acc: float, test_acc: float) -> None:
+        console.print(f"  iteration {t:3d}  train acc {train_acc:.3f}  test acc {test_acc:.3f}  "
+                      f"{time.perf_counter() - started:6.1f}s")
+
+    console.print(f"[bold]rfm[/] ({kernel}{', diagonal M' if diag else ''}) on {sweep.name}'s data → store "
+                  f"[cyan]{store_path}[/]")
+    try:
+        result = record_rfm_run(store_path, sweep, kernel=kernel, bandwidth=bandwidth, reg=reg, n_iter=iterations,
+                                power=power, diag=diag, train_size=train_size, seed=seed,
+                                on_iteration=on_iteration)
+    except (ValueError, StoreError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _write_failed(exc, Path(store_path))
+    if result.status == "skipped":
+        console.print(f"run {result.run_id} is already in the store: skipped")
+    else:
+        console.print(f"run {result.run_id} committed in {time.perf_counter() - started:.1f}s")
+    if report:
+        path = _write_store_report(store_path, None, {"command": "deepmanifold " + " ".join(
+            shlex.quote(a) for a in sys.argv[1:])})
+        console.print(f"report: [bold cyan]{path.resolve()}[/]")
+
+
 @app.command("report", cls=_Command)
 def report_cmd(
     store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),
