@@ -51,3 +51,18 @@ def test_readme_recorder_example_records_a_run(tmp_path, monkeypatch):
     np.testing.assert_array_equal(store.metrics("mlp-sgd-0")["step"], [0, 1, 5, 20])
     np.testing.assert_allclose(store.metrics("mlp-sgd-0")["epoch"], [0, 0.1, 0.5, 2.0])
     assert store.logp("mlp-sgd-0", "train").shape == (4, 500, 3)
+
+
+def test_readme_feature_learning_example_runs():
+    from deepmanifold.features import agop as agop_fn
+
+    block = _block("from deepmanifold.features import")
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    G, model, images = ns["G"], ns["model"], ns["images"]
+    assert G.shape == (64, 64)
+    np.testing.assert_allclose(G, G.T, atol=1e-12)
+    assert np.linalg.eigvalsh(G).min() > -1e-9 * np.trace(G)  # an AGOP is positive semi-definite
+    np.testing.assert_allclose(np.trace(G), np.trace(agop_fn(model, images, batch_size=7)), rtol=1e-9)
+    assert len(ns["layers"]) == 3 and np.all(np.abs(ns["layers"]) <= 1)
+    assert ns["accuracy"] > 0.9  # an RFM fitted on 1,000 digits classifies the other 797
