@@ -86,6 +86,16 @@ def _pictures(store, given: dict | None = None) -> dict:
     return pictures
 
 
+def _load_spec(path: Path):
+    """The sweep spec at ``path``, or a clean error naming what is wrong with it."""
+    from deepmanifold.sweeps import SpecError, load_spec
+
+    try:
+        return load_spec(path)
+    except SpecError as exc:
+        _fail(str(exc))
+
+
 def _warn_once(messages, said: set) -> None:
     """Print each warning once (both probe sets' pictures leave the same runs out)."""
     for message in messages:
@@ -158,13 +168,10 @@ def run(
     (e.g. from several machines sharing the folder) split the runs between them.
     """
     from deepmanifold.store import StoreError
-    from deepmanifold.sweeps import SpecError, load_spec, run_sweep
+    from deepmanifold.sweeps import SpecError, run_sweep
 
     started = time.perf_counter()
-    try:
-        sweep = load_spec(spec)
-    except SpecError as exc:
-        _fail(str(exc))
+    sweep = _load_spec(spec)
     store_path = store or sweep.store
     console.print(f"[bold]{sweep.name}[/]: {len(sweep.runs)} runs → store [cyan]{store_path}[/]")
 
@@ -242,13 +249,9 @@ def rfm(
     """
     from deepmanifold.features.rfm_runs import record_rfm_run
     from deepmanifold.store import StoreError
-    from deepmanifold.sweeps import SpecError, load_spec
 
     started = time.perf_counter()
-    try:
-        sweep = load_spec(spec)
-    except SpecError as exc:
-        _fail(str(exc))
+    sweep = _load_spec(spec)
     store_path = store or sweep.store
 
     def on_iteration(t: int, train_acc: float, test_acc: float) -> None:
