@@ -311,3 +311,28 @@ def test_equal_progress_agreement_checks_its_inputs(sweeps):
         equal_progress_agreement(a, b, grid_mask=np.zeros(TGRID.size, dtype=bool))
     with pytest.raises(ValueError, match="architectures"):
         equal_progress_agreement(a, b, architectures=ARCH[:3], n_splits=1, n_permutations=9)
+
+
+def test_a_run_without_progress_in_common_leaves_the_comparison_not_the_claim(sweeps):
+    from deepmanifold.analysis.findings import _train_test
+
+    raw, ts = sweeps
+    train, test = _probe(100, 1), _probe(200, 2)
+    late = S_CKPT >= 0.95  # a run recorded only at its end: at truth from its first checkpoint
+    runs = {name: raw_runs + [raw_runs[0][late]] for name, raw_runs in (("train", raw["A_train"]),
+                                                                          ("test", raw["A_test"]))}
+    configs, ids = CONFIGS + [{"arch": "rfm", "seed": 0}], IDS + ["late"]
+    ts_train = TrajectorySet.from_runs(runs["train"], train[1], TGRID, run_ids=ids, configs=configs)
+    ts_test = TrajectorySet.from_runs(runs["test"], test[1], TGRID, run_ids=ids, configs=configs)
+    mask = ts_test.common(0.9)
+    keep = ts_train.overlapping(mask) & ts_test.overlapping(mask)
+    np.testing.assert_array_equal(keep, [True] * 12 + [False])
+    with pytest.raises(ValueError, match="no progress in common"):
+        equal_progress_agreement(ts_train, ts_test, grid_mask=mask, n_splits=2, n_permutations=9)
+    result, judged = _train_test(ts_train, ts_test, mask, 0)
+    assert result.n_runs == 12 and judged.numbers["left_out"] == ["late"]
+    assert "left out, no progress in common with the other runs: late" in judged.reason
+    alone = equal_progress_agreement(ts_train.take(range(12)), ts_test.take(range(12)), grid_mask=mask)
+    assert judged.verdict == judge(alone).verdict and result.r == pytest.approx(alone.r)
+    # every pair of runs that overlap keeps them all
+    assert ts["A_test"].overlapping().all() and ts["A_test"].take([2, 0]).run_ids == ["r2", "r0"]

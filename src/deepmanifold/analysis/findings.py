@@ -54,6 +54,7 @@ from deepmanifold.analysis.tangent import mean_models, tangent_picture
 from deepmanifold.analysis.trajectories import (Dendrogram, TrajectorySet, config_dendrogram,
                                                 distance_to_geodesic_by_progress, trajectory_distance_matrix,
                                                 tube_width)
+from deepmanifold.analysis.verdicts import Judgement
 from deepmanifold.utils import jsonable
 
 __all__ = ["COMMON_FRACTION", "SCHEMA_VERSION", "Analyses", "Findings", "ProbeFindings", "Trajectories",
@@ -336,8 +337,12 @@ def measure_trajectories(store, run_ids: list[str], probe: str, grid: np.ndarray
                        mask=mask, distances=D, non_monotone_runs=[str(w.message) for w in caught],
                        distance_to_geodesic=geo_mean, configurations=_config_groups([dict(c) for c in ts.configs]))
     groups = out.configurations
-    if len(groups) >= 2:
-        names = list(groups)
+    overlapping = ts.overlapping(mask)
+    names = [name for name, members in groups.items() if overlapping[members].all()]
+    if len(names) < len(groups):  # their distances to the others are undefined on this grid
+        out.skipped["dendrogram_left_out"] = ("configurations without progress in common with the others: "
+                                              + ", ".join(name for name in groups if name not in names))
+    if len(names) >= 2:
         Dg = np.array([[np.nanmean(D[np.ix_(groups[a], groups[b])]) if a != b else 0.0 for b in names]
                        for a in names])
         try:
@@ -525,9 +530,8 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
                             random_state=random_state)
         step("train vs test")
         try:
-            train_test = agreement.equal_progress_agreement(other.trajectories.runs, traj.runs, grid_mask=traj.mask,
-                                                            random_state=random_state)
-            main.claims["train_test"] = claim("train_test", agreement.judge(train_test))
+            train_test, judged_tt = _train_test(other.trajectories.runs, traj.runs, traj.mask, random_state)
+            main.claims["train_test"] = claim("train_test", judged_tt)
         except ValueError as exc:
             main.claims["train_test"] = skipped_claim("train_test", str(exc))
         other.claims["train_test"] = main.claims["train_test"]
@@ -558,6 +562,27 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
                         analyses=analyses, skipped=skipped, pictures=figures, progress_method=progress_method)
     findings.wall_time = round(time.perf_counter() - started, 2)
     return findings
+
+
+def _train_test(ts_train: TrajectorySet, ts_test: TrajectorySet, mask: np.ndarray, random_state: int):
+    """The equal-progress train/test agreement of the runs whose trajectories share progress with
+    every other's on both probes, and its judgement, which names the runs left out.
+
+    A run can have nothing in common with the others on the grid used, e.g. a kernel machine
+    that interpolates its training data sits at truth from its first checkpoint on the train
+    probe; its distances to the others are undefined, and it leaves the comparison rather than
+    taking the claim with it."""
+    keep = ts_train.overlapping(mask) & ts_test.overlapping(mask)
+    left = [ts_test.run_labels[i] for i in np.flatnonzero(~keep)]
+    idx = np.flatnonzero(keep)
+    result = agreement.equal_progress_agreement(ts_train.take(idx), ts_test.take(idx), grid_mask=mask,
+                                                random_state=random_state)
+    judged = agreement.judge(result)
+    if left:
+        note = f"left out, no progress in common with the other runs: {', '.join(left)}"
+        judged = Judgement(judged.verdict, {**judged.numbers, "left_out": left},
+                           f"{judged.reason}; {note}" if judged.reason else note)
+    return result, judged
 
 
 def _too_few(store, records, excluded, outliers: OutlierFilter, probe, other_probe, pictures: bool, step,

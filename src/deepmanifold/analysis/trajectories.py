@@ -36,6 +36,7 @@ Distances
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 
@@ -503,6 +504,37 @@ class TrajectorySet:
         if include_held and self.held is not None:
             return self.reached | self.held
         return self.reached.copy()
+
+    def take(self, indices) -> "TrajectorySet":
+        """The runs at ``indices`` (in that order), every per-run field restricted alike."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        per_run = lambda values: None if values is None else (  # noqa: E731
+            values[idx] if isinstance(values, np.ndarray) else [values[i] for i in idx])
+        return dataclasses.replace(
+            self, run_ids=per_run(self.run_ids), run_labels=per_run(self.run_labels), configs=per_run(self.configs),
+            sqrt_p=per_run(self.sqrt_p), reached=per_run(self.reached), monotone=per_run(self.monotone),
+            progress=per_run(self.progress), steps=per_run(self.steps), epochs=per_run(self.epochs),
+            n_backtracks=per_run(self.n_backtracks), residual=per_run(self.residual), held=per_run(self.held))
+
+    def overlapping(self, grid_mask=None, *, include_held: bool = True) -> np.ndarray:
+        """Runs that share a grid point of ``grid_mask`` with every other kept run, shape (R,), bool.
+
+        Runs are dropped one at a time, the one without a common point with the most others
+        first (ties: the later run), until every pair of the rest has one: the runs whose
+        trajectory distances at equal progress are all defined.
+        """
+        H = self.has_model(include_held)
+        if grid_mask is not None:
+            H = H[:, np.asarray(grid_mask, dtype=bool)]
+        H = H.astype(np.int64)
+        apart = (H @ H.T) == 0
+        keep = np.ones(len(self.run_ids), dtype=bool)
+        while True:
+            counts = (apart & keep[None, :] & keep[:, None]).sum(axis=1)
+            if not counts.any():
+                return keep
+            worst = np.flatnonzero(counts == counts.max())[-1]
+            keep[worst] = False
 
     def index(self, run_id: str) -> int:
         """Position of ``run_id`` (or of a run label) in the set."""
