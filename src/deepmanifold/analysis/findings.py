@@ -434,10 +434,18 @@ def _extra(store, distances: CheckpointDistances, other: CheckpointDistances | N
                                progress=progress)
 
     attempt("tangent", tangent)
-    attempt("trajectory_inpca", lambda: trajectory_inpca(ts, grid_mask=traj.mask, grid_name=traj.grid.name))
+    # both need every pair of runs: a run with no progress in common with the others leaves them, named
+    paired = np.flatnonzero(ts.overlapping(traj.mask))
+    if paired.size < len(ts.run_ids):
+        skipped["paths_left_out"] = ("left out of the trajectory InPCA and the heatmap, no progress in common "
+                                     "with the other runs: " + ", ".join(
+                                         ts.run_labels[i] for i in sorted(set(range(len(ts.run_ids))) - set(paired))))
+    attempt("trajectory_inpca",
+            lambda: trajectory_inpca(ts.take(paired), grid_mask=traj.mask, grid_name=traj.grid.name))
     attempt("geodesic_distance_by_group", lambda: geodesic_distance_by_group(ts, members=ordinary))
     attempt("trajectory_heatmap",
-            lambda: trajectory_heatmap(traj.distances, ts.run_ids, ts.run_labels, grid=traj.grid))
+            lambda: trajectory_heatmap(traj.distances[np.ix_(paired, paired)], [ts.run_ids[i] for i in paired],
+                                       [ts.run_labels[i] for i in paired], grid=traj.grid))
     if other is not None and list(other.run_ids) == list(distances.run_ids):
         def joint():
             n_other = store.logp(other.run_ids[0], other.probe, checkpoints=slice(0, 1)).shape[1]
