@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from deepmanifold.utils import flatten, jsonable
 
@@ -24,3 +25,13 @@ def test_flatten_dots_nested_mappings_and_keeps_values():
     assert flatten(config) == {"arch": "mlp", "arch_options.width": 32, "arch_options.block.depth": 2,
                                "lrs": [0.1, 0.2]}
     assert flatten({"a": {"b": 1}}, prefix="config.") == {"config.a.b": 1}
+
+
+def test_check_int_takes_integers_from_low_and_names_the_rest():
+    from deepmanifold.utils import check_int
+
+    assert check_int(np.int64(3), "k") == 3 and type(check_int(np.int64(3), "k")) is int
+    assert check_int(0, "k", low=0) == 0
+    for bad in (0, -1, 1.0, True, "2", None):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            check_int(bad, "k")

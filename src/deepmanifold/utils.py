@@ -1,4 +1,4 @@
-"""Small helpers every room shares: JSON-ready values and flattened configurations.
+"""Small helpers every room shares: JSON-ready values, flattened configurations, an integer check.
 
 They depend on nothing but NumPy, so any room (store, sweeps, analysis, report) may
 import them without importing another room.
@@ -7,12 +7,21 @@ import them without importing another room.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["flatten", "jsonable"]
+__all__ = ["check_int", "flatten", "jsonable"]
+
+
+def check_int(value: Any, name: str, *, low: int = 1) -> int:
+    """``value`` as an ``int`` if it is an integer ``>= low`` (bools are not); a ``ValueError``
+    naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def jsonable(value: Any) -> Any:

@@ -32,14 +32,9 @@ from torch import nn
 from deepmanifold.features._agop import agop
 from deepmanifold.features._nfa import nfa
 from deepmanifold.training.measurements import Probe
+from deepmanifold.utils import check_int
 
 __all__ = ["NFAMeasurement"]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class NFAMeasurement:
@@ -74,10 +69,10 @@ class NFAMeasurement:
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
         self.probe = probe
-        self.max_samples = _positive_int(max_samples, "max_samples")
+        self.max_samples = check_int(max_samples, "max_samples")
         self.alpha = float(alpha)
-        self.n_eigenvectors = _positive_int(n_eigenvectors, "n_eigenvectors")
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.n_eigenvectors = check_int(n_eigenvectors, "n_eigenvectors")
+        self.batch_size = check_int(batch_size, "batch_size")
 
     def measure(self, model: nn.Module, probes: Mapping[str, Probe]) -> dict[str, np.ndarray]:
         if not probes:

@@ -50,6 +50,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..utils import check_int
 from ._kernels import KERNELS, agop, feature_map, get_kernel, kernel_predict, to_features
 from ._solvers import SOLVERS, KernelRidgeError, solve_kernel_ridge
 
@@ -126,9 +127,9 @@ class _BaseRFM(BaseEstimator):
         kernel = get_kernel(self.kernel)
         _check_real(self.bandwidth, "bandwidth", low=0.0, low_open=True)
         _check_real(self.reg, "reg", low=0.0)
-        _check_int(self.n_iter, "n_iter", low=0)
+        check_int(self.n_iter, "n_iter", low=0)
         _check_real(self.power, "power", low=0.0, low_open=True)
-        _check_int(self.agop_samples, "agop_samples", low=1)
+        check_int(self.agop_samples, "agop_samples", low=1)
         for name in ("diag", "centering", "warm_start"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -618,11 +619,6 @@ def _check_real(value, name, *, low=None, high=None, low_open=False, high_open=F
         raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value!r}")
-
-
-def _check_int(value, name, *, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def _column_label(j, names):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from deepmanifold.features.rfm import RFMClassifier
+from deepmanifold.utils import check_int
 
 __all__ = ["RFMRunResult", "record_rfm_run", "rfm_run_config"]
 
@@ -48,13 +48,6 @@ class RFMRunResult:
     status: str
     train_accuracy: list
     test_accuracy: list
-
-
-def _positive_int(value, name: str, *, zero: bool = False) -> int:
-    low = 0 if zero else 1
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def rfm_run_config(data: dict, probes: dict, *, kernel: str = "laplace", bandwidth: float = 10.0,
@@ -132,10 +125,10 @@ def record_rfm_run(store, spec, *, kernel: str = "laplace", bandwidth: float = 1
     from deepmanifold.sweeps.spec import SweepSpec, load_spec
     from deepmanifold.training import Recorder
 
-    n_iter = _positive_int(n_iter, "n_iter", zero=True)
-    seed = _positive_int(seed, "seed", zero=True)
+    n_iter = check_int(n_iter, "n_iter", low=0)
+    seed = check_int(seed, "seed", low=0)
     if train_size is not None:
-        train_size = _positive_int(train_size, "train_size")
+        train_size = check_int(train_size, "train_size")
     if not isinstance(spec, SweepSpec):
         spec = load_spec(os.fspath(spec))
     if not spec.runs:
