@@ -177,6 +177,12 @@ def test_layer_agops_equals_one_agop_per_layer(name):
         assert np.linalg.eigvalsh(G).min() > -1e-9 * np.abs(G).max()
     sub = layer_agops(model, X, layers=list(both)[::-1][:2], outputs="probs")
     assert list(sub) == list(both)[::-1][:2]
+    # the input's AGOP from the same backward passes: the same as agop() of the input
+    with_input = layer_agops(model, X, batch_size=16, include_input=True)
+    assert list(with_input) == [None, *both]
+    np.testing.assert_allclose(with_input[None], agop(model, X), rtol=1e-9, atol=1e-14)
+    for layer, G in both.items():
+        np.testing.assert_allclose(with_input[layer], G, rtol=1e-9, atol=1e-12 * np.abs(G).max())
 
 
 class _Attention(nn.Module):

@@ -188,3 +188,14 @@ def test_training_an_mlp_on_digits_raises_its_first_layer_correlation():
     assert first.pearson > first.pearson_initial + 0.08
     # the output layer's AGOP is V^T V for logits: the ansatz holds exactly with alpha = 1
     assert nfa(model, X[:500], alpha=1, layers="net.4").pearson == pytest.approx([1], abs=1e-6)
+
+
+def test_given_agops_are_used_as_computed():
+    from deepmanifold.features._agop import layer_agops
+
+    torch.manual_seed(2)
+    model = build_model("cnn", input_shape=(1, 8, 8), n_classes=10, width=4).eval()
+    X = torch.rand(30, 1, 8, 8)
+    given = nfa(model, X, agops=layer_agops(model, X, include_input=True))
+    np.testing.assert_allclose(given.pearson, nfa(model, X).pearson, atol=1e-12)
+    assert [layer.name for layer in given.layers] == [layer.name for layer in nfa(model, X).layers]

@@ -386,8 +386,9 @@ def _directions(n_outputs: int, batch: int, sketch: int | None, rng: np.random.G
 
 def _accumulate(model: nn.Module, X: torch.Tensor, layers: Mapping[str, nn.Module] | None,
                 outputs: str, batch_size: int, sketch: int | None, rng,
-                skip_uncalled: bool = False) -> dict[str | None, np.ndarray]:
-    """The AGOPs of the input (``layers=None``, key ``None``) or of ``layers`` (by name).
+                skip_uncalled: bool = False, with_input: bool = False) -> dict[str | None, np.ndarray]:
+    """The AGOPs of the input (``layers=None``, or ``with_input``; key ``None``) and of ``layers``
+    (by name), from the same backward passes.
 
     With ``skip_uncalled``, layers the first forward pass does not call are left out.
     """
@@ -398,19 +399,15 @@ def _accumulate(model: nn.Module, X: torch.Tensor, layers: Mapping[str, nn.Modul
     with torch.enable_grad(), _Capture(layers or {}) as capture:
         for start in range(0, n, batch_size):
             xb = X[start:start + batch_size].to(device, dtype).detach().clone()
-            xb.requires_grad_(layers is None)
+            xb.requires_grad_(layers is None or with_input)
             capture.reset()
             f = _network_outputs(model(xb), outputs, xb.shape[0])
             if not sums:
-                sums = _sums(model, X, layers, capture, skip_uncalled, device)
+                sums = _sums(model, X, layers, capture, skip_uncalled, device, with_input)
                 counts = dict.fromkeys(sums, 0)
-            if layers is None:
-                targets = [xb]
-                counts[None] += xb.shape[0]
-            else:
-                targets = [_single_output(capture, name) for name in sums]
-                for name, t in zip(sums, targets):
-                    counts[name] += sums[name].locations(t)
+            targets = [xb if key is None else _single_output(capture, key) for key in sums]
+            for key, t in zip(sums, targets):
+                counts[key] += xb.shape[0] if key is None else sums[key].locations(t)
             if not f.requires_grad:
                 continue  # the outputs depend on none of the targets: zero gradients
             dirs = _directions(f.shape[1], f.shape[0], sketch, rng, f)
@@ -424,16 +421,17 @@ def _accumulate(model: nn.Module, X: torch.Tensor, layers: Mapping[str, nn.Modul
 
 
 def _sums(model: nn.Module, X: torch.Tensor, layers: Mapping[str, nn.Module] | None,
-          capture: _Capture, skip_uncalled: bool, device: torch.device) -> dict:
+          capture: _Capture, skip_uncalled: bool, device: torch.device, with_input: bool = False) -> dict:
     """One accumulator per AGOP, once the first forward pass has shown which layers it calls."""
+    sums = {None: _InputSum(math.prod(X.shape[1:]), device)} if layers is None or with_input else {}
     if layers is None:
-        return {None: _InputSum(math.prod(X.shape[1:]), device)}
+        return sums
     if skip_uncalled:
         layers = {name: m for name, m in layers.items() if capture.outputs.get(name)}
         if not layers:
             raise ValueError(f"the forward pass of {type(model).__name__} calls none of its "
                              "nn.Linear and nn.Conv2d layers")
-    return {name: _LayerSum(module, device) for name, module in layers.items()}
+    return {**sums, **{name: _LayerSum(module, device) for name, module in layers.items()}}
 
 
 def _single_output(capture: _Capture, name: str) -> torch.Tensor:
@@ -556,7 +554,7 @@ def agop(model: nn.Module, X, *, layer=None, outputs: str = "logits", batch_size
 
 
 def layer_agops(model: nn.Module, X, *, layers=None, outputs: str = "logits",
-                batch_size: int = 256) -> dict[str, np.ndarray]:
+                batch_size: int = 256, include_input: bool = False) -> dict[str | None, np.ndarray]:
     r"""The AGOPs of several layers of ``model`` on ``X``, exactly, from one set of backward passes.
 
     Each layer's AGOP is what :func:`agop` with ``layer=name`` returns (the module
@@ -577,11 +575,15 @@ def layer_agops(model: nn.Module, X, *, layers=None, outputs: str = "logits",
         directly) are left out. Named layers must be called exactly once.
     outputs : {"logits", "probs"}
     batch_size : int
+    include_input : bool, default False
+        Also the AGOP of the input (:func:`agop` without ``layer``), under the key
+        ``None``, from the same backward passes.
 
     Returns
     -------
-    dict of str to ndarray
-        Layer name -> its AGOP (float64, symmetric PSD), :func:`weight_gram`'s shape.
+    dict of str (or None) to ndarray
+        Layer name -> its AGOP (float64, symmetric PSD), :func:`weight_gram`'s shape;
+        ``None`` -> the input's, with ``include_input``.
 
     Raises
     ------
@@ -599,4 +601,5 @@ def layer_agops(model: nn.Module, X, *, layers=None, outputs: str = "logits",
     outputs = _check_outputs(outputs)
     batch_size = _check_positive_int("batch_size", batch_size)
     chosen = resolve_layers(model, layers)
-    return _accumulate(model, X, chosen, outputs, batch_size, None, None, skip_uncalled=layers is None)
+    return _accumulate(model, X, chosen, outputs, batch_size, None, None, skip_uncalled=layers is None,
+                       with_input=bool(include_input))

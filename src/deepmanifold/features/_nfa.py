@@ -226,7 +226,8 @@ def _similarities(modules: dict[str, nn.Module], agops: dict[str, np.ndarray], a
 
 
 def nfa(model: nn.Module, X, *, alpha: float = 0.5, initial: nn.Module | None = None, layers=None,
-        outputs: str = "logits", batch_size: int = 256, fold_batchnorm: bool = True) -> NFAResult:
+        outputs: str = "logits", batch_size: int = 256, fold_batchnorm: bool = True,
+        agops: dict | None = None) -> NFAResult:
     r"""How closely each layer's ``W^T W`` follows ``AGOP^alpha`` (the Neural Feature Ansatz).
 
     For each selected layer, the Pearson correlation :math:`\rho` of the entries of
@@ -257,6 +258,10 @@ def nfa(model: nn.Module, X, *, alpha: float = 0.5, initial: nn.Module | None = 
         followed by a BatchNorm (:func:`following_batchnorms`) instead of ``W``: in eval
         mode the two compute the same function from the layer's input, hence have the same
         AGOP, and only the effective weight's rows carry the scale the network uses.
+    agops : dict, optional
+        The layers' AGOPs of ``model`` on ``X`` when the caller already has them
+        (:func:`~deepmanifold.features.layer_agops`'s result, e.g. with ``include_input``);
+        ``layers``, ``outputs`` and ``batch_size`` then apply to ``initial`` only.
 
     Returns
     -------
@@ -287,7 +292,9 @@ def nfa(model: nn.Module, X, *, alpha: float = 0.5, initial: nn.Module | None = 
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
             or not math.isfinite(alpha) or alpha <= 0:
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
-    agops = layer_agops(model, X, layers=layers, outputs=outputs, batch_size=batch_size)
+    if agops is None:
+        agops = layer_agops(model, X, layers=layers, outputs=outputs, batch_size=batch_size)
+    agops = {name: G for name, G in agops.items() if name is not None}
     modules = resolve_layers(model, list(agops))
     bn_names = following_batchnorms(model, modules) if fold_batchnorm else {}
     named = dict(model.named_modules())

@@ -29,7 +29,7 @@ from typing import Mapping
 import numpy as np
 from torch import nn
 
-from deepmanifold.features._agop import agop
+from deepmanifold.features._agop import layer_agops
 from deepmanifold.features._nfa import nfa
 from deepmanifold.training.measurements import Probe
 from deepmanifold.utils import check_int
@@ -55,7 +55,7 @@ class NFAMeasurement:
     Notes
     -----
     Cost per checkpoint: ``C`` backward passes over ``max_samples`` inputs for every layer's
-    AGOP at once, one more set for the input AGOP, and an eigendecomposition of the
+    AGOP and the input's at once, and an eigendecomposition of the
     ``(d, d)`` input AGOP (``d = 784`` on Fashion-MNIST: ~0.1 s).
     """
 
@@ -79,8 +79,9 @@ class NFAMeasurement:
             raise ValueError("the nfa measurement needs a probe set")
         chosen = probes.get(self.probe) or next(iter(probes.values()))
         X = chosen.inputs[: self.max_samples]
-        result = nfa(model, X, alpha=self.alpha, batch_size=self.batch_size)
-        G = agop(model, X, batch_size=self.batch_size)
+        agops = layer_agops(model, X, batch_size=self.batch_size, include_input=True)  # one set of passes
+        result = nfa(model, X, alpha=self.alpha, agops=agops)
+        G = agops[None]
         trace = float(np.trace(G))
         scale = trace if trace > 0 else 1.0
         values, vectors = np.linalg.eigh(G)
