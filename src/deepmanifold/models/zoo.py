@@ -15,14 +15,14 @@ from ._common import SequentialClassifier, check_positive_ints, fully_connected
 __all__ = ["MLP", "AllCNN", "ConvMixer"]
 
 
-def _linear_bn_relu(fan_in: int, width: int) -> list[nn.Module]:
-    return [nn.Linear(fan_in, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
+#: Activation functions of :class:`MLP`'s hidden layers, by name.
+MLP_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 class MLP(SequentialClassifier):
     """Fully connected network with BatchNorm.
 
-    ``flatten -> [Linear(width) -> BatchNorm1d -> ReLU] * depth -> Linear(n_classes)``;
+    ``flatten -> [Linear(width) -> BatchNorm1d -> activation] * depth -> Linear(n_classes)``;
     the hidden linear layers have no bias (BatchNorm's shift replaces it).
 
     Parameters
@@ -33,13 +33,20 @@ class MLP(SequentialClassifier):
         Hidden units per layer.
     depth : int
         Number of hidden layers (>= 1).
+    activation : {"relu", "tanh"}
+        Of the hidden layers: a saturating tanh network against the ReLU default is the
+        information-plane study's comparison (Saxe et al. 2018).
     """
 
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128,
-                 depth: int = 2) -> None:
+                 depth: int = 2, activation: str = "relu") -> None:
         super().__init__()
+        if activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(MLP_ACTIVATIONS)}, got {activation!r}")
+        act = MLP_ACTIVATIONS[activation]
         self.net = fully_connected(
-            input_shape, n_classes, width, depth, _linear_bn_relu, head_bias=True
+            input_shape, n_classes, width, depth,
+            lambda fan_in, w: [nn.Linear(fan_in, w, bias=False), nn.BatchNorm1d(w), act()], head_bias=True
         )
 
 

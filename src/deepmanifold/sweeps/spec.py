@@ -117,6 +117,8 @@ _TRAIN_KEYS = {
     "init_epochs": (int, "a positive integer"),
     "init_subset": (int, "a positive integer"),
     "measurements": (list, "a list of measurement names, e.g. [\"nfa\"]"),
+    "measurement_options": (dict, "a table of options per measurement, e.g. "
+                                  "[train.measurement_options.capacity] n_t = 100"),
 }
 _OPTIMIZER_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "momentum", "weight_decay", "warmup_epochs")}
 _ZIP_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "batch_size", "weight_decay", "epochs", "warmup_epochs")}

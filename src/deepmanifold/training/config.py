@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .augment import AUGMENTATION_MODES
-from .measurements import check_measurement_name
+from .measurements import check_measurement_name, get_measurement
 
 __all__ = [
     "CONFIG_KEYS",
@@ -48,6 +48,7 @@ OPTIONAL_KEYS: tuple[str, ...] = (
     "init_epochs",
     "init_subset",
     "measurements",
+    "measurement_options",
 )
 #: Defaults of the optional training keys: the plain run (no warm-up, no augmentation,
 #: the fresh model, predictions recorded and nothing else).
@@ -58,6 +59,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "init_epochs": 5,
     "init_subset": 100,
     "measurements": (),
+    "measurement_options": {},
 }
 OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("cosine", "constant")
@@ -152,4 +154,14 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for name in names:
         check_measurement_name(name)
     cfg["measurements"] = tuple(names)
+    options = cfg["measurement_options"]
+    if not isinstance(options, Mapping) or not all(isinstance(v, Mapping) for v in options.values()):
+        raise ValueError("config['measurement_options'] must map measurement names to tables of options, "
+                         f"got {options!r}")
+    for name, kwargs in options.items():
+        if name not in names:
+            raise ValueError(f"config['measurement_options'] has options for {name!r}, which is not in "
+                             f"config['measurements'] {list(names)}")
+        get_measurement(name, kwargs)  # the measurement's own checks, before anything trains
+    cfg["measurement_options"] = {name: dict(kwargs) for name, kwargs in options.items()}
     return cfg

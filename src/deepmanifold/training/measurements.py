@@ -20,7 +20,11 @@ Adding a measurement is one new module: a class with
     checkpoint must return the same keys with the same shapes. The recorder restores
     the model's train/eval mode afterwards.
 
-and one entry in :data:`MEASUREMENTS` (name -> ``"module:attribute"``, imported only
+Optionally, ``info`` : a JSON-ready mapping the measurement fills while it measures (e.g.
+the names of the layers its columns stand for, why a value is NaN); the recorder stores
+it in the run's info under ``measurement_info[<name>]``.
+
+A measurement is one entry in :data:`MEASUREMENTS` (name -> ``"module:attribute"``, imported only
 when a run asks for it), so that a run config's ``measurements = [...]`` can name it.
 Nothing in the training loop, the recorder or the store changes.
 
@@ -55,6 +59,9 @@ __all__ = [
 MEASUREMENTS: dict[str, str] = {
     "logp": "deepmanifold.training.measurements:Predictions",
     "nfa": "deepmanifold.features.measurement:NFAMeasurement",
+    "capacity": "deepmanifold.probes.measurement:CapacityMeasurement",
+    "infoplane": "deepmanifold.probes.measurement:InformationPlaneMeasurement",
+    "collapse": "deepmanifold.probes.measurement:CollapseMeasurement",
 }
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -132,18 +139,32 @@ def check_measurement_name(name) -> str:
     return name
 
 
-def get_measurement(measurement: str | Measurement) -> Measurement:
+def get_measurement(measurement: str | Measurement, options: Mapping[str, object] | None = None) -> Measurement:
     """A measurement instance from its registered name (or the instance itself, checked).
+
+    Parameters
+    ----------
+    measurement : str or Measurement
+    options : mapping, optional
+        Keyword arguments of the registered class (e.g. ``{"layers": ["net.2"]}``);
+        only with a name.
 
     Raises
     ------
     ValueError
-        An unknown name, or an object without ``name``, ``needs_grad`` and ``measure``,
+        An unknown name, options the class does not take or rejects (the message names
+        the measurement), an object without ``name``, ``needs_grad`` and ``measure``,
         or a name that is not lower-case letters, digits and ``_``.
     """
     if isinstance(measurement, str):
         module, attribute = MEASUREMENTS[check_measurement_name(measurement)].split(":")
-        measurement = getattr(importlib.import_module(module), attribute)()
+        cls = getattr(importlib.import_module(module), attribute)
+        try:
+            measurement = cls(**dict(options or {}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"measurement {measurement!r}: bad options {dict(options or {})}: {exc}") from None
+    elif options:
+        raise ValueError("options are given with a measurement's registered name, not with an instance")
     if not isinstance(measurement, Measurement):
         raise ValueError(f"{measurement!r} is not a measurement: it needs a name, needs_grad and measure(model, "
                          "probes)")

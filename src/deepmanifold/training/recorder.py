@@ -70,7 +70,9 @@ class RunResult:
         Optimiser steps per epoch (0 when unknown).
     info : dict
         Everything else recorded with the run: ``device`` (where it trained) and, for
-        our trainers, ``init`` (see :attr:`init_info`); ``measurement_errors`` names a
+        our trainers, ``init`` (see :attr:`init_info`); ``measurement_info`` holds what
+        measurements report of themselves (layer names, reasons for NaN values);
+        ``measurement_errors`` names a
         measurement that failed and was dropped, with the step and error.
     arrays : dict[str, dict[str, np.ndarray]]
         The other measurements: name -> key -> (K, ...) array.
@@ -429,6 +431,10 @@ class Recorder:
                 f"{len(steps)} checkpoints" + (f" up to step {steps[-1]}" if len(steps) else ""))
         if self.errors:
             info["measurement_errors"] = dict(self.errors)
+        facts = {m.name: dict(m.info) for m in self.measurements
+                 if isinstance(getattr(m, "info", None), Mapping) and m.info and m.name not in self.errors}
+        if facts:
+            info["measurement_info"] = facts
         n_parameters = int(info.pop("n_parameters", self._n_parameters))
         return RunResult(steps=steps, epochs=np.asarray(self._epochs, dtype=np.float64), metrics=metrics,
                          logp=logp, status=status, message=message,

@@ -13,7 +13,7 @@ from ..data import Dataset, ProbeSet
 from ..models import count_parameters
 from ..store import Store
 from .augment import augment_batch
-from .measurements import Predictions
+from .measurements import Predictions, get_measurement
 from .plan import (TrainingPlan, augment_seed, completion_message, initial_model, init_seed, loss_diverged_message,
                    make_optimizer, plan_run, set_lr, shuffle_seed)
 from .recorder import Recorder, RunResult
@@ -160,6 +160,8 @@ def train_run(
         - ``measurements`` (optional, list of names from
           :data:`~deepmanifold.training.measurements.MEASUREMENTS`, default none):
           recorded at every checkpoint after the predictions;
+        - ``measurement_options`` (optional, dict name -> dict): keyword arguments of
+          those measurements, e.g. ``{"capacity": {"layers": ["net.3"], "n_t": 100}}``;
         - ``data`` (optional): accepted and ignored (the caller builds ``dataset``).
     dataset : Dataset
         Training data; ``x_train`` of shape (N, C_in, H, W).
@@ -221,7 +223,7 @@ def train_run(
         if required not in probes:
             raise ValueError(f"probes must contain {required!r}, got {sorted(probes)}")
     recorder = Recorder(store, probes, config if stored_config is None else stored_config, run_id,
-                        dataset=dataset, measurements=cfg["measurements"], steps_per_epoch=plan.steps_per_epoch)
+                        dataset=dataset, measurements=run_measurements(cfg), steps_per_epoch=plan.steps_per_epoch)
     model = initial_model(cfg, dataset)
     n_params = count_parameters(model)
     model.to(plan.device)
@@ -284,3 +286,9 @@ def _train(plan: TrainingPlan, model: nn.Module, dataset: Dataset, recorder: Rec
                     return "diverged", None  # the recorder says where and what it kept
                 next_ckpt += 1
     return "complete", None
+
+
+def run_measurements(cfg: Mapping[str, Any]) -> list:
+    """The measurements a validated config asks for, built with its ``measurement_options``."""
+    options = cfg.get("measurement_options") or {}
+    return [get_measurement(name, options.get(name)) for name in cfg["measurements"]]
