@@ -29,6 +29,10 @@ probe_test = 100
 epochs = 2
 batch_size = 64
 checkpoints = 8
+measurements = ["capacity", "collapse"]
+
+[train.measurement_options.capacity]
+n_t = 40
 
 [grid]
 arch = ["mlp", "cnn"]
@@ -192,3 +196,26 @@ def test_train_test_needs_three_runs_and_says_so(analyzed):
     assert claim["verdict"] == "skipped" and "need at least 3" in claim["reason"]
     assert "train_test_agreement" not in findings["analyses"]
     assert 'id="dm-findings-figure"' in (root / "store" / "report.html").read_text()
+
+
+def test_layer_measurements_are_stored_summarised_and_drawn(analyzed):
+    root, out, findings = analyzed
+    assert out.returncode == 0, out.stdout + out.stderr
+    store = Store(root / "store")
+    records, _ = store.records()
+    complete = [r for r in records if r.status == "complete"]
+    for rec in complete:
+        alpha = store.array(rec.run_id, "capacity_alpha")
+        layers = rec.info["measurement_info"]["capacity"]["layers"]
+        assert alpha.shape == (len(store.metrics(rec.run_id)["step"]), len(layers))
+        assert np.isfinite(alpha).all() and (alpha > 0).all()
+        assert rec.config["measurement_options"] == {"capacity": {"n_t": 40}}
+    layers = findings["analyses"]["layers"]
+    assert set(layers["runs"]) == {r.run_id for r in complete}
+    for summary in layers["runs"].values():
+        first = summary["quantities"]["capacity_alpha"]["first"]
+        last = summary["quantities"]["capacity_alpha"]["last"]
+        np.testing.assert_allclose(summary["capacity_gain"], np.subtract(last, first), rtol=1e-6)
+    assert layers["where_learning"]["verdict"] in ("supported", "not supported", "inconclusive")
+    html = (root / "store" / "report.html").read_text()
+    assert 'id="dm-capacity-gain"' in html and 'id="dm-collapse"' in html and "Inside the layers" in html

@@ -23,7 +23,7 @@ from deepmanifold.store import RunRecord, Store
 __all__ = ["FEATURE_MEASUREMENTS", "build_picture"]
 
 #: Measurements whose arrays a picture carries for the report's feature-learning figures.
-FEATURE_MEASUREMENTS = ("nfa",)
+FEATURE_MEASUREMENTS = ("nfa", "capacity", "infoplane", "collapse")
 
 _MAX_AXES = 10  # axes kept for the explained-stress curve
 

@@ -45,6 +45,7 @@ from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_d
 from deepmanifold.analysis.claims import CLAIMS, Claim, claim, skipped_claim
 from deepmanifold.analysis.embedding import build_picture
 from deepmanifold.analysis.factors import IGNORED_KEYS
+from deepmanifold.analysis.layers import layer_findings
 from deepmanifold.analysis.outliers import TRAIN_ERROR_LIMIT, OutlierFilter, train_error_outliers
 from deepmanifold.analysis.paths import (GridUsed, geodesic_distance_by_group, joint_embedding, trajectory_heatmap,
                                          trajectory_inpca)
@@ -212,6 +213,9 @@ class Analyses:
         The reference study's other analyses, each with ``to_dict()``: ``tangent``,
         ``trajectory_inpca``, ``geodesic_distance_by_group``, ``joint_embedding``,
         ``trajectory_heatmap``.
+    layers : LayerFindings or None
+        Per-layer summaries of the runs that recorded layer measurements (capacity,
+        information plane, neural collapse) and where capacity grows most.
     """
 
     excluded: list[tuple[str, str]]
@@ -225,6 +229,7 @@ class Analyses:
     corner_convergence: Any = None
     averaging: FinalModelAverages | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    layers: Any = None
 
     def to_dict(self) -> dict:
         """The ``analyses`` object of ``findings.json``: one key per analysis that ran."""
@@ -251,6 +256,8 @@ class Analyses:
                             *self.extra.items()):
             if result is not None:
                 out[key] = result.to_dict()
+        if self.layers is not None:
+            out["layers"] = self.layers.to_dict()
         if self.other is not None:
             out["other_probe"] = {"probe": self.other.probe, **self.other.to_dict()}
         return jsonable(out)
@@ -561,8 +568,10 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
                             progress_method)
     step("tangent, trajectory InPCA, joint embedding")
     extra = _extra(store, distances, other_distances, traj, figures, skipped)
+    step("layers")
+    layer_summary = layer_findings(store, judged, _progress_by_checkpoint(store, traj.runs))
     analyses = Analyses(excluded=excluded, outliers=outliers, main=main, other=other, train_test=train_test,
-                        averaging=averaging, extra=extra, **described)
+                        averaging=averaging, extra=extra, layers=layer_summary, **described)
     skipped.update(traj.skipped)
     findings = Findings(store=str(store.root), probe=probe, other_probe=other_probe if has_other else None,
                         n_runs=len(records), claims=[main.claims[k] for k in CLAIMS],
@@ -570,6 +579,16 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
                         analyses=analyses, skipped=skipped, pictures=figures, progress_method=progress_method)
     findings.wall_time = round(time.perf_counter() - started, 2)
     return findings
+
+
+def _progress_by_checkpoint(store, ts: TrajectorySet) -> dict[str, np.ndarray]:
+    """Each run's progress at every checkpoint of the store (NaN where the trajectory set dropped one)."""
+    out = {}
+    for run_id, steps, progress in zip(ts.run_ids, ts.steps, ts.progress):
+        stored = np.asarray(store.metrics(run_id)["step"])
+        where = dict(zip(np.asarray(steps).tolist(), np.asarray(progress, dtype=float).tolist()))
+        out[run_id] = np.array([where.get(s, np.nan) for s in stored.tolist()])
+    return out
 
 
 def _train_test(ts_train: TrajectorySet, ts_test: TrajectorySet, mask: np.ndarray, random_state: int):

@@ -20,6 +20,8 @@ from deepmanifold import __version__
 from deepmanifold.report import _assets
 from deepmanifold.report.analysis_figures import analysis_figures
 from deepmanifold.report.feature_figures import agop_figure, nfa_figure
+from deepmanifold.report.layer_figures import (CAPACITY_ROWS, COLLAPSE_ROWS, capacity_gain_figure,
+                                               information_plane_figure, layer_grid_figure)
 from deepmanifold.report.figures import (
     ARCHITECTURE,
     RunColouring,
@@ -384,6 +386,7 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -
             f"{_esc(main)} picture).",
             accuracy_figure(pictures[main], colours), link="accuracy"),
         *_feature_parts(pictures[main], colours),
+        *_layer_parts(pictures[main], colours),
     ]
 
 
@@ -406,6 +409,43 @@ def _feature_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
             "checkpoint of the first run of each group: its diagonal (bright: pixels the "
             "outputs are sensitive to) and its leading eigenvectors (red and blue: opposite "
             "signs; magnitude for colour images).", images))
+    return parts
+
+
+def _layer_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
+    """The figures of what the layers do, for runs that recorded the layer measurements."""
+    parts = []
+    gain = capacity_gain_figure(picture, colours)
+    if gain is not None:
+        parts.append(_figure_part(
+            "dm-capacity-gain", "Where does learning happen?",
+            "Per layer, from the input side to the output, the manifold capacity of the class "
+            "manifolds at the last checkpoint minus at the first (docs/method.md §10.1): the layers "
+            "where the classes became more separable. Cohen et al. (2020) saw most of the gain in "
+            "the final layers.", gain, link="layers"))
+    capacity = layer_grid_figure(picture, colours, CAPACITY_ROWS)
+    if capacity is not None:
+        parts.append(_figure_part(
+            "dm-capacity", "Manifold capacity per layer",
+            "The mean-field capacity α_M of the class manifolds (the most classes per dimension "
+            "a linear readout can separate), their radius R_M and dimension D_M, and the "
+            "correlation of their centres, per layer against epoch.", capacity))
+    plane = information_plane_figure(picture, colours)
+    if plane is not None:
+        parts.append(_figure_part(
+            "dm-infoplane", "The information plane",
+            "Each layer's path from the first checkpoint to the last: I(X;T), how much the layer "
+            "keeps of which sample it sees, across; I(T;Y), how much of the label, up "
+            "(docs/method.md §10.2). A path that turns left late in training is compression.", plane))
+    collapse = layer_grid_figure(picture, colours, COLLAPSE_ROWS)
+    if collapse is not None:
+        parts.append(_figure_part(
+            "dm-collapse", "Neural collapse per layer",
+            "NC1 (within-class over between-class variability, log scale), NC2 (class means "
+            "from a simplex), NC3 (classifier against the means, at the layer it reads), NC4 "
+            "(nearest class centre against the network's decisions) and the effective rank of "
+            "the representation, per layer against epoch; each NC quantity is 0 at full "
+            "collapse (docs/method.md §10.3).", collapse))
     return parts
 
 
@@ -499,9 +539,9 @@ def _findings_section(findings: Mapping[str, Any]) -> str:
         header.append(f"verdict ({_esc(other_probe)})")
     header += ["numbers", "rule"]
     skipped = findings.get("skipped") or {}
-    extra = ""
+    extra = _layer_verdict(findings)
     if skipped:
-        extra = "<h3>Analyses skipped</h3><ul>" + "".join(
+        extra += "<h3>Analyses skipped</h3><ul>" + "".join(
             f"<li>{_esc(k)}: {_esc(v)}</li>" for k, v in skipped.items()) + "</ul>"
     both = (f" Each claim is judged on the {_esc(probe)} probe and, beside it, on the "
             f"{_esc(other_probe)} probe by the same rule." if other_probe else "")
@@ -512,6 +552,18 @@ def _findings_section(findings: Mapping[str, Any]) -> str:
             f"({_esc(probe)} probe). Verdicts follow the written rule beside each; "
             f"all numbers are in findings.json.{both}{progress}")
     return _section("dm-findings", "Findings", lead, _table(header, rows, row_ids=ids) + extra)
+
+
+def _layer_verdict(findings: Mapping[str, Any]) -> str:
+    """The where-learning-happens verdict of the layer measurements, when runs recorded them."""
+    layers = (findings.get("analyses") or {}).get("layers") or {}
+    judged = layers.get("where_learning")
+    if not judged:
+        return ""
+    return ("<h3>Inside the layers</h3>" + _table(
+        ["question", "verdict", "numbers", "rule"],
+        [["Does manifold capacity grow most in the final layers (Cohen et al. 2020)?", _verdict_text(judged),
+          _numbers_text(judged) or "–", f'<small>{_esc(layers.get("rule", ""))}</small>']]))
 
 
 def _findings_parts(findings: Mapping[str, Any],
