@@ -214,9 +214,10 @@ def test_wrn_parameter_count_closed_form(shape, depth, k, base):
 
 # --------------------------------------------------------------------------- identities
 
-def test_mlp_forward_matches_hand_computation():
+@pytest.mark.parametrize("activation, fn", [("relu", lambda z: np.maximum(z, 0.0)), ("tanh", np.tanh)])
+def test_mlp_forward_matches_hand_computation(activation, fn):
     torch.manual_seed(3)
-    model = build_model("mlp", (1, 4, 4), 5, width=6, depth=2)
+    model = build_model("mlp", (1, 4, 4), 5, width=6, depth=2, activation=activation)
     # Give the BatchNorm layers non-trivial statistics and affine parameters.
     with torch.no_grad():
         for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm1d)):
@@ -234,11 +235,16 @@ def test_mlp_forward_matches_hand_computation():
         z = h @ W.T
         z = (z - bn.running_mean.double().numpy()) / np.sqrt(bn.running_var.double().numpy() + bn.eps)
         z = z * bn.weight.detach().double().numpy() + bn.bias.detach().double().numpy()
-        h = np.maximum(z, 0.0)
+        h = fn(z)
     logits = h @ head.weight.detach().double().numpy().T + head.bias.detach().double().numpy()
     with torch.no_grad():
         out = model(x).double().numpy()
     np.testing.assert_allclose(out, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_refuses_an_unknown_activation():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        build_model("mlp", (1, 4, 4), 5, activation="sigmoid")
 
 
 def _permute_patches(x, p, perm):

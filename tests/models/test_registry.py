@@ -40,7 +40,7 @@ def test_available_models_sorted():
 
 
 def test_model_knobs_are_the_constructor_defaults():
-    assert model_knobs("mlp") == {"width": 128, "depth": 2}
+    assert model_knobs("mlp") == {"width": 128, "depth": 2, "activation": "relu"}
     assert model_knobs("cnn") == {"width": 32, "depth": 2}
     assert model_knobs("convmixer") == {"width": 64, "depth": 4, "kernel_size": 5, "patch_size": 1}
     assert model_knobs("wrn") == {"width": 4, "depth": 10, "base": 16}
