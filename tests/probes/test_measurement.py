@@ -165,3 +165,37 @@ def test_options_come_from_the_config_and_bad_ones_are_refused_before_training()
         validate_config({**base, "measurements": ["infoplane"], "measurement_options": {"infoplane": {"bins": 3}}})
     with pytest.raises(ValueError, match="not in config\\['measurements'\\]"):
         validate_config({**base, "measurement_options": {"capacity": {}}})
+
+
+def test_capacity_and_information_plane_are_recorded_per_checkpoint_and_layer(tmp_path):
+    from deepmanifold.probes import (CapacityMeasurement, InformationPlaneMeasurement, information_plane,
+                                     manifold_capacity)
+
+    probes, model = _probes(), _model()
+    x, y = probes["train"]
+    snapshots = []
+    with Recorder(tmp_path / "s", probes, {"arch": "mlp", "seed": 0}, run_id="r",
+                  measurements=[CapacityMeasurement(samples_per_class=12, n_t=30),
+                                InformationPlaneMeasurement(samples_per_class=12, n_bins=5)]) as rec:
+        for step in (0, 5):
+            if step:
+                _train(model, x, y)
+            snapshots.append(copy.deepcopy(model).eval())
+            rec.checkpoint(model, step)
+    store = Store(tmp_path / "s")
+    idx = class_balanced_sample(y.numpy(), 12)
+    labels = y.numpy()[idx]
+    alpha, radius = store.array("r", "capacity_alpha"), store.array("r", "capacity_radius")
+    ixt, ity = store.array("r", "infoplane_ixt_binning"), store.array("r", "infoplane_ity_kde")
+    assert alpha.shape == ixt.shape == (2, 3)
+    for k, snap in enumerate(snapshots):
+        reps, _ = layer_representations(snap, x[idx])
+        for j, name in enumerate(["1", "4", "6"]):
+            X = reps[name]
+            ref = manifold_capacity([X[labels == c] for c in range(3)], n_t=30, random_state=0)
+            assert alpha[k, j] == pytest.approx(ref.capacity, rel=1e-5)
+            assert radius[k, j] == pytest.approx(ref.radius, rel=1e-5)
+            bounds = (-1.0, 1.0) if name == "4" else None  # the Tanh layer is binned over tanh's range
+            binned = information_plane(X, labels, method="binning", n_bins=5, bin_range=bounds)
+            assert ixt[k, j] == pytest.approx(float(binned.i_xt[0]), rel=1e-5)
+            assert ity[k, j] == pytest.approx(float(information_plane(X, labels, method="kde").i_ty[0]), rel=1e-5)

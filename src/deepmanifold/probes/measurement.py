@@ -70,6 +70,7 @@ class _LayerMeasurement:
         chosen = probes.get(self.probe) or next(iter(probes.values()))
         idx = class_balanced_sample(chosen.labels, self.samples_per_class)
         modules = representation_layers(model, self.layers)
+        self._modules = modules
         reps, outputs = layer_representations(model, chosen.inputs[torch.as_tensor(idx, device=chosen.inputs.device)],
                                               modules, batch_size=self.batch_size)
         if self.info["layers"] is None:
@@ -162,7 +163,8 @@ class InformationPlaneMeasurement(_LayerMeasurement):
     probe, samples_per_class, layers, batch_size
         As :class:`CapacityMeasurement`.
     n_bins : int, default 30
-        Bins per unit over the layer's observed range at that checkpoint.
+        Bins per unit: over the activation function's range for tanh and sigmoid layers,
+        over the layer's observed range at that checkpoint otherwise.
     noise_variance : float, optional
         σ² of the pairwise-distance bound (default: :func:`information_plane`'s).
     """
@@ -187,13 +189,19 @@ class InformationPlaneMeasurement(_LayerMeasurement):
         kde_options = {} if self.noise_variance is None else {"noise_variance": self.noise_variance}
 
         def compute(layer, X):
+            bounds = _BOUNDED.get(type(self._modules[layer]))
             binned = self._guard(layer, ("ixt_binning", "ity_binning"), lambda: _mi(
-                information_plane(X, labels, method="binning", n_bins=self.n_bins), "binning"))
+                information_plane(X, labels, method="binning", n_bins=self.n_bins, bin_range=bounds), "binning"))
             kde = self._guard(layer, ("ixt_kde", "ity_kde"), lambda: _mi(
                 information_plane(X, labels, method="kde", **kde_options), "kde"))
             return {**binned, **kde}
 
         return self._per_layer(reps, compute)
+
+
+#: Activations whose range is bounded: their layers are binned over it (as Shwartz-Ziv &
+#: Tishby binned tanh units over (-1, 1)), the others over the range observed.
+_BOUNDED = {nn.Tanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0)}
 
 
 def _mi(result, method: str) -> dict[str, float]:
