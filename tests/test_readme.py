@@ -66,3 +66,22 @@ def test_readme_feature_learning_example_runs():
     np.testing.assert_allclose(np.trace(G), np.trace(agop_fn(model, images, batch_size=7)), rtol=1e-9)
     assert len(ns["layers"]) == 3 and np.all(np.abs(ns["layers"]) <= 1)
     assert ns["accuracy"] > 0.9  # an RFM fitted on 1,000 digits classifies the other 797
+
+
+def test_readme_layer_probes_example_runs():
+    from deepmanifold.probes import information_plane
+
+    block = _block("from deepmanifold.probes import")
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    reps, y, hidden = ns["reps"], ns["y"], ns["hidden"]
+    assert list(reps) == ["net.1", "net.4", "net.7", "net.10"] and hidden.shape == (500, 128)
+    assert (hidden >= 0).all()  # taken after the ReLU
+    cap = ns["capacity"]
+    assert 0 < cap.capacity < 2 and cap.radius > 0 and cap.dimension > 0
+    assert cap.capacity == pytest.approx((1 + cap.radius**-2) / cap.dimension, rel=0.5)  # roughly a ball
+    plane = ns["plane"]
+    assert plane.i_xt.shape == (4,) and (plane.i_ty <= plane.i_xt + 1e-9).all()
+    single = information_plane(reps["net.4"], y[:500], method="kde")
+    assert single.i_xt[0] == pytest.approx(plane.i_xt[1])
+    assert 0 <= ns["collapse"].nc4 <= 1 and 1 <= ns["rank"] <= 128

@@ -29,7 +29,7 @@ _WHERE = {
     "manifold_capacity": "_capacity", "simulated_capacity": "_capacity", "CapacityResult": "_capacity",
     "SimulatedCapacity": "_capacity",
     "information_plane": "_information", "InformationPlane": "_information",
-    "twelve_bit_task": "_twelve_bit",
+    "twelve_bit_task": "_twelve_bit", "icosahedron_vertices": "_twelve_bit",
     "neural_collapse": "_collapse", "NeuralCollapse": "_collapse", "effective_rank": "_collapse",
     "representation_layers": "_layers", "layer_representations": "_layers", "class_balanced_sample": "_layers",
     "CapacityMeasurement": "measurement", "InformationPlaneMeasurement": "measurement",
