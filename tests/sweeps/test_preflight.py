@@ -147,3 +147,20 @@ def test_available_memory_is_at_most_the_physical_memory():
 
     physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < available_memory() <= physical
+
+
+# --------------------------------------------------------------------------- measurements
+
+def test_a_layer_the_model_lacks_is_named_at_its_line_before_the_store_exists(tmp_path):
+    spec = _spec(tmp_path, DATA + "[train]\nepochs = 1\nmeasurements = ['collapse']\n"
+                 "[train.measurement_options.collapse]\nsamples_per_class = 5\nlayers = ['net.1', 'net.99']\n")
+    store = tmp_path / "store"
+    with pytest.raises(SpecError, match=r"spec.toml:10: \[train.measurement_options.collapse\] measurement "
+                                        r"'collapse': unknown layer 'net.99'; the default layers of MLP are: 'net.1'"):
+        run_sweep(spec, store=store, workers=1, device="cpu")
+    assert not store.exists()
+
+
+def test_named_layers_the_model_has_pass(tmp_path):
+    preflight(_spec(tmp_path, DATA + "[train]\nepochs = 1\nmeasurements = ['capacity']\n"
+                    "[train.measurement_options.capacity]\nlayers = ['net.3', 'net.7']\n"))

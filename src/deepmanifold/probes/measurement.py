@@ -64,6 +64,10 @@ class _LayerMeasurement:
         #: JSON facts the recorder stores with the run: layer names, why values are NaN.
         self.info: dict = {"layers": None, "samples_per_class": self.samples_per_class, "nan": {}}
 
+    def check(self, model: nn.Module) -> None:
+        """Raise ``ValueError`` if the layers to probe are not in ``model`` (the sweep's preflight)."""
+        representation_layers(model, self.layers)
+
     def _sample(self, model: nn.Module, probes: Mapping[str, Probe], extra_hooks: Callable | None = None):
         if not probes:
             raise ValueError(f"the {self.name} measurement needs a probe set")

@@ -12,7 +12,9 @@ for every run and before the store is created, what needs the data or the model 
   (:func:`~deepmanifold.training.plan.plan_run`: a batch no larger than the training
   set, augmentations the data allows);
 - each distinct model builds, and its training state fits in memory (see
-  :func:`training_bytes`).
+  :func:`training_bytes`);
+- each measurement the runs record can measure that model (e.g. the layers a layer
+  measurement's options name exist in it).
 
 Every error names the spec line where the offending value is written.
 """
@@ -129,6 +131,7 @@ def _check_model(spec: SweepSpec, run: RunSpec, dataset, memory: int | None) -> 
     except (ValueError, TypeError) as exc:
         written = [k for k in knobs if f"arch_options.{k}" in run.sources]
         raise _model_error(spec, run, str(exc), offending_key(str(exc), written)) from exc
+    _check_measurements(spec, run, model)
     n = sum(p.numel() for p in model.parameters())  # frozen ones too: they take memory as well
     if memory is not None and training_bytes(n) > memory:
         shown = ", ".join(f"{k}={v}" for k, v in knobs.items())
@@ -138,6 +141,25 @@ def _check_model(spec: SweepSpec, run: RunSpec, dataset, memory: int | None) -> 
             f"{arch} ({shown or 'default knobs'}) has {n:,} parameters: training it takes at least "
             f"{_size(training_bytes(n))} ({BYTES_PER_PARAMETER} bytes a parameter for float32 weights, "
             f"gradients and Adam's two moments), more than the {_size(memory)} of memory available"), axis)
+
+
+def _check_measurements(spec: SweepSpec, run: RunSpec, model) -> None:
+    """Each measurement's own ``check(model)``, when it has one, on the run's (meta-device) model."""
+    from deepmanifold.training.measurements import get_measurement
+
+    options = run.config.get("measurement_options") or {}
+    for name in run.config.get("measurements") or ():
+        measurement = get_measurement(name, options.get(name))
+        check = getattr(measurement, "check", None)
+        if check is None:
+            continue
+        try:
+            check(model)
+        except ValueError as exc:
+            section = f"train.measurement_options.{name}"
+            where = (section, "layers" if "layers" in options.get(name, {}) else "") if name in options else (
+                "train", "measurements")
+            raise spec.error(*where, f"[{where[0]}] measurement {name!r}: {exc}") from exc
 
 
 def _model_error(spec: SweepSpec, run: RunSpec, message: str, knob: str | None) -> SpecError:

@@ -24,6 +24,10 @@ Optionally, ``info`` : a JSON-ready mapping the measurement fills while it measu
 the names of the layers its columns stand for, why a value is NaN); the recorder stores
 it in the run's info under ``measurement_info[<name>]``.
 
+Optionally, ``check(model)``: raise ``ValueError`` when the measurement cannot measure
+``model`` (e.g. a layer its options name is not there); a sweep's preflight calls it on
+every distinct model, built without storage, before anything trains.
+
 A measurement is one entry in :data:`MEASUREMENTS` (name -> ``"module:attribute"``, imported only
 when a run asks for it), so that a run config's ``measurements = [...]`` can name it.
 Nothing in the training loop, the recorder or the store changes.
