@@ -199,3 +199,28 @@ def test_capacity_and_information_plane_are_recorded_per_checkpoint_and_layer(tm
             binned = information_plane(X, labels, method="binning", n_bins=5, bin_range=bounds)
             assert ixt[k, j] == pytest.approx(float(binned.i_xt[0]), rel=1e-5)
             assert ity[k, j] == pytest.approx(float(information_plane(X, labels, method="kde").i_ty[0]), rel=1e-5)
+
+
+class _Log(nn.Module):
+    def forward(self, x):
+        return torch.log(x)  # -inf where the ReLU before it is 0
+
+
+class _Finite(nn.Module):
+    def forward(self, x):
+        return torch.nan_to_num(x, neginf=-30.0)
+
+
+def test_non_finite_activations_record_nan_with_the_reason(tmp_path):
+    probes = _probes()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), _Log(), _Finite(), nn.Linear(12, 3))
+    with torch.no_grad():
+        model[1].bias[:6] = -100.0  # six units are always 0 after the ReLU: log gives -inf
+    measurement = CollapseMeasurement(layers=["3", "4"], samples_per_class=10)
+    with Recorder(tmp_path / "s", probes, {"arch": "mlp", "seed": 0}, run_id="r", measurements=[measurement]) as rec:
+        rec.checkpoint(model.eval(), 0)
+    store = Store(tmp_path / "s")
+    nc1 = store.array("r", "collapse_nc1")
+    assert np.isnan(nc1[0, 0]) and np.isfinite(nc1[0, 1])
+    assert "non-finite activations" in store.record("r").info["measurement_info"]["collapse"]["nan"]["3: nc1"]
