@@ -569,7 +569,8 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     step("tangent, trajectory InPCA, joint embedding")
     extra = _extra(store, distances, other_distances, traj, figures, skipped)
     step("layers")
-    layer_summary = layer_findings(store, judged, _progress_by_checkpoint(store, traj.runs))
+    # Every usable run, outliers too: the layers' summaries describe runs, they judge no claim of the picture.
+    layer_summary = layer_findings(store, [r.run_id for r in records], _progress_by_checkpoint(store, traj.runs))
     analyses = Analyses(excluded=excluded, outliers=outliers, main=main, other=other, train_test=train_test,
                         averaging=averaging, extra=extra, layers=layer_summary, **described)
     skipped.update(traj.skipped)
