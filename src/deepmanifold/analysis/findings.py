@@ -629,7 +629,8 @@ def _too_few(store, records, excluded, outliers: OutlierFilter, probe, other_pro
     empty = Trajectories(runs=None, grid=GridUsed("none", 0, None, None), mask=np.zeros(0, dtype=bool),
                          distances=np.zeros((0, 0)), non_monotone_runs=[], distance_to_geodesic=np.zeros(0),
                          configurations={})
-    analyses = Analyses(excluded=excluded, outliers=outliers, main=ProbeFindings(probe=probe, trajectories=empty))
+    analyses = Analyses(excluded=excluded, outliers=outliers, main=ProbeFindings(probe=probe, trajectories=empty),
+                        layers=layer_findings(store, [r.run_id for r in records]))
     findings = Findings(store=str(store.root), probe=probe, other_probe=None, n_runs=len(records), claims=claims,
                         claims_other_probe=[], analyses=analyses, skipped={"claims": why}, pictures=figures,
                         progress_method=progress_method)
