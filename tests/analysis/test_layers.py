@@ -67,3 +67,13 @@ def test_summary_reports_gain_and_compression():
     np.testing.assert_allclose(s["capacity_gain"], [0.02, 0.4])
     np.testing.assert_allclose(s["compression_binning"], [0.5, 0.0])
     assert s["quantities"]["capacity_alpha"]["max"] == [0.15, 0.6]
+
+
+def test_summary_reads_around_the_rows_a_sparse_measurement_left_nan():
+    nan = math.nan
+    alpha = np.array([[0.1, 0.2], [nan, nan], [0.3, 0.5], [nan, nan]])  # measured at checkpoints 0 and 2
+    run = RunLayers(run_id="r", label="r", layers=["a", "b"], epochs=np.arange(4.0), progress=np.full(4, nan),
+                    values={"capacity_alpha": alpha}, train_acc=np.zeros(4))
+    s = run.summary()
+    np.testing.assert_allclose(s["capacity_gain"], [0.2, 0.3])
+    assert s["quantities"]["capacity_alpha"]["last"] == [0.3, 0.5]

@@ -224,3 +224,24 @@ def test_non_finite_activations_record_nan_with_the_reason(tmp_path):
     nc1 = store.array("r", "collapse_nc1")
     assert np.isnan(nc1[0, 0]) and np.isfinite(nc1[0, 1])
     assert "non-finite activations" in store.record("r").info["measurement_info"]["collapse"]["nan"]["3: nc1"]
+
+
+def test_every_measures_the_first_every_kth_and_the_last_checkpoint(tmp_path):
+    probes, model = _probes(), _model()
+    x, y = probes["train"]
+    steps = [0, 1, 2, 3, 4, 5, 7]
+    with Recorder(tmp_path / "s", probes, {"arch": "mlp", "seed": 0}, run_id="r", last_step=7,
+                  measurements=[CollapseMeasurement(samples_per_class=10, every=3)]) as rec:
+        for step in steps:
+            if step:
+                _train(model, x, y, steps=1)
+            rec.checkpoint(model.eval(), step)
+            if step == 7:
+                idx = class_balanced_sample(y.numpy(), 10)
+                reps, out = layer_representations(model.eval(), x[idx])
+                last = neural_collapse(reps["1"], y.numpy()[idx], predictions=out.argmax(1)).nc1
+    nc1 = Store(tmp_path / "s").array("r", "collapse_nc1")
+    measured = np.isfinite(nc1).all(axis=1)
+    np.testing.assert_array_equal(measured, [True, False, False, True, False, False, True])  # 0, 3 and the last
+    assert nc1[-1, 0] == pytest.approx(last, rel=1e-4)
+    assert Store(tmp_path / "s").logp("r", "train").shape[0] == 7  # predictions at every checkpoint

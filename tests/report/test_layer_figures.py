@@ -84,3 +84,17 @@ def test_report_has_the_layer_sections_only_when_recorded(tmp_path, make_picture
     rich = write_report(tmp_path / "rich.html", {"test": _with_layers(make_picture())}, title="t").read_text()
     for div in ("dm-capacity-gain", "dm-capacity", "dm-infoplane", "dm-collapse"):
         assert f'id="{div}"' in rich
+
+
+def test_rows_a_sparse_measurement_left_nan_are_not_drawn(make_picture):
+    picture = _with_layers(make_picture(n_runs=2))
+    run = picture.runs[0]
+    alpha = np.array(run.features["capacity_alpha"], dtype=float)
+    alpha[1::2] = np.nan  # measured at every other checkpoint
+    picture.runs[0] = dataclasses.replace(run, features={**run.features, "capacity_alpha": alpha})
+    fig = layer_grid_figure(picture, group_colours([picture]), {"capacity_alpha": "capacity α_M"})
+    drawn = [t for t in fig["data"] if t.get("xaxis", "x") == "x" and run.run_id in t["meta"]["runs"]][0]
+    j = drawn["meta"]["runs"].index(run.run_id)
+    assert drawn["meta"]["lengths"][j] == len(alpha[::2])  # only the measured checkpoints, joined by a line
+    start = sum(drawn["meta"]["lengths"][:j]) + j  # runs are joined by one gap each
+    assert all(v is not None for v in drawn["y"][start:start + len(alpha[::2])])

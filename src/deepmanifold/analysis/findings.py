@@ -570,7 +570,8 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     extra = _extra(store, distances, other_distances, traj, figures, skipped)
     step("layers")
     # Every usable run, outliers too: the layers' summaries describe runs, they judge no claim of the picture.
-    layer_summary = layer_findings(store, [r.run_id for r in records], _progress_by_checkpoint(store, traj.runs))
+    layer_summary = layer_findings(store, [r.run_id for r in records],
+                                   _progress_by_checkpoint(store, records, probe, progress_method))
     analyses = Analyses(excluded=excluded, outliers=outliers, main=main, other=other, train_test=train_test,
                         averaging=averaging, extra=extra, layers=layer_summary, **described)
     skipped.update(traj.skipped)
@@ -582,13 +583,13 @@ def analyze_store(store, *, probe: str = "test", other_probe: str | None = "trai
     return findings
 
 
-def _progress_by_checkpoint(store, ts: TrajectorySet) -> dict[str, np.ndarray]:
-    """Each run's progress at every checkpoint of the store (NaN where the trajectory set dropped one)."""
+def _progress_by_checkpoint(store, records, probe: str, method: str) -> dict[str, np.ndarray]:
+    """Each run's progress (by ``method``) on ``probe`` at every stored checkpoint, outliers included."""
     out = {}
-    for run_id, steps, progress in zip(ts.run_ids, ts.steps, ts.progress):
-        stored = np.asarray(store.metrics(run_id)["step"])
-        where = dict(zip(np.asarray(steps).tolist(), np.asarray(progress, dtype=float).tolist()))
-        out[run_id] = np.array([where.get(s, np.nan) for s in stored.tolist()])
+    for rec in records:
+        labels = store.probe(rec.probes[probe]).labels
+        out[rec.run_id] = np.atleast_1d(geometry.progress(store.logp(rec.run_id, probe), labels, log=True,
+                                                          method=method))
     return out
 
 
@@ -630,7 +631,8 @@ def _too_few(store, records, excluded, outliers: OutlierFilter, probe, other_pro
                          distances=np.zeros((0, 0)), non_monotone_runs=[], distance_to_geodesic=np.zeros(0),
                          configurations={})
     analyses = Analyses(excluded=excluded, outliers=outliers, main=ProbeFindings(probe=probe, trajectories=empty),
-                        layers=layer_findings(store, [r.run_id for r in records]))
+                        layers=layer_findings(store, [r.run_id for r in records],
+                                              _progress_by_checkpoint(store, records, probe, progress_method)))
     findings = Findings(store=str(store.root), probe=probe, other_probe=None, n_runs=len(records), claims=claims,
                         claims_other_probe=[], analyses=analyses, skipped={"claims": why}, pictures=figures,
                         progress_method=progress_method)

@@ -75,7 +75,7 @@ class RunLayers:
             v = np.asarray(v, dtype=float)
             finite = np.isfinite(v)
             out["quantities"][name] = {
-                "first": v[0], "last": v[-1],
+                "first": _edge(v, first=True), "last": _edge(v, first=False),
                 "min": np.where(finite.any(0), np.nanmin(np.where(finite, v, np.inf), axis=0), np.nan),
                 "max": np.where(finite.any(0), np.nanmax(np.where(finite, v, -np.inf), axis=0), np.nan),
             }
@@ -85,16 +85,26 @@ class RunLayers:
             key = f"infoplane_ixt_{method}"
             if key in self.values:
                 v = np.asarray(self.values[key], dtype=float)
-                out[f"compression_{method}"] = np.nanmax(v, axis=0) - v[-1]
+                out[f"compression_{method}"] = np.nanmax(v, axis=0) - _edge(v, first=False)
         if "collapse_nc1" in self.values:
             out["collapse_onset"] = collapse_onset(self)
         return jsonable(out)
 
 
+def _edge(values: np.ndarray, *, first: bool) -> np.ndarray:
+    """Per column of a (K, L) array, its first (or last) finite value; NaN for a column without one.
+
+    A measurement evaluated at every k-th checkpoint only (``every``) leaves NaN rows between."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    rows = finite.argmax(axis=0) if first else values.shape[0] - 1 - finite[::-1].argmax(axis=0)
+    picked = values[rows, np.arange(values.shape[1])]
+    return np.where(finite.any(axis=0), picked, np.nan)
+
+
 def capacity_gain(alpha: np.ndarray) -> np.ndarray:
-    """Per layer, the capacity at the last checkpoint minus the first, shape (L,)."""
-    alpha = np.asarray(alpha, dtype=float)
-    return alpha[-1] - alpha[0]
+    """Per layer, the capacity at the last measured checkpoint minus the first, shape (L,)."""
+    return _edge(alpha, first=False) - _edge(alpha, first=True)
 
 
 def collapse_onset(run: RunLayers, layer: int | None = None, fraction: float = COLLAPSE_FRACTION) -> dict:
@@ -109,7 +119,7 @@ def collapse_onset(run: RunLayers, layer: int | None = None, fraction: float = C
     layer = (L - 2 if L >= 2 else 0) if layer is None else layer
     series = nc1[:, layer]
     out = {"layer": run.layers[layer] if layer < len(run.layers) else layer, "nc1_first": series[0],
-           "nc1_last": series[-1], "epoch": None, "progress": None, "terminal_epoch": None,
+           "nc1_last": float(_edge(series[:, None], first=False)[0]), "epoch": None, "progress": None, "terminal_epoch": None,
            "terminal_progress": None}
     if np.isfinite(series[0]) and series[0] > 0:
         below = np.flatnonzero(series <= fraction * series[0])

@@ -48,7 +48,7 @@ class _LayerMeasurement:
     keys: tuple[str, ...] = ()
 
     def __init__(self, probe: str = "train", samples_per_class: int = 50, layers: Sequence[str] | None = None,
-                 batch_size: int = 256):
+                 batch_size: int = 256, every: int = 1):
         if not isinstance(probe, str):
             raise ValueError(f"probe must be a probe set's name, got {probe!r}")
         if layers is not None:
@@ -61,6 +61,8 @@ class _LayerMeasurement:
         self.samples_per_class = check_int(samples_per_class, "samples_per_class")
         self.layers = layers
         self.batch_size = check_int(batch_size, "batch_size")
+        #: Evaluated at every ``every``-th checkpoint and the last (NaN between; the recorder's Notes).
+        self.every = check_int(every, "every")
         #: JSON facts the recorder stores with the run: layer names, why values are NaN.
         self.info: dict = {"layers": None, "samples_per_class": self.samples_per_class, "nan": {}}
 
@@ -124,6 +126,10 @@ class CapacityMeasurement(_LayerMeasurement):
     kappa : float, default 0
         Margin.
     batch_size : int, default 256
+    every : int, default 1
+        Evaluate at the first checkpoint, every ``every``-th after it and the last; the
+        rows between are NaN. The cost of one evaluation grows with the samples and the
+        layers' widths (benchmarks/README.md, "Layer measurements").
 
     Notes
     -----
@@ -135,8 +141,8 @@ class CapacityMeasurement(_LayerMeasurement):
     keys = ("alpha", "radius", "dimension", "center_correlation")
 
     def __init__(self, probe: str = "train", samples_per_class: int = 50, layers: Sequence[str] | None = None,
-                 n_t: int = 200, kappa: float = 0.0, batch_size: int = 256):
-        super().__init__(probe, samples_per_class, layers, batch_size)
+                 n_t: int = 200, kappa: float = 0.0, batch_size: int = 256, every: int = 1):
+        super().__init__(probe, samples_per_class, layers, batch_size, every)
         self.n_t = check_int(n_t, "n_t")
         if isinstance(kappa, bool) or not isinstance(kappa, numbers.Real) or not 0 <= kappa < math.inf:
             raise ValueError(f"kappa must be a number >= 0, got {kappa!r}")
@@ -164,7 +170,7 @@ class InformationPlaneMeasurement(_LayerMeasurement):
 
     Parameters
     ----------
-    probe, samples_per_class, layers, batch_size
+    probe, samples_per_class, layers, batch_size, every
         As :class:`CapacityMeasurement`.
     n_bins : int, default 30
         Bins per unit: over the activation function's range for tanh and sigmoid layers,
@@ -177,8 +183,8 @@ class InformationPlaneMeasurement(_LayerMeasurement):
     keys = ("ixt_binning", "ity_binning", "ixt_kde", "ity_kde")
 
     def __init__(self, probe: str = "train", samples_per_class: int = 50, layers: Sequence[str] | None = None,
-                 n_bins: int = 30, noise_variance: float | None = None, batch_size: int = 256):
-        super().__init__(probe, samples_per_class, layers, batch_size)
+                 n_bins: int = 30, noise_variance: float | None = None, batch_size: int = 256, every: int = 1):
+        super().__init__(probe, samples_per_class, layers, batch_size, every)
         self.n_bins = check_int(n_bins, "n_bins", low=2)
         if noise_variance is not None and (isinstance(noise_variance, bool)
                                            or not isinstance(noise_variance, numbers.Real)
@@ -217,7 +223,7 @@ class CollapseMeasurement(_LayerMeasurement):
 
     Parameters
     ----------
-    probe, samples_per_class, layers, batch_size
+    probe, samples_per_class, layers, batch_size, every
         As :class:`CapacityMeasurement`.
 
     Notes

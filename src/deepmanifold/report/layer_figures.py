@@ -14,6 +14,7 @@ They read :attr:`deepmanifold.analysis.picture.RunTrace.features` (the arrays of
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Mapping, Sequence
 
@@ -38,7 +39,21 @@ _LOG_ROWS = {"collapse_nc1"}
 
 
 def _with(runs: Sequence[RunTrace], key: str) -> list[RunTrace]:
-    return [run for run in runs if key in (run.features or {})]
+    """The runs that recorded ``key``, each cut to the checkpoints where it was measured (a
+    measurement evaluated at every k-th checkpoint leaves NaN rows, which would break its lines)."""
+    out = []
+    for run in runs:
+        if key not in (run.features or {}):
+            continue
+        values = np.asarray(run.features[key], dtype=float)
+        rows = np.isfinite(values.reshape(len(values), -1)).any(axis=1)
+        if rows.all():
+            out.append(run)
+        elif rows.any():
+            out.append(dataclasses.replace(
+                run, steps=np.asarray(run.steps)[rows], epochs=np.asarray(run.epochs)[rows],
+                features={k: np.asarray(v)[rows] for k, v in run.features.items() if len(v) == len(rows)}))
+    return out
 
 
 def _column(key: str, layer: int):

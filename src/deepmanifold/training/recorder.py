@@ -150,6 +150,9 @@ class Recorder:
     n_classes : int, optional
         Number of classes (default ``dataset.n_classes``); only needed to shape the
         empty predictions of a run that records no checkpoint.
+    last_step : int, optional
+        The step of the run's last planned checkpoint, which every measurement evaluates
+        (see Notes).
 
     Raises
     ------
@@ -168,6 +171,10 @@ class Recorder:
     from the run (its arrays are not stored) and named in ``info["measurement_errors"]``;
     the predictions go on.
 
+    A measurement with an attribute ``every = k > 1`` (an expensive one) is evaluated at
+    the first checkpoint, every ``k``-th after it and the one at ``last_step``; at the
+    others its arrays hold NaN, so that every array still has one row per checkpoint.
+
     Used as a context manager the recorder closes (commits) the run when the block
     ends normally (its :class:`RunResult` is then ``recorder.result``). When the block raises, nothing is committed and the exception
     propagates: a run that failed leaves no trace in the store and is trained again
@@ -177,7 +184,7 @@ class Recorder:
     def __init__(self, store: Store | str | os.PathLike | None, probes: Mapping[str, Any],
                  config: Mapping[str, Any], run_id: str | None = None, *, dataset: Dataset | None = None,
                  measurements: Sequence[str | Measurement] = (), steps_per_epoch: int | None = None,
-                 n_classes: int | None = None):
+                 n_classes: int | None = None, last_step: int | None = None):
         self._started = time.perf_counter()
         self.store = store if store is None or isinstance(store, Store) else Store(store)
         if self.store is not None:
@@ -196,6 +203,7 @@ class Recorder:
         if len(set(names)) != len(names):
             raise ValueError(f"measurements repeat a name: {names}")
         self.steps_per_epoch = steps_per_epoch
+        self.last_step = last_step
         self.n_classes = n_classes if n_classes is not None else getattr(dataset, "n_classes", 0)
         self.diverged: str | None = None  # why, once predictions went non-finite
         self.errors: dict[str, str] = {}
@@ -281,7 +289,7 @@ class Recorder:
         try:
             values: dict[str, dict[str, np.ndarray]] = {}
             for measurement in self.measurements:
-                if measurement.name in self.errors:
+                if measurement.name in self.errors or not self._due(measurement, step):
                     continue
                 try:
                     values[measurement.name] = self._measure(measurement, model, probes)
@@ -383,6 +391,12 @@ class Recorder:
             self._check_predictions(values)
         return values
 
+    def _due(self, measurement: Measurement, step: int) -> bool:
+        """Whether ``measurement`` runs at this checkpoint (its ``every``, see the class Notes)."""
+        every = getattr(measurement, "every", 1)
+        index = len(self._steps)
+        return every <= 1 or index % every == 0 or (self.last_step is not None and step == self.last_step)
+
     def _check_predictions(self, values: Mapping[str, np.ndarray]) -> None:
         if set(values) != set(self.probes):
             raise ValueError(f"predictions for probe sets {sorted(values)}; expected {sorted(self.probes)}")
@@ -400,6 +414,11 @@ class Recorder:
             when = f"step {step}" + (f" (epoch {epoch:.2f})" if math.isfinite(epoch) else "")
             self.diverged = f"non-finite predictions at {when}; {kept}"
             return False
+        for name, stored in self._arrays.items():
+            if name in self.errors or name in values or not stored:
+                continue
+            for key, rows in stored.items():  # a measurement not due here: NaN rows of its shapes
+                rows.append(np.full(rows[0].shape, np.nan, dtype=np.result_type(rows[0].dtype, np.float32)))
         for name, arrays in values.items():
             if name in self.errors:
                 continue

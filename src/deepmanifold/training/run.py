@@ -223,7 +223,8 @@ def train_run(
         if required not in probes:
             raise ValueError(f"probes must contain {required!r}, got {sorted(probes)}")
     recorder = Recorder(store, probes, config if stored_config is None else stored_config, run_id,
-                        dataset=dataset, measurements=run_measurements(cfg), steps_per_epoch=plan.steps_per_epoch)
+                        dataset=dataset, measurements=run_measurements(cfg), steps_per_epoch=plan.steps_per_epoch,
+                        last_step=int(plan.checkpoints[-1]))
     model = initial_model(cfg, dataset)
     n_params = count_parameters(model)
     model.to(plan.device)
