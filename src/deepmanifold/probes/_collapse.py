@@ -174,7 +174,9 @@ def effective_rank(features, *, center: bool = True) -> float:
     ``exp(H(p))`` with ``p_k = σ_k / Σ_j σ_j`` the normalised singular values of the
     ``(n, d)`` features (each column centred when ``center``): between 1 (one direction)
     and ``min(n, d)`` (all singular values equal); ``k`` equal non-zero singular values
-    give exactly ``k``.
+    give exactly ``k``. The singular values come from the eigenvalues of the smaller Gram
+    matrix, so those below ``σ₁·√(max(n, d)·ε)`` (``ε`` the float64 unit roundoff, about
+    ``3·10⁻⁷ σ₁`` for 500 samples) are within its rounding and not counted.
 
     Parameters
     ----------
