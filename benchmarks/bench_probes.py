@@ -1,17 +1,18 @@
 """What the layer measurements cost: per checkpoint, and added to a run's wall time, side by side.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/bench_probes.py [--data digits fashion_mnist]
-        [--checkpoints 50]
+        [--checkpoints 50] [--every 1 5]
 
 For each network (digits: the MLP of depth 4 and All-CNN of examples/digits_layers.toml;
 Fashion-MNIST: the MLP of width 256 and All-CNN of width 16 of
 examples/fashion_mnist_layers.toml), at the default budget (50 train-probe samples per
 class, every Linear/Conv2d after its activation):
 
-the run trained with ``--checkpoints`` checkpoints, once plain and once recording all
-three measurements, one after the other in this process: the wall times, the overhead
-the measurements add (target: under 25 %), and each measurement's mean time per
-checkpoint over the run (its work depends a little on the state of training).
+the run trained with ``--checkpoints`` checkpoints, once plain and then recording all
+three measurements at every checkpoint and at every k-th (``--every``: the option of the
+same name), one after the other in this process: the wall times, the overhead the
+measurements add (target: under 25 %), and each measurement's mean time per evaluation
+over the run (its work depends a little on the state of training).
 
 One torch and BLAS thread (the sweep's setting); numba's kernels compiled before timing.
 """
@@ -55,11 +56,12 @@ def networks(data: str):
     return [(f"{data} {arch}", seen[arch]) for arch in seen]
 
 
-def run_wall(run, checkpoints: int, measurements) -> tuple[float, dict[str, float]]:
-    """Wall time of the run with ``measurements``, and each measurement's mean seconds per checkpoint."""
+def run_wall(run, checkpoints: int, measurements, every: int = 1) -> tuple[float, dict[str, float]]:
+    """Wall time of the run with ``measurements`` (each at every ``every``-th checkpoint), and each
+    measurement's mean seconds per evaluation."""
     dataset, probe_sets = dataset_and_probes(run.config)
-    config = {**train_config(run), "checkpoints": checkpoints, "measurements": list(measurements)}
-    config.pop("measurement_options", None)
+    config = {**train_config(run), "checkpoints": checkpoints, "measurements": list(measurements),
+              "measurement_options": {name: {"every": every} for name in measurements}}
     spent: dict[str, list[float]] = {}
     originals = {cls: cls.measure for cls in CLASSES}
 
@@ -97,22 +99,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", nargs="+", default=list(SPECS), choices=list(SPECS))
     parser.add_argument("--checkpoints", type=int, default=50)
+    parser.add_argument("--every", type=int, nargs="+", default=[1, 5])
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     warm_up()
-    print("| network | capacity | infoplane | collapse | all three, per checkpoint | run plain | "
-          f"run with all three ({args.checkpoints} checkpoints) | overhead |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| network | capacity | infoplane | collapse | all three, per evaluation | run plain | "
+          + " | ".join(f"with all three, every {k} | overhead" for k in args.every) + " |")
+    print("|---|---|---|---|---|---|" + "---|---|" * len(args.every))
     for data in args.data:
         for label, run in networks(data):
             plain, _ = run_wall(run, args.checkpoints, ())
-            full, t = run_wall(run, args.checkpoints, MEASUREMENTS)
+            cells, t = [], {}
+            for k in args.every:
+                full, spent = run_wall(run, args.checkpoints, MEASUREMENTS, every=k)
+                t = t or spent
+                cells.append(f"{full:.1f} s | {100 * (full - plain) / plain:+.0f} %")
             total = sum(t[m] for m in MEASUREMENTS)
             print(f"| {label} | {t['capacity']:.3f} s | {t['infoplane']:.3f} s | {t['collapse']:.3f} s | "
-                  f"{total:.3f} s | {plain:.1f} s | {full:.1f} s | {100 * (full - plain) / plain:+.0f} % |",
-                  flush=True)
-
+                  f"{total:.3f} s | {plain:.1f} s | " + " | ".join(cells) + " |", flush=True)
 
 if __name__ == "__main__":
     main()

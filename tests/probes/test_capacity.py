@@ -171,6 +171,10 @@ def test_shared_structure_of_the_centres_is_projected_out():
     assert r_shared.center_correlation > 2 * r_base.center_correlation
     assert r_shared.center_rank >= 1
     assert r_shared.capacity == pytest.approx(r_base.capacity, rel=0.15)
+    # A shared direction is found from a single random start as well.
+    one = manifold_capacity(shared, n_t=2000, random_state=0, center_restarts=1)
+    assert one.center_rank == r_shared.center_rank
+    assert one.capacity == pytest.approx(r_shared.capacity, rel=0.02)
 
 
 # --------------------------------------------------------------------------------------
@@ -340,6 +344,8 @@ def test_bad_parameters():
     for n_t in (0, 2.5, True):
         with pytest.raises(ValueError, match="n_t"):
             manifold_capacity(X, n_t=n_t)
+    with pytest.raises(ValueError, match="center_restarts"):
+        manifold_capacity(X, center_restarts=0)
     with pytest.raises(ValueError, match="n_rep"):
         simulated_capacity(X, n_rep=0)
     with pytest.raises(ValueError, match="p_tol"):

@@ -58,8 +58,8 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 #: Gaussian samples per manifold of the mean-field estimate: the reference's example and
 #: advice ("a good default is 200").
 DEFAULT_N_T = 200
-# Random restarts per rank of the centres' low-rank search (reference: n_reps=10).
-_N_REPS = 10
+#: Random starts per rank of the centres' low-rank search (the reference's n_reps).
+DEFAULT_CENTER_RESTARTS = 10
 # A column joins the active set only if the part of it outside the span of the columns
 # already there holds at least this fraction of its squared norm; below, in the Gram
 # form, the rounding of G_jj - |l|^2 (about eps * G_jj) would be a sizeable part of it.
@@ -617,7 +617,7 @@ def _anchor_geometry(S: np.ndarray, T: np.ndarray, kappa: float) -> tuple[float,
 
 
 def manifold_capacity(manifolds, *, kappa: float = 0.0, n_t: int = DEFAULT_N_T,
-                      random_state=None) -> CapacityResult:
+                      random_state=None, center_restarts: int = DEFAULT_CENTER_RESTARTS) -> CapacityResult:
     r"""Mean-field capacity, radius and dimension of class manifolds.
 
     The replica mean-field theory of Chung, Lee & Sompolinsky (2018) with the correlated
@@ -636,6 +636,11 @@ def manifold_capacity(manifolds, *, kappa: float = 0.0, n_t: int = DEFAULT_N_T,
     random_state : int, numpy.random.Generator or None
         Source of the Gaussian samples and of the random starts of the centre-subspace
         search; an int gives reproducible results.
+    center_restarts : int, default 10
+        Random starts per rank of the centre-subspace search (step 1; the reference's
+        ``n_reps``). The search is most of the cost for ``P ≈ 10`` classes of 50 points;
+        fewer starts find the same subspace when the centres share one, and an equally
+        good local optimum otherwise.
 
     Returns
     -------
@@ -740,7 +745,7 @@ def manifold_capacity(manifolds, *, kappa: float = 0.0, n_t: int = DEFAULT_N_T,
         if dev[i] <= _ZERO_CENTRE * scale or scale == 0.0:
             raise _zero_centre(i, float(dev[i]), scale, "the mean of the centres")
 
-    basis, K, corr0 = _center_subspace(centres, rng, _N_REPS)
+    basis, K, corr0 = _center_subspace(centres, rng, check_int(center_restarts, "center_restarts"))
 
     alphas, radii, dims = np.empty(P), np.empty(P), np.empty(P)
     for i, X in enumerate(Xs):
