@@ -1,0 +1,37 @@
+"""Theory beside practice: closed forms of deep learning's limits, to hold trained networks against.
+
+- Infinite width: :func:`nngp`, :func:`ntk` (fully connected ReLU and erf networks, any
+  depth), :func:`kernel_regression`, :func:`linearized_trajectory` (gradient flow of an
+  infinitely wide network), :func:`empirical_ntk` and :func:`kernel_distance` of a torch
+  model.
+- Deep linear networks (Saxe, McClelland & Ganguli 2014, 2019): :func:`io_modes`,
+  :func:`mode_strengths`, :func:`half_times`, :func:`linear_learning_curve`,
+  :func:`mode_projections`.
+- Signal propagation (Poole et al. 2016; Schoenholz et al. 2017): :func:`q_star`,
+  :func:`chi_1`, :func:`critical_sigma_w2`, :func:`depth_scales`, :func:`correlation_map`.
+- The exponential learning rate (Li & Arora 2020): :func:`exp_lr_alpha`,
+  :func:`exp_lr_schedule`.
+
+Names are imported on first use, so ``import deepmanifold.theory`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "io_modes": "_deep_linear", "IOModes": "_deep_linear", "mode_strengths": "_deep_linear",
+    "half_times": "_deep_linear", "linear_learning_curve": "_deep_linear", "mode_projections": "_deep_linear",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
