@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +105,68 @@ def test_late_ratio_is_geometric_mean(total, n):
 def test_non_numbers_raise_value_error(total, n):
     with pytest.raises(ValueError, match="must be an integer"):
         checkpoint_steps(total, n)
+
+
+# --------------------------------------------------------------------------- the exponential learning rate
+
+def _scale_invariant_run(schedule, momentum, weight_decay, steps=60):
+    """Train-mode outputs along a run of a network whose loss is invariant to its trained weights' scale."""
+    from torch import nn
+
+    from deepmanifold.training.plan import lr_at, make_optimizer, set_lr
+
+    torch.manual_seed(0)
+    lin = nn.Linear(16, 12, bias=False)
+    model = nn.Sequential(nn.Flatten(), lin, nn.BatchNorm1d(12, affine=False), nn.ReLU(), nn.Linear(12, 3))
+    model[4].requires_grad_(False)
+    cfg = {"optimizer": "sgd", "lr": 0.1, "momentum": momentum, "weight_decay": weight_decay, "schedule": schedule}
+    opt = make_optimizer(cfg, [lin.weight])
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 1, 4, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    outs = []
+    for t in range(steps):
+        set_lr(opt, lr_at(cfg, t, steps))
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        outs.append(model(x).detach())
+    return torch.stack(outs)
+
+
+def test_exp_schedule_without_momentum_is_weight_decay_exactly():
+    # Li & Arora (2020): for a scale-invariant loss, w̃_t = α^{-t} w_t, the same function.
+    constant = _scale_invariant_run("constant", 0.0, 0.05)
+    exp = _scale_invariant_run("exp", 0.0, 0.05)
+    assert (constant - exp).abs().max() < 1e-4  # BatchNorm's eps breaks the invariance by ~1e-5
+    other = _scale_invariant_run("constant", 0.0, 0.0)
+    assert (constant - other).abs().max() > 1e-2  # the weight decay itself matters here
+
+
+def test_exp_lr_factor_is_the_larger_root_and_the_schedule_grows_by_its_inverse_square():
+    from deepmanifold.training.plan import lr_at
+    from deepmanifold.training.schedule import exp_lr_factor
+
+    a = exp_lr_factor(0.1, 5e-4, 0.9)
+    assert a**2 - (1 + 0.9 - 0.1 * 5e-4) * a + 0.9 == pytest.approx(0, abs=1e-12)
+    assert a > 0.9 ** 0.5  # the larger of the two roots (their product is the momentum)
+    assert a ** (-2 * 391) == pytest.approx(1.4812, abs=5e-4)  # per epoch of 391 steps (Li & Arora)
+    assert exp_lr_factor(0.2, 0.1, 0.0) == pytest.approx(1 - 0.02)  # no momentum: 1 - lr * wd
+    cfg = {"lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "schedule": "exp"}
+    assert lr_at(cfg, 10, 100) / lr_at(cfg, 9, 100) == pytest.approx(a**-2)
+    with pytest.raises(ValueError, match="too large for momentum"):
+        exp_lr_factor(0.1, 0.05, 0.9)
+
+
+def test_exp_schedule_config_checks():
+    from deepmanifold.training.config import validate_config
+
+    base = {"arch": "mlp", "arch_options": {}, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+            "weight_decay": 5e-4, "batch_size": 8, "epochs": 1, "seed": 0, "checkpoints": 2, "schedule": "exp"}
+    assert validate_config(base)["schedule"] == "exp"
+    with pytest.raises(ValueError, match="supports optimizer 'sgd'"):
+        validate_config({**base, "optimizer": "adam"})
+    with pytest.raises(ValueError, match="no warm-up"):
+        validate_config({**base, "warmup_epochs": 1})
+    with pytest.raises(ValueError, match="too large"):
+        validate_config({**base, "weight_decay": 0.5})

@@ -132,6 +132,7 @@ _GRID_KEYS = {
     "weight_decay": ((int, float), "non-negative numbers"),
     "augmentation": (str, f"augmentations ({', '.join(AUGMENTATION_MODES)})"),
     "init": (str, f"initialisations ({', '.join(INITS)})"),
+    "schedule": (str, f"schedules ({', '.join(SCHEDULES)})"),
     "width": (int, "positive integers (architecture knob)"),
     "depth": (int, "positive integers (architecture knob)"),
 }

@@ -9,6 +9,7 @@ import numpy as np
 
 from .augment import AUGMENTATION_MODES
 from .measurements import check_measurement_name, get_measurement
+from .schedule import exp_lr_factor
 
 __all__ = [
     "CONFIG_KEYS",
@@ -62,7 +63,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "measurement_options": {},
 }
 OPTIMIZERS: tuple[str, ...] = ("sgd", "nesterov", "adam", "adamw")
-SCHEDULES: tuple[str, ...] = ("cosine", "constant")
+SCHEDULES: tuple[str, ...] = ("cosine", "constant", "exp")
 #: Initialisations: the default fresh model, or a "corner" of prediction space
 #: reached by pre-training it (docs/method.md §6, claim 4).
 INITS: tuple[str, ...] = ("default", "shuffled_labels", "tiny_subset")
@@ -132,6 +133,13 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"config[{key!r}] must be an integer >= {minimum}, got {cfg[key]!r}")
     if not is_int(cfg["seed"]) or cfg["seed"] < 0:
         raise ValueError(f"config['seed'] must be an integer >= 0, got {cfg['seed']!r}")
+    if cfg["schedule"] == "exp":
+        if cfg["optimizer"] != "sgd":
+            raise ValueError(f"config['schedule'] 'exp' is the equivalent of SGD with momentum and weight decay "
+                             f"(Li & Arora 2020); it supports optimizer 'sgd', got {cfg['optimizer']!r}")
+        if cfg.get("warmup_epochs", 0):
+            raise ValueError("config['schedule'] 'exp' takes no warm-up: set warmup_epochs = 0")
+        exp_lr_factor(cfg["lr"], cfg["weight_decay"], cfg["momentum"])  # its own range checks
     w = cfg["warmup_epochs"]
     if not is_real(w) or not 0 <= w < math.inf:
         raise ValueError(f"config['warmup_epochs'] must be a number >= 0, got {w!r}")

@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..models import build_model
 from .augment import dataset_augmentations
 from .config import MOMENTUM_OPTIMIZERS, validate_config
-from .schedule import checkpoint_steps
+from .schedule import checkpoint_steps, exp_lr_factor
 
 __all__ = [
     "TrainingPlan",
@@ -128,6 +128,8 @@ def make_optimizer(cfg: Mapping[str, Any], params) -> torch.optim.Optimizer:
     """The configured optimiser over ``params`` at the config's ``lr``."""
     name = cfg["optimizer"]
     lr, wd = float(cfg["lr"]), float(cfg["weight_decay"])
+    if cfg["schedule"] == "exp":
+        wd = 0.0  # the exponential schedule carries the weight decay's effect (exp_lr_factor)
     if name in MOMENTUM_OPTIMIZERS:
         return torch.optim.SGD(params, lr=lr, momentum=float(cfg["momentum"]), weight_decay=wd,
                                nesterov=name == "nesterov")
@@ -147,13 +149,18 @@ def lr_at(cfg: Mapping[str, Any], step: int, total: int, warmup: int = 0) -> flo
 
     ``lr * (step + 1) / warmup`` while ``step < warmup``; afterwards the schedule over
     the remaining ``total - warmup`` updates: ``lr`` (constant) or
-    ``lr * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2`` (cosine).
+    ``lr * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2`` (cosine), or
+    ``lr * α^(−2 step − 1)`` (exp, no warm-up; α from :func:`exp_lr_factor`: the
+    equivalent of constant-``lr`` SGD with the config's weight decay, which the optimiser
+    then leaves out).
     """
     lr = float(cfg["lr"])
     if step < warmup:
         return lr * (step + 1) / warmup
     if cfg["schedule"] == "constant":
         return lr
+    if cfg["schedule"] == "exp":
+        return lr * exp_lr_factor(lr, cfg["weight_decay"], cfg["momentum"]) ** (-2 * step - 1)
     return lr * 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 

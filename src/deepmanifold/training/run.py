@@ -130,7 +130,11 @@ def train_run(
           at the scheduled ``lr_s``) for ``"adamw"``;
         - ``batch_size``, ``epochs`` (ints >= 1), ``seed`` (int >= 0);
         - ``checkpoints``: target number of checkpoints (see :func:`checkpoint_steps`);
-        - ``schedule``: ``"cosine"`` or ``"constant"`` (see ``warmup_epochs``);
+        - ``schedule``: ``"cosine"``, ``"constant"`` (see ``warmup_epochs``) or ``"exp"``
+          (SGD only, no warm-up): ``lr * α^(−2s−1)`` at step ``s`` and no weight decay in
+          the optimiser, the equivalent of constant-``lr`` SGD with the configured weight
+          decay for normalised networks (Li & Arora 2020;
+          :func:`~deepmanifold.training.schedule.exp_lr_factor`);
         - ``warmup_epochs`` (optional, number in [0, epochs], default 0): with
           ``W = floor(warmup_epochs * steps_per_epoch + 1/2)`` (:func:`warmup_steps`)
           and ``S = epochs * steps_per_epoch``, the update at step ``s`` (model

@@ -1,4 +1,4 @@
-"""Checkpoint schedules: when along a run the recorder evaluates the probe sets."""
+"""Schedules: when along a run the recorder evaluates the probe sets, and the exponential learning rate."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["checkpoint_steps"]
+__all__ = ["checkpoint_steps", "exp_lr_factor"]
 
 
 def _is_whole(value) -> bool:
@@ -74,3 +74,32 @@ def checkpoint_steps(total_steps: int, n_checkpoints: int) -> np.ndarray:
     out = np.asarray(steps, dtype=np.int64)
     assert out[-1] == total and len(out) == n and np.all(np.diff(out) > 0)
     return out
+
+
+def exp_lr_factor(lr: float, weight_decay: float, momentum: float) -> float:
+    """The factor ``α`` of the exponential learning rate equivalent to SGD with weight decay.
+
+    Li & Arora (ICLR 2020, Theorem 1.1): for a network whose loss is invariant to the scale
+    of its weights (every weight layer followed by a normalisation), SGD with learning rate
+    ``η``, momentum ``γ`` and weight decay ``λ`` trains like SGD with momentum ``γ``, no
+    weight decay and the learning rate ``η α^{−2t−1}`` at step ``t``, where ``α`` is the
+    larger root of
+
+    .. math:: x^2 - (1 + γ - λη)\,x + γ = 0.
+
+    Raises
+    ------
+    ValueError
+        A root that is not real and in ``(0, 1]`` (``λη`` too large for the momentum:
+        ``(1 + γ − λη)² < 4γ``), or arguments out of range.
+    """
+    eta, lam, gamma = float(lr), float(weight_decay), float(momentum)
+    if not (eta > 0 and lam >= 0 and 0 <= gamma < 1) or not all(map(math.isfinite, (eta, lam, gamma))):
+        raise ValueError(f"the exponential learning rate needs lr > 0, weight_decay >= 0 and momentum in [0, 1), "
+                         f"got {lr!r}, {weight_decay!r}, {momentum!r}")
+    b = 1.0 + gamma - lam * eta
+    disc = b * b - 4.0 * gamma
+    if disc < 0 or b <= 0:
+        raise ValueError(f"no real factor: lr * weight_decay = {lam * eta:.4g} is too large for momentum {gamma} "
+                         "(the equivalence needs (1 + momentum - lr * weight_decay)^2 >= 4 momentum)")
+    return (b + math.sqrt(disc)) / 2.0
