@@ -121,7 +121,7 @@ _TRAIN_KEYS = {
                                   "[train.measurement_options.capacity] n_t = 100"),
 }
 _OPTIMIZER_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "momentum", "weight_decay", "warmup_epochs")}
-_ZIP_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "batch_size", "weight_decay", "epochs", "warmup_epochs")}
+_ZIP_KEYS = {k: _TRAIN_KEYS[k] for k in ("lr", "batch_size", "weight_decay", "epochs", "warmup_epochs", "schedule")}
 _GRID_KEYS = {
     "arch": (str, "architecture names"),
     "optimizer": (str, "optimiser names"),
