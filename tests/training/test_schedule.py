@@ -170,3 +170,11 @@ def test_exp_schedule_config_checks():
         validate_config({**base, "warmup_epochs": 1})
     with pytest.raises(ValueError, match="too large"):
         validate_config({**base, "weight_decay": 0.5})
+
+
+def test_the_training_schedules_factor_is_theorys():
+    from deepmanifold.theory import exp_lr_alpha
+    from deepmanifold.training.schedule import exp_lr_factor
+
+    for lr, wd, m in ((0.1, 5e-4, 0.9), (0.05, 5e-3, 0.9), (0.2, 0.1, 0.0), (0.1, 0.0, 0.5)):
+        assert exp_lr_factor(lr, wd, m) == pytest.approx(exp_lr_alpha(lr, wd, m), rel=1e-12)

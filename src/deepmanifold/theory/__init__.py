@@ -22,6 +22,10 @@ import importlib
 _WHERE = {
     "io_modes": "_deep_linear", "IOModes": "_deep_linear", "mode_strengths": "_deep_linear",
     "half_times": "_deep_linear", "linear_learning_curve": "_deep_linear", "mode_projections": "_deep_linear",
+    "q_star": "_signal", "chi_1": "_signal", "length_map": "_signal", "correlation_map": "_signal",
+    "critical_sigma_w2": "_signal", "order_chaos_boundary": "_signal", "depth_scales": "_signal",
+    "DepthScales": "_signal",
+    "exp_lr_alpha": "_exp_lr", "exp_lr_schedule": "_exp_lr",
 }
 
 __all__ = sorted(_WHERE)
