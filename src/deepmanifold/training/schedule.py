@@ -77,7 +77,7 @@ def checkpoint_steps(total_steps: int, n_checkpoints: int) -> np.ndarray:
 
 
 def exp_lr_factor(lr: float, weight_decay: float, momentum: float) -> float:
-    """The factor ``α`` of the exponential learning rate equivalent to SGD with weight decay.
+    r"""The factor ``α`` of the exponential learning rate equivalent to SGD with weight decay.
 
     Li & Arora (ICLR 2020, Theorem 1.1): for a network whose loss is invariant to the scale
     of its weights (every weight layer followed by a normalisation), SGD with learning rate
