@@ -278,6 +278,58 @@ def rfm(
         console.print(f"report: [bold cyan]{path.resolve()}[/]")
 
 
+@app.command(cls=_Command)
+def ntk(
+    spec: Path = typer.Argument(..., metavar="SPEC", help="TOML sweep spec whose data and probe sets the kernel uses."),
+    store: Optional[Path] = typer.Option(None, help="Store folder (default: the spec's [sweep] store)."),
+    depth: int = typer.Option(3, min=1, help="Affine layers of the infinitely wide network."),
+    activation: str = typer.Option("relu", help="relu or erf."),
+    sigma_w2: float = typer.Option(2.0, help="Weight variance σ_w² (2: He initialisation for ReLU)."),
+    sigma_b2: float = typer.Option(0.0, help="Bias variance σ_b²."),
+    checkpoints: int = typer.Option(50, min=2, help="Recorded times along the gradient flow."),
+    horizon: float = typer.Option(1e4, help="Last time, in units of the fastest mode's time 1/(ηλ_max)."),
+    temperature: Optional[float] = typer.Option(None, help="Softmax temperature (default: fitted to the test "
+                                                "probe at the last time)."),
+    train_size: Optional[int] = typer.Option(None, min=1, help="Use a stratified subset of this many training "
+                                             "samples (the NTK is O(n^2) memory, O(n^3) time)."),
+    seed: int = typer.Option(0, min=0, help="Seed of the subset."),
+    report: bool = typer.Option(True, help="Rewrite the store's HTML report afterwards."),
+) -> None:
+    """Record the infinitely wide network's training path (the NTK limit) as a run beside SPEC's networks.
+
+    The NTK of a fully connected network is computed on SPEC's training data; the
+    linearised network's gradient flow on the squared loss, from its mean initial output
+    (ignorance) to the one-hot targets, is turned into class probabilities on SPEC's probe
+    sets at geometric times and stored as a run with architecture "ntk", so the report and
+    `analyze` draw the kernel limit's path in the same picture. The same settings twice
+    are skipped the second time.
+    """
+    from deepmanifold.store import StoreError
+    from deepmanifold.theory.ntk_runs import record_ntk_run
+
+    started = time.perf_counter()
+    sweep = _load_spec(spec)
+    store_path = store or sweep.store
+    console.print(f"[bold]ntk[/] ({activation}, depth {depth}) on {sweep.name}'s data → store [cyan]{store_path}[/]")
+    try:
+        result = record_ntk_run(store_path, sweep, depth=depth, activation=activation, sigma_w2=sigma_w2,
+                                sigma_b2=sigma_b2, checkpoints=checkpoints, horizon=horizon, temperature=temperature,
+                                train_size=train_size, seed=seed)
+    except (ValueError, StoreError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _write_failed(exc, Path(store_path))
+    if result.status == "skipped":
+        console.print(f"run {result.run_id} is already in the store: skipped")
+    else:
+        console.print(f"run {result.run_id} committed in {time.perf_counter() - started:.1f}s: temperature "
+                      f"{result.temperature:.3g}, final test acc {result.test_accuracy[-1]:.3f}")
+    if report:
+        path = _write_store_report(store_path, None, {"command": "deepmanifold " + " ".join(
+            shlex.quote(a) for a in sys.argv[1:])})
+        console.print(f"report: [bold cyan]{path.resolve()}[/]")
+
+
 @app.command("report", cls=_Command)
 def report_cmd(
     store: Path = typer.Argument(..., help="Store folder written by `deepmanifold run`."),

@@ -1,5 +1,7 @@
 """The kernel limit recorded as a run: from ignorance to kernel regression, readable like any run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from deepmanifold.sweeps.spec import load_spec
 from deepmanifold.theory import kernel_regression, ntk
 from deepmanifold.theory.ntk_runs import record_ntk_run
 
-SPEC = "examples/digits.toml"
+SPEC = str(Path(__file__).resolve().parents[2] / "examples" / "digits.toml")
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,20 @@ def test_bad_parameters_store_nothing(tmp_path):
     with pytest.raises(ValueError, match="horizon"):
         record_ntk_run(tmp_path / "s", SPEC, horizon=0.5)
     assert not (tmp_path / "s").exists() or not Store(tmp_path / "s").records()[0]
+
+
+def test_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepmanifold import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli.app, ["ntk", SPEC, "--store", str(tmp_path / "s"), "--depth", "2",
+                                     "--checkpoints", "5", "--train-size", "200", "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "committed" in result.output and "temperature" in result.output
+    [run_id] = Store(tmp_path / "s").run_ids()
+    assert Store(tmp_path / "s").record(run_id).config["arch_options"]["depth"] == 2
+    bad = runner.invoke(cli.app, ["ntk", SPEC, "--store", str(tmp_path / "s"), "--activation", "tanh",
+                                  "--no-report"])
+    assert bad.exit_code == 2 and "activation" in bad.output and "Traceback" not in bad.output
