@@ -85,3 +85,14 @@ def test_readme_layer_probes_example_runs():
     single = information_plane(reps["net.4"], y[:500], method="kde")
     assert single.i_xt[0] == pytest.approx(plane.i_xt[1])
     assert 0 <= ns["collapse"].nc4 <= 1 and 1 <= ns["rank"] <= 128
+
+
+def test_readme_theory_example_runs():
+    block = _block("from deepmanifold.theory import")
+    ns: dict = {}
+    exec(compile(block, "README.md", "exec"), ns)  # noqa: S102 - our own documentation
+    y = ns["y"]
+    assert np.mean(ns["predicted"] == y[1000:]) > 0.9  # the NTK's kernel regression classifies digits
+    assert ns["critical"] == pytest.approx(1.761, abs=1e-3)
+    assert ns["scales"].chi_1 < 1 and np.isfinite(ns["scales"].xi_c)  # below the edge: ordered
+    assert ns["alpha"] ** (-2 * 391) == pytest.approx(1.4812, abs=1e-3)
