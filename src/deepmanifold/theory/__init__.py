@@ -4,7 +4,9 @@
   depth), :func:`kernel_regression`, :func:`linearized_trajectory` (gradient flow of an
   infinitely wide network) with :func:`probabilities_from_outputs` and
   :func:`fit_temperature`, :func:`empirical_ntk` and :func:`kernel_distance` of a torch
-  model; :func:`record_ntk_run` stores the kernel limit's path as a run ``"ntk"``.
+  model; :func:`record_ntk_run` stores the kernel limit's path as a run ``"ntk"``;
+  :class:`NTKMeasurement`, the recorder's ``"ntk"``, records how far a network's kernel
+  moves from its start while it trains.
 - Deep linear networks (Saxe, McClelland & Ganguli 2014, 2019): :func:`io_modes`,
   :func:`mode_strengths`, :func:`half_times`, :func:`linear_learning_curve`,
   :func:`mode_projections`.
@@ -26,7 +28,7 @@ _WHERE = {
     "linearized_trajectory": "_linearized", "LinearizedTrajectory": "_linearized",
     "probabilities_from_outputs": "_linearized", "fit_temperature": "_linearized", "TemperatureFit": "_linearized",
     "empirical_ntk": "_empirical", "kernel_distance": "_empirical",
-    "record_ntk_run": "ntk_runs", "NTKRunResult": "ntk_runs",
+    "record_ntk_run": "ntk_runs", "NTKRunResult": "ntk_runs", "NTKMeasurement": "measurement",
     "io_modes": "_deep_linear", "IOModes": "_deep_linear", "mode_strengths": "_deep_linear",
     "half_times": "_deep_linear", "linear_learning_curve": "_deep_linear", "mode_projections": "_deep_linear",
     "q_star": "_signal", "chi_1": "_signal", "length_map": "_signal", "correlation_map": "_signal",

@@ -66,6 +66,7 @@ MEASUREMENTS: dict[str, str] = {
     "capacity": "deepmanifold.probes.measurement:CapacityMeasurement",
     "infoplane": "deepmanifold.probes.measurement:InformationPlaneMeasurement",
     "collapse": "deepmanifold.probes.measurement:CollapseMeasurement",
+    "ntk": "deepmanifold.theory.measurement:NTKMeasurement",
 }
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
