@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "flatten", "jsonable"]
+__all__ = ["check_int", "flatten", "jsonable", "numba_cache_enabled"]
 
 
 def check_int(value: Any, name: str, *, low: int = 1) -> int:
@@ -68,3 +69,20 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def numba_cache_enabled(module_file: str) -> bool:
+    """Whether numba may cache the kernels compiled in ``module_file``'s module.
+
+    Its cache folder (``NUMBA_CACHE_DIR``, else the module's ``__pycache__``) must be
+    writable; ``DEEPMANIFOLD_NUMBA_CACHE=0`` turns caching off.
+    """
+    if os.environ.get("DEEPMANIFOLD_NUMBA_CACHE", "1") == "0":
+        return False
+    here = os.path.join(os.path.dirname(os.path.abspath(module_file)), "__pycache__")
+    target = os.environ.get("NUMBA_CACHE_DIR") or here
+    try:
+        os.makedirs(target, exist_ok=True)
+        return os.access(target, os.W_OK)
+    except OSError:
+        return False

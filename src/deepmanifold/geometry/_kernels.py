@@ -35,6 +35,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from deepmanifold.utils import numba_cache_enabled
+
 _LN2 = math.log(2.0)
 
 
@@ -48,20 +50,7 @@ def renorm_interval(floor: float) -> int:
     return max(1, min(k, 64))
 
 
-def _cache_enabled() -> bool:
-    """Whether numba may cache compiled kernels (its cache dir must be writable)."""
-    if os.environ.get("DEEPMANIFOLD_NUMBA_CACHE", "1") == "0":
-        return False
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-    target = os.environ.get("NUMBA_CACHE_DIR") or here
-    try:
-        os.makedirs(target, exist_ok=True)
-        return os.access(target, os.W_OK)
-    except OSError:
-        return False
-
-
-CACHE = _cache_enabled()
+CACHE = numba_cache_enabled(__file__)
 
 
 @njit(fastmath=False, nogil=True, inline="always")

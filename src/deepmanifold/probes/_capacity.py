@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,25 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from deepmanifold.utils import check_int
+from deepmanifold.utils import check_int, numba_cache_enabled
 
 __all__ = ["CapacityResult", "SimulatedCapacity", "manifold_capacity", "simulated_capacity"]
 
 
-def _cache_enabled() -> bool:
-    """Whether numba may cache the compiled kernels (same switch as the geometry kernels)."""
-    if os.environ.get("DEEPMANIFOLD_NUMBA_CACHE", "1") == "0":
-        return False
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
-    target = os.environ.get("NUMBA_CACHE_DIR") or here
-    try:
-        os.makedirs(target, exist_ok=True)
-        return os.access(target, os.W_OK)
-    except OSError:
-        return False
-
-
-_CACHE = _cache_enabled()
+_CACHE = numba_cache_enabled(__file__)
 # Reordered sums and fused multiply-adds let the solver's dot products vectorise; NaN and
 # inf keep their meaning (no "nnan"/"ninf"), so the comparisons that end its loops hold.
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
