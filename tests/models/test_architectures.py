@@ -364,3 +364,32 @@ def test_wrn_depth_must_be_6n_plus_4(depth):
 def test_bad_other_knobs(name, knobs, match):
     with pytest.raises(ValueError, match=match):
         build_model(name, (1, 8, 8), 10, **knobs)
+
+
+def test_mean_field_mlp_propagates_signals_as_the_theory_says():
+    from deepmanifold.theory import q_star
+
+    torch.manual_seed(0)
+    model = build_model("mf_mlp", (1, 8, 8), 10, width=1000, depth=20, activation="tanh", sigma_w2=1.5,
+                        sigma_b2=0.05)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    W = linears[5].weight.detach()
+    assert W.var().item() == pytest.approx(1.5 / 1000, rel=0.02)
+    assert linears[5].bias.detach().var().item() == pytest.approx(0.05, rel=0.15)
+    pre = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: pre.append(out.detach())) for m in linears[:-1]]
+    with torch.no_grad():
+        model(torch.randn(64, 1, 8, 8))
+    for h in hooks:
+        h.remove()
+    q_deep = torch.stack([p.pow(2).mean() for p in pre[10:]]).mean().item()  # the length has converged
+    assert q_deep == pytest.approx(q_star("tanh", 1.5, 0.05), rel=0.05)
+
+
+def test_mean_field_mlp_refuses_bad_knobs():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        build_model("mf_mlp", (1, 4, 4), 3, activation="gelu")
+    with pytest.raises(ValueError, match="sigma_b2"):
+        build_model("mf_mlp", (1, 4, 4), 3, sigma_b2=-1.0)
+    with pytest.raises(ValueError, match="sigma_w2"):
+        build_model("mf_mlp", (1, 4, 4), 3, sigma_w2=0.0)

@@ -1,6 +1,7 @@
 """The model zoo behind one registry: name + size knobs -> ``nn.Module``."""
 
 from .linear import DeepLinear
+from .mean_field import MeanFieldMLP
 from .registry import (
     available_models,
     build_model,
@@ -19,6 +20,7 @@ __all__ = [
     "WideResNet",
     "ViT",
     "DeepLinear",
+    "MeanFieldMLP",
     "available_models",
     "build_model",
     "count_parameters",

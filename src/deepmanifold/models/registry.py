@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .linear import DeepLinear
+from .mean_field import MeanFieldMLP
 from .vit import ViT
 from .wrn import WideResNet
 from .zoo import MLP, AllCNN, ConvMixer
@@ -28,6 +29,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "wrn": WideResNet,
     "vit": ViT,
     "linear": DeepLinear,
+    "mf_mlp": MeanFieldMLP,
 }
 
 
@@ -72,7 +74,7 @@ def build_model(
         One of :func:`available_models`: ``"mlp"`` (:class:`MLP`), ``"cnn"``
         (:class:`AllCNN`), ``"convmixer"`` (:class:`ConvMixer`), ``"wrn"``
         (:class:`WideResNet`), ``"vit"`` (:class:`ViT`), ``"linear"``
-        (:class:`DeepLinear`).
+        (:class:`DeepLinear`), ``"mf_mlp"`` (:class:`MeanFieldMLP`).
     input_shape : tuple (C_in, H, W)
         Shape of one input.
     n_classes : int
