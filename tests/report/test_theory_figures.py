@@ -80,3 +80,27 @@ def test_bad_arguments_say_what_was_wrong(kwargs, match):
 def test_default_figure_is_quick_enough_for_a_report():
     fig = phase_diagram_figure()
     assert np.array(fig["data"][0]["z"], dtype=float).shape == (40, 40)
+
+
+def test_the_report_draws_its_mean_field_mlps_on_the_phase_diagram(tmp_path, make_picture):
+    import dataclasses
+    import re
+
+    from deepmanifold.report import write_report
+
+    plain = make_picture(n_runs=3)
+    assert 'id="dm-phase"' not in write_report(tmp_path / "a.html", {"test": plain}, title="t").read_text()
+    runs = [dataclasses.replace(run, config={"arch": "mf_mlp", "seed": i,
+                                             "arch_options": {"sigma_w2": 1.0 + i, "depth": 10}})
+            for i, run in enumerate(plain.runs)]
+    page = write_report(tmp_path / "b.html", {"test": dataclasses.replace(plain, runs=runs)}, title="t").read_text()
+    assert 'id="dm-phase"' in page
+    # The markers sit at each run's sigma_w^2 (sigma_b^2 at the model's default 0.05), coloured by
+    # its final train accuracy.
+    from deepmanifold.report.page import _theory_parts
+
+    [part] = _theory_parts(dataclasses.replace(plain, runs=runs))
+    values = [t for t in part.figure["figure"]["data"] if t.get("mode") == "markers" and "marker" in t
+              and "color" in t["marker"] and isinstance(t["marker"]["color"], list)][0]
+    assert list(values["x"]) == [1.0, 2.0, 3.0] and list(values["y"]) == [0.05] * 3
+    np.testing.assert_allclose(values["marker"]["color"], [run.metrics["train_acc"][-1] for run in runs], rtol=1e-4)

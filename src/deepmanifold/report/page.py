@@ -22,6 +22,7 @@ from deepmanifold.report.analysis_figures import analysis_figures
 from deepmanifold.report.feature_figures import agop_figure, nfa_figure
 from deepmanifold.report.layer_figures import (CAPACITY_ROWS, COLLAPSE_ROWS, capacity_gain_figure,
                                                information_plane_figure, layer_grid_figure)
+from deepmanifold.report.theory_figures import phase_diagram_figure
 from deepmanifold.report.figures import (
     ARCHITECTURE,
     RunColouring,
@@ -387,6 +388,7 @@ def _figure_parts(pictures: Mapping[str, Picture], colours: Mapping[str, str]) -
             accuracy_figure(pictures[main], colours), link="accuracy"),
         *_feature_parts(pictures[main], colours),
         *_layer_parts(pictures[main], colours),
+        *_theory_parts(pictures[main]),
     ]
 
 
@@ -410,6 +412,35 @@ def _feature_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
             "outputs are sensitive to) and its leading eigenvectors (red and blue: opposite "
             "signs; magnitude for colour images).", images))
     return parts
+
+
+def _theory_parts(picture: Picture) -> list[_Part]:
+    """The order/chaos phase diagram with the mean-field MLPs (``mf_mlp``) of the picture on it."""
+    from deepmanifold.models import model_knobs
+
+    runs = [run for run in picture.runs if run.config.get("arch") == "mf_mlp"]
+    if not runs:
+        return []
+    knobs = [{**model_knobs("mf_mlp"), **(run.config.get("arch_options") or {})} for run in runs]
+    activations = [k["activation"] for k in knobs]
+    activation = max(set(activations), key=activations.count)
+    points = []
+    for run, k in zip(runs, knobs):
+        if k["activation"] != activation:
+            continue
+        acc = np.asarray(run.metrics.get("train_acc", [np.nan]), dtype=float)
+        value = float(acc[np.argmax(np.asarray(run.steps))]) if acc.size else None
+        points.append((float(k["sigma_w2"]), float(k["sigma_b2"]),
+                       f"{run.run_label} (depth {k['depth']})", None if value is None or np.isnan(value) else value))
+    fig = phase_diagram_figure(activation, runs=points, value_title="final train accuracy",
+                               sigma_w2_max=max(4.0, 1.1 * max(p[0] for p in points)),
+                               sigma_b2_max=max(0.5, 1.1 * max(p[1] for p in points)))
+    return [_figure_part(
+        "dm-phase", f"Signal propagation: the {_esc(activation)} networks on the phase diagram",
+        "Colour: the number of layers ξ_c over which two inputs' correlation relaxes in a random "
+        "network of these weight and bias variances (docs/method.md §11.3); black: the order/chaos "
+        "boundary, where ξ_c diverges. Markers: the sweep's mean-field MLPs, coloured by their final "
+        "train accuracy; networks much deeper than 6 ξ_c should not train.", fig, link="phase diagram")]
 
 
 def _layer_parts(picture: Picture, colours: Mapping[str, str]) -> list[_Part]:
