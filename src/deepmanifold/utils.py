@@ -6,6 +6,7 @@ import them without importing another room.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_int", "flatten", "jsonable", "numba_cache_enabled"]
+__all__ = ["check_int", "flatten", "jsonable", "lazy_exports", "numba_cache_enabled"]
 
 
 def check_int(value: Any, name: str, *, low: int = 1) -> int:
@@ -86,3 +87,20 @@ def numba_cache_enabled(module_file: str) -> bool:
         return os.access(target, os.W_OK)
     except OSError:
         return False
+
+
+def lazy_exports(package: str, where: Mapping[str, str]):
+    """``(__getattr__, __dir__)`` for a package whose public names are imported on first use.
+
+    ``where`` maps each public name to the submodule (relative to ``package``) that defines
+    it, so that importing the package imports none of them (PEP 562).
+    """
+    def __getattr__(name: str):
+        if name in where:
+            return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(vars(importlib.import_module(package))) | set(where))
+
+    return __getattr__, __dir__

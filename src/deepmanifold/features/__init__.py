@@ -24,7 +24,7 @@ Names are imported on first use, so ``import deepmanifold.features`` stays light
 
 from __future__ import annotations
 
-import importlib
+from deepmanifold.utils import lazy_exports
 
 _WHERE = {
     "agop": "_agop", "layer_agops": "_agop", "weight_gram": "_agop", "matrix_power_psd": "_agop",
@@ -37,12 +37,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

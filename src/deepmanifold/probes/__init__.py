@@ -23,7 +23,7 @@ Names are imported on first use, so ``import deepmanifold.probes`` stays light.
 
 from __future__ import annotations
 
-import importlib
+from deepmanifold.utils import lazy_exports
 
 _WHERE = {
     "manifold_capacity": "_capacity", "simulated_capacity": "_capacity", "CapacityResult": "_capacity",
@@ -38,12 +38,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

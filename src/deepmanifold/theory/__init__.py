@@ -20,7 +20,7 @@ Names are imported on first use, so ``import deepmanifold.theory`` stays light.
 
 from __future__ import annotations
 
-import importlib
+from deepmanifold.utils import lazy_exports
 
 _WHERE = {
     "nngp": "_kernels", "ntk": "_kernels", "nngp_and_ntk": "_kernels", "kernel_regression": "_kernels",
@@ -39,12 +39,4 @@ _WHERE = {
 
 __all__ = sorted(_WHERE)
 
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
