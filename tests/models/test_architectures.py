@@ -393,3 +393,32 @@ def test_mean_field_mlp_refuses_bad_knobs():
         build_model("mf_mlp", (1, 4, 4), 3, sigma_b2=-1.0)
     with pytest.raises(ValueError, match="sigma_w2"):
         build_model("mf_mlp", (1, 4, 4), 3, sigma_w2=0.0)
+
+
+def test_delta_orthogonal_convolutions_preserve_the_norm_of_every_pixel():
+    torch.manual_seed(0)
+    model = build_model("mf_cnn", (3, 8, 8), 10, width=16, depth=30, activation="tanh", sigma_w2=1.0,
+                        sigma_b2=0.0, init="delta_orthogonal")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    for conv in convs[1:]:
+        W = conv.weight.detach().clone()
+        centre = W[:, :, 1, 1].clone()
+        torch.testing.assert_close(centre.T @ centre, torch.eye(16), atol=1e-5, rtol=0)  # orthogonal
+        W[:, :, 1, 1] = 0
+        assert W.abs().max() == 0  # every other tap is zero
+    # With sigma_w^2 = 1, no bias and a linear stand-in for tanh, each pixel's channel vector keeps its norm.
+    x = torch.randn(4, 16, 8, 8)
+    with torch.no_grad():
+        y = x
+        for conv in convs[1:]:
+            y = conv(y)
+    torch.testing.assert_close(y.norm(dim=1), x.norm(dim=1), atol=1e-4, rtol=1e-4)
+
+
+def test_gaussian_convolutions_have_the_mean_field_variance():
+    torch.manual_seed(0)
+    model = build_model("mf_cnn", (1, 8, 8), 10, width=64, depth=3, sigma_w2=2.0, init="gaussian")
+    W = [m for m in model.modules() if isinstance(m, nn.Conv2d)][1].weight.detach()
+    assert W.var().item() == pytest.approx(2.0 / (64 * 9), rel=0.05)
+    with pytest.raises(ValueError, match="init must be one of"):
+        build_model("mf_cnn", (1, 8, 8), 10, init="xavier")

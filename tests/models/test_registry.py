@@ -36,7 +36,7 @@ SMALL = {
 
 
 def test_available_models_sorted():
-    assert available_models() == ["cnn", "convmixer", "linear", "mf_mlp", "mlp", "vit", "wrn"]
+    assert available_models() == ["cnn", "convmixer", "linear", "mf_cnn", "mf_mlp", "mlp", "vit", "wrn"]
 
 
 def test_model_knobs_are_the_constructor_defaults():

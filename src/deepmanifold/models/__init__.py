@@ -1,7 +1,7 @@
 """The model zoo behind one registry: name + size knobs -> ``nn.Module``."""
 
 from .linear import DeepLinear
-from .mean_field import MeanFieldMLP
+from .mean_field import MeanFieldCNN, MeanFieldMLP
 from .registry import (
     available_models,
     build_model,
@@ -21,6 +21,7 @@ __all__ = [
     "ViT",
     "DeepLinear",
     "MeanFieldMLP",
+    "MeanFieldCNN",
     "available_models",
     "build_model",
     "count_parameters",

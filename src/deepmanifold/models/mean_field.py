@@ -1,4 +1,4 @@
-"""The network of mean-field signal-propagation theory: a deep fully connected stack, no normalisation."""
+"""The networks of mean-field signal-propagation theory: deep fully connected and convolutional stacks, no normalisation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 from ._common import SequentialClassifier, check_positive_number, fully_connected
 
-__all__ = ["MeanFieldMLP"]
+__all__ = ["MeanFieldCNN", "MeanFieldMLP", "delta_orthogonal_"]
 
 
 class Erf(nn.Module):
@@ -63,3 +63,81 @@ class MeanFieldMLP(SequentialClassifier):
                 if isinstance(layer, nn.Linear):
                     layer.weight.normal_(0.0, math.sqrt(sigma_w2 / layer.in_features))
                     layer.bias.normal_(0.0, math.sqrt(sigma_b2)) if sigma_b2 > 0 else layer.bias.zero_()
+
+
+#: Initialisations of :class:`MeanFieldCNN`'s convolutions.
+CNN_INITS = ("gaussian", "delta_orthogonal")
+
+
+def delta_orthogonal_(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    """Fill a convolution's ``(c_out, c_in, k, k)`` weight with the delta-orthogonal kernel.
+
+    Every tap is zero but the centre one, which is ``gain`` times a random orthogonal
+    ``(c_out, c_in)`` matrix (orthonormal rows or columns, whichever are fewer; ``c_out >=
+    c_in`` keeps every input direction): at initialisation the convolution mixes channels
+    orthogonally at each pixel, so signals keep their norm through any depth (Xiao,
+    Bahri, Sohl-Dickstein, Schoenholz & Pennington, ICML 2018).
+    """
+    c_out, c_in, kh, kw = weight.shape
+    with torch.no_grad():
+        weight.zero_()
+        q, r = torch.linalg.qr(torch.randn(max(c_out, c_in), min(c_out, c_in)))
+        q = q * torch.sign(torch.diagonal(r))  # Haar-distributed
+        weight[:, :, kh // 2, kw // 2] = gain * (q if c_out >= c_in else q.T)
+    return weight
+
+
+class MeanFieldCNN(nn.Module):
+    """Deep convolutional network initialised as in mean-field theory, optionally delta-orthogonal.
+
+    ``[Conv3x3(width, stride 1, same padding) -> activation] * depth -> global average
+    pooling -> Linear(n_classes)``, no normalisation; biases ``N(0, σ_b²)``; convolution
+    weights either ``N(0, σ_w²/fan_in)`` (``"gaussian"``) or delta-orthogonal with gain
+    ``σ_w`` (:func:`delta_orthogonal_`), which Xiao et al. (2018) used to train
+    10,000-layer tanh CNNs at the critical ``σ_w²``.
+
+    Parameters
+    ----------
+    input_shape : tuple (C_in, H, W)
+    n_classes : int
+    width : int
+        Channels of every convolution.
+    depth : int
+        Number of convolutions (>= 1).
+    activation : {"tanh", "relu", "erf"}
+    sigma_w2, sigma_b2 : float
+    init : {"gaussian", "delta_orthogonal"}
+    """
+
+    def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 32, depth: int = 10,
+                 activation: str = "tanh", sigma_w2: float = 1.76, sigma_b2: float = 0.05,
+                 init: str = "delta_orthogonal") -> None:
+        super().__init__()
+        from ._common import check_positive_ints
+
+        check_positive_ints(width=width, depth=depth)
+        if activation not in MEAN_FIELD_ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(MEAN_FIELD_ACTIVATIONS)}, got {activation!r}")
+        if init not in CNN_INITS:
+            raise ValueError(f"init must be one of {CNN_INITS}, got {init!r}")
+        check_positive_number("sigma_w2", sigma_w2)
+        if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, (int, float)) or not 0 <= sigma_b2 < math.inf:
+            raise ValueError(f"sigma_b2 must be a number >= 0, got {sigma_b2!r}")
+        c_in = input_shape[0]
+        layers: list[nn.Module] = []
+        for i in range(depth):
+            conv = nn.Conv2d(c_in if i == 0 else width, width, 3, padding=1)
+            if init == "delta_orthogonal":
+                delta_orthogonal_(conv.weight, math.sqrt(sigma_w2))
+            else:
+                with torch.no_grad():
+                    conv.weight.normal_(0.0, math.sqrt(sigma_w2 / (conv.in_channels * 9)))
+            with torch.no_grad():
+                conv.bias.normal_(0.0, math.sqrt(sigma_b2)) if sigma_b2 > 0 else conv.bias.zero_()
+            layers += [conv, MEAN_FIELD_ACTIVATIONS[activation]()]
+        self.net = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> logits (B, n_classes)."""
+        return self.head(self.net(x))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .linear import DeepLinear
-from .mean_field import MeanFieldMLP
+from .mean_field import MeanFieldCNN, MeanFieldMLP
 from .vit import ViT
 from .wrn import WideResNet
 from .zoo import MLP, AllCNN, ConvMixer
@@ -30,6 +30,7 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "vit": ViT,
     "linear": DeepLinear,
     "mf_mlp": MeanFieldMLP,
+    "mf_cnn": MeanFieldCNN,
 }
 
 
@@ -74,7 +75,8 @@ def build_model(
         One of :func:`available_models`: ``"mlp"`` (:class:`MLP`), ``"cnn"``
         (:class:`AllCNN`), ``"convmixer"`` (:class:`ConvMixer`), ``"wrn"``
         (:class:`WideResNet`), ``"vit"`` (:class:`ViT`), ``"linear"``
-        (:class:`DeepLinear`), ``"mf_mlp"`` (:class:`MeanFieldMLP`).
+        (:class:`DeepLinear`), ``"mf_mlp"`` (:class:`MeanFieldMLP`), ``"mf_cnn"``
+        (:class:`MeanFieldCNN`).
     input_shape : tuple (C_in, H, W)
         Shape of one input.
     n_classes : int
