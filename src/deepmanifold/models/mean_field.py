@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ._common import SequentialClassifier, check_positive_number, fully_connected
+from ._common import SequentialClassifier, check_positive_ints, check_positive_number, fully_connected
 
 __all__ = ["MeanFieldCNN", "MeanFieldMLP", "delta_orthogonal_"]
 
@@ -19,8 +19,23 @@ class Erf(nn.Module):
         return torch.erf(x)
 
 
-#: Activation functions of :class:`MeanFieldMLP`, by name.
+#: Activation functions of the mean-field networks, by name.
 MEAN_FIELD_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "erf": Erf}
+
+
+def _check_mean_field(activation, sigma_w2, sigma_b2) -> type[nn.Module]:
+    """The activation's module class, after the checks both mean-field networks make."""
+    if activation not in MEAN_FIELD_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(MEAN_FIELD_ACTIVATIONS)}, got {activation!r}")
+    check_positive_number("sigma_w2", sigma_w2)
+    if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, (int, float)) or not 0 <= sigma_b2 < math.inf:
+        raise ValueError(f"sigma_b2 must be a number >= 0, got {sigma_b2!r}")
+    return MEAN_FIELD_ACTIVATIONS[activation]
+
+
+def _init_bias(bias: torch.Tensor, sigma_b2: float) -> None:
+    with torch.no_grad():
+        bias.normal_(0.0, math.sqrt(sigma_b2)) if sigma_b2 > 0 else bias.zero_()
 
 
 class MeanFieldMLP(SequentialClassifier):
@@ -50,19 +65,14 @@ class MeanFieldMLP(SequentialClassifier):
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 256, depth: int = 10,
                  activation: str = "tanh", sigma_w2: float = 1.76, sigma_b2: float = 0.05) -> None:
         super().__init__()
-        if activation not in MEAN_FIELD_ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(MEAN_FIELD_ACTIVATIONS)}, got {activation!r}")
-        check_positive_number("sigma_w2", sigma_w2)
-        if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, (int, float)) or not 0 <= sigma_b2 < math.inf:
-            raise ValueError(f"sigma_b2 must be a number >= 0, got {sigma_b2!r}")
-        act = MEAN_FIELD_ACTIVATIONS[activation]
+        act = _check_mean_field(activation, sigma_w2, sigma_b2)
         self.net = fully_connected(input_shape, n_classes, width, depth,
                                    lambda fan_in, w: [nn.Linear(fan_in, w), act()], head_bias=True)
         with torch.no_grad():
             for layer in self.net:
                 if isinstance(layer, nn.Linear):
                     layer.weight.normal_(0.0, math.sqrt(sigma_w2 / layer.in_features))
-                    layer.bias.normal_(0.0, math.sqrt(sigma_b2)) if sigma_b2 > 0 else layer.bias.zero_()
+                    _init_bias(layer.bias, sigma_b2)
 
 
 #: Initialisations of :class:`MeanFieldCNN`'s convolutions.
@@ -113,16 +123,10 @@ class MeanFieldCNN(nn.Module):
                  activation: str = "tanh", sigma_w2: float = 1.76, sigma_b2: float = 0.05,
                  init: str = "delta_orthogonal") -> None:
         super().__init__()
-        from ._common import check_positive_ints
-
         check_positive_ints(width=width, depth=depth)
-        if activation not in MEAN_FIELD_ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(MEAN_FIELD_ACTIVATIONS)}, got {activation!r}")
+        act = _check_mean_field(activation, sigma_w2, sigma_b2)
         if init not in CNN_INITS:
             raise ValueError(f"init must be one of {CNN_INITS}, got {init!r}")
-        check_positive_number("sigma_w2", sigma_w2)
-        if isinstance(sigma_b2, bool) or not isinstance(sigma_b2, (int, float)) or not 0 <= sigma_b2 < math.inf:
-            raise ValueError(f"sigma_b2 must be a number >= 0, got {sigma_b2!r}")
         c_in = input_shape[0]
         layers: list[nn.Module] = []
         for i in range(depth):
@@ -132,9 +136,8 @@ class MeanFieldCNN(nn.Module):
             else:
                 with torch.no_grad():
                     conv.weight.normal_(0.0, math.sqrt(sigma_w2 / (conv.in_channels * 9)))
-            with torch.no_grad():
-                conv.bias.normal_(0.0, math.sqrt(sigma_b2)) if sigma_b2 > 0 else conv.bias.zero_()
-            layers += [conv, MEAN_FIELD_ACTIVATIONS[activation]()]
+            _init_bias(conv.bias, sigma_b2)
+            layers += [conv, act()]
         self.net = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, n_classes))
 

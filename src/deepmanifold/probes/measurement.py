@@ -287,8 +287,7 @@ class CollapseMeasurement(_LayerMeasurement):
             def collapse():
                 r = neural_collapse(X, labels, classifier, predictions=None if reads else decisions)
                 for note in r.notes:
-                    if not (note.startswith("nc3") and not reads):
-                        self._nan(layer, note.split(":")[0], note)
+                    self._nan(layer, note.split(":")[0], note)
                 if not reads:
                     self._nan(layer, "nc3", "no linear classifier reads this layer")
                 return {key: getattr(r, key) for key in nc_keys}
