@@ -12,7 +12,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits as sk_load_digits
 
-from deepmanifold.data import Dataset, available_datasets, load_dataset, load_digits
+from deepmanifold.data import Dataset, available_datasets, load_dataset, load_digits, whiten_inputs
 
 N_DIGITS = 1797
 
@@ -191,6 +191,39 @@ def test_load_dataset_unknown_option(name, options):
     (bad,) = options
     with pytest.raises(ValueError, match=rf"unknown option.*{bad}.*{name}"):
         load_dataset(name, **options)
+
+
+def test_whitened_inputs_have_identity_covariance_on_their_span():
+    plain = load_digits(seed=0)
+    white = load_dataset("digits", seed=0, whiten=True)
+    X = white.x_train.reshape(len(white.y_train), -1).double().numpy()
+    np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-6)
+    eig = np.linalg.eigvalsh(X.T @ X / len(X))
+    live = eig > 1e-3
+    np.testing.assert_allclose(eig[live], 1.0, atol=1e-4)  # the identity on the span...
+    np.testing.assert_allclose(eig[~live], 0.0, atol=1e-6)  # ...and nothing along pixels that never change
+    assert 55 <= live.sum() < 64
+    # ZCA: the symmetric map, so the whitened images stay closest to the originals; the test
+    # split takes the training map (its mean and covariance are not whitened).
+    P = plain.x_train.reshape(len(plain.y_train), -1).double().numpy()
+    mu = P.mean(axis=0)
+    C = (P - mu).T @ (P - mu) / len(P)
+    w, V = np.linalg.eigh(C)
+    keep = w > 1e-6 * w.max()
+    zca = V[:, keep] @ np.diag(w[keep] ** -0.5) @ V[:, keep].T
+    T = plain.x_test.reshape(len(plain.y_test), -1).double().numpy()
+    np.testing.assert_allclose(white.x_test.reshape(len(T), -1).numpy(), (T - mu) @ zca, atol=1e-4)
+    assert white.x_train.shape == plain.x_train.shape and torch.equal(white.y_test, plain.y_test)
+    assert white.augmentations == plain.augmentations
+
+
+def test_whiten_errors():
+    with pytest.raises(ValueError, match="whiten must be true or false, got 'yes'"):
+        load_dataset("digits", whiten="yes")
+    toy = Dataset("toy", torch.ones(5, 1, 2, 2), torch.zeros(5, dtype=torch.int64), torch.ones(2, 1, 2, 2),
+                  torch.zeros(2, dtype=torch.int64), 1)
+    with pytest.raises(ValueError, match="constant"):
+        whiten_inputs(toy)
 
 
 # --------------------------------------------------------------------------- Dataset

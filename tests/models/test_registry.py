@@ -47,7 +47,7 @@ def test_model_knobs_are_the_constructor_defaults():
     assert model_knobs("vit") == {
         "width": 64, "depth": 4, "heads": 4, "patch_size": 4, "mlp_ratio": 2.0
     }
-    assert model_knobs("linear") == {"width": 128, "depth": 2}
+    assert model_knobs("linear") == {"width": 128, "depth": 2, "init_scale": 1.0}
     for name in available_models():  # input_shape and n_classes are not knobs
         assert not {"self", "input_shape", "n_classes"} & set(model_knobs(name))
 
@@ -128,3 +128,14 @@ def test_bad_input_shape(shape):
 def test_bad_n_classes(n_classes):
     with pytest.raises(ValueError, match="n_classes"):
         build_model("cnn", (1, 8, 8), n_classes)
+
+
+def test_linear_init_scale_scales_every_layer():
+    torch.manual_seed(0)
+    base = DeepLinear((1, 8, 8), 10, width=32, depth=2)
+    torch.manual_seed(0)
+    small = DeepLinear((1, 8, 8), 10, width=32, depth=2, init_scale=0.01)
+    for a, b in zip(base.parameters(), small.parameters()):
+        torch.testing.assert_close(b, 0.01 * a)
+    with pytest.raises(ValueError, match="init_scale must be a finite number > 0, got 0"):
+        DeepLinear((1, 8, 8), 10, init_scale=0)

@@ -103,11 +103,21 @@ def test_arch_aliases_width_axis_and_new_factors():
     ("[grid]\nseed = [1, 1]\n", r"same configuration"),
     ("[data]\nprobe_seed = 'x'\n", r"\[data\] probe_seed must be an integer"),
     ("[data]\nextra = [1, 2]\n", r"\[data\] extra must be a string or a number"),
+    ("[data]\nwhiten = 1\n", r"\[data\] whiten must be true or false"),
+    ("[train]\nloss = 'mse'\n", r"spec.toml:2: \[train\] loss must be one of \('cross_entropy', 'squared'\)"),
 ])
 def test_bad_new_keys_give_one_line(tmp_path, body, match):
     with pytest.raises(SpecError, match=match) as info:
         load_spec(_spec(tmp_path, body))
     assert "\n" not in str(info.value)
+
+
+def test_whiten_and_loss_reach_the_run_config():
+    runs = parse_spec({"data": {"whiten": True}, "train": {"loss": "squared"}, "grid": {"arch": ["linear"]}}).runs
+    assert runs[0].config["data"]["whiten"] is True and runs[0].config["loss"] == "squared"
+    plain = parse_spec({"grid": {"arch": ["linear"]}}).runs[0]
+    assert "whiten" not in plain.config["data"] and "loss" not in plain.config  # ids of existing specs unchanged
+    assert plain.run_id != runs[0].run_id
 
 
 def test_shipped_specs_parse_to_their_documented_sizes():

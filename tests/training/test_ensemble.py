@@ -29,6 +29,7 @@ def _close(a, b, atol):
 
 @pytest.mark.parametrize("extra", [dict(optimizer="adam", lr=3e-3, warmup_epochs=0.5),
                                    dict(optimizer="nesterov"),
+                                   dict(loss="squared", lr=0.05),
                                    dict(arch="cnn", arch_options=dict(width=8, depth=1), augmentation="simple")])
 def test_members_follow_their_single_runs(ds, probes, extra):
     cfgs = [dict(BASE, **extra, seed=s) for s in (4, 0, 7)]

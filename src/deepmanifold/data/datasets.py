@@ -24,6 +24,11 @@ split** (before any ``train_size`` subsampling, so the test inputs are identical
 samples (each class in proportion, largest remainders; original order kept), never
 fewer than the number of classes (a smaller sample cannot hold one of each); the test
 split is unchanged. Probe sets made from the dataset are then drawn from the subsample.
+
+``whiten`` (bool, default False; :func:`load_dataset` only, for every dataset): ZCA
+whitening of the inputs by :func:`whiten_inputs` after the above, so that the training
+inputs satisfy ``XᵀX/n = I`` on their span, as deep linear theory's closed forms
+assume (docs/method.md §11).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_gaussian_teacher",
     "load_mnist",
+    "whiten_inputs",
 ]
 
 #: The label-preserving augmentations a dataset may name (``Dataset.augmentations``):
@@ -581,6 +587,40 @@ _REGISTRY: dict[str, Callable[..., Dataset]] = {
 }
 
 
+def whiten_inputs(dataset: Dataset, *, tolerance: float = 1e-6) -> Dataset:
+    """The dataset with ZCA-whitened inputs: ``x ↦ (x − μ) C^{-1/2}`` on the span of the data.
+
+    ``μ`` and ``C = (X − μ)ᵀ(X − μ)/n`` are the mean and covariance of the flattened
+    training inputs (the ``n`` samples trained on), so the training inputs satisfy
+    ``XᵀX/n = I`` on the directions they span; directions with variance below
+    ``tolerance`` times the largest (e.g. pixels that never change) map to 0. The test
+    inputs take the same map. Shapes, labels and augmentations are unchanged.
+
+    ZCA (``C^{-1/2} = V diag(w^{-1/2}) Vᵀ``, not a rotation to principal components)
+    keeps every input dimension where it was, so images stay images.
+    """
+    n = dataset.x_train.shape[0]
+    if n < 2:
+        raise ValueError(f"whitening needs at least 2 training samples, got {n}")
+    x = dataset.x_train.reshape(n, -1).double()
+    mean = x.mean(dim=0)
+    x = x - mean
+    w, V = torch.linalg.eigh(x.T @ x / n)
+    keep = w > tolerance * w.max()
+    if not bool(keep.any()):
+        raise ValueError("the training inputs are constant: there is nothing to whiten")
+    Vk = V[:, keep]
+    transform = (Vk / w[keep].sqrt()) @ Vk.T
+
+    def apply(inputs: torch.Tensor) -> torch.Tensor:
+        flat = inputs.reshape(inputs.shape[0], -1).double() - mean
+        return (flat @ transform).float().reshape(inputs.shape).contiguous()
+
+    return Dataset(name=dataset.name, x_train=apply(dataset.x_train), y_train=dataset.y_train,
+                   x_test=apply(dataset.x_test), y_test=dataset.y_test, n_classes=dataset.n_classes,
+                   augmentations=dataset.augmentations)
+
+
 def available_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`, sorted."""
     return sorted(_REGISTRY)
@@ -596,7 +636,8 @@ def load_dataset(name: str, **options: Any) -> Dataset:
         ``"fashion_mnist"``, ``"gaussian_teacher"``, ``"mnist"``.
     **options
         Passed to the loader; see the loader's docstring (``load_<name>``) and the
-        module docstring. Every loader accepts ``train_size``.
+        module docstring. Every loader accepts ``train_size``. ``whiten=True`` (any
+        dataset) whitens the inputs afterwards (:func:`whiten_inputs`).
 
     Returns
     -------
@@ -616,10 +657,14 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     loader = _REGISTRY[name]
     import inspect
 
+    whiten = options.pop("whiten", False)
+    if not isinstance(whiten, bool):
+        raise ValueError(f"option whiten must be true or false, got {whiten!r}")
     allowed = set(inspect.signature(loader).parameters)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
-            f"unknown option(s) {unknown} for dataset {name!r}; allowed: {sorted(allowed)}"
+            f"unknown option(s) {unknown} for dataset {name!r}; allowed: {sorted(allowed | {'whiten'})}"
         )
-    return loader(**options)
+    dataset = loader(**options)
+    return whiten_inputs(dataset) if whiten else dataset

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from torch import nn
 
@@ -21,9 +22,11 @@ class DeepLinear(SequentialClassifier):
     ``flatten -> Linear(width) * depth -> Linear(n_classes)``, all without bias and
     without any nonlinearity or normalisation, so the end-to-end map is the linear
     map ``x -> W_head W_depth ... W_1 x`` (over-parameterised linear regression /
-    classification, cf. Saxe et al. 2014). Init: LeCun normal (``std =
-    1/sqrt(fan_in)``) for every layer, which keeps the signal scale independent of
-    ``depth``.
+    classification, cf. Saxe et al. 2014). Init: LeCun normal scaled by
+    ``init_scale`` (``std = init_scale/sqrt(fan_in)``) for every layer; ``init_scale = 1``
+    keeps the signal scale independent of ``depth``, a small one (e.g. 0.01) is the
+    small initialisation under which deep linear theory's closed forms hold
+    (:func:`deepmanifold.theory.predict_mode_learning`).
 
     Parameters
     ----------
@@ -33,11 +36,16 @@ class DeepLinear(SequentialClassifier):
         Units per hidden layer.
     depth : int
         Number of hidden linear layers (>= 1); ``depth + 1`` weight matrices in all.
+    init_scale : float, default 1
+        Multiplies every layer's initial weights (> 0).
     """
 
     def __init__(self, input_shape: tuple[int, int, int], n_classes: int, width: int = 128,
-                 depth: int = 2) -> None:
+                 depth: int = 2, init_scale: float = 1.0) -> None:
         super().__init__()
+        if isinstance(init_scale, bool) or not isinstance(init_scale, numbers.Real) \
+                or not 0 < init_scale < math.inf:
+            raise ValueError(f"init_scale must be a finite number > 0, got {init_scale!r}")
         self.net = fully_connected(input_shape, n_classes, width, depth, _linear, head_bias=False)
         for layer in self.net[1:]:
-            nn.init.normal_(layer.weight, std=1.0 / math.sqrt(layer.in_features))
+            nn.init.normal_(layer.weight, std=float(init_scale) / math.sqrt(layer.in_features))

@@ -48,7 +48,8 @@ each optimiser's own ``zip`` rows. ``[grid]`` also takes ``width`` and ``depth``
 (architecture knobs, e.g. for "bigger networks travel faster"), ``augmentation``,
 ``init`` and ``weight_decay``. Keys of ``[data]`` beyond the probe settings go to
 the dataset loader (``train_size``, ``path``, ``dim``, ...) and are checked by it
-before anything is trained.
+before anything is trained; ``whiten = true`` whitens any dataset's inputs.
+``[train] loss`` is ``"cross_entropy"`` (default) or ``"squared"``.
 
 Every key is checked before anything is trained; a mistake gives one line that
 names the key, the value, what is allowed, and the line of the spec file where the
@@ -99,6 +100,7 @@ _DATA_KEYS = {
     "probe_train": (int, "a positive integer (samples of the train split to record)"),
     "probe_test": (int, "a positive integer (samples of the test split to record)"),
     "probe_seed": (int, "an integer"),
+    "whiten": (bool, "true or false (ZCA-whiten the inputs with the training statistics)"),
 }
 # Other [data] keys are loader options (e.g. dim, n_train for gaussian_teacher): any
 # scalar, checked against the loader's signature in the preflight.
@@ -116,6 +118,7 @@ _TRAIN_KEYS = {
     "init": (str, f"one of {', '.join(INITS)}"),
     "init_epochs": (int, "a positive integer"),
     "init_subset": (int, "a positive integer"),
+    "loss": (str, "one of cross_entropy, squared"),
     "measurements": (list, "a list of measurement names, e.g. [\"nfa\"]"),
     "measurement_options": (dict, "a table of options per measurement, e.g. "
                                   "[train.measurement_options.capacity] n_t = 100"),
@@ -290,7 +293,7 @@ class _Checker:
                 self.fail(section, key, f"[{section}] {key} must be a non-empty list of {what}, got {value!r}")
             for v in values:
                 # bool is an int in Python; a spec saying `epochs = true` is a mistake.
-                if isinstance(v, bool) or not isinstance(v, types):
+                if (isinstance(v, bool) and types is not bool) or not isinstance(v, types):
                     self.fail(section, key, f"[{section}] {key} must be {what}, got {v!r}")
 
     def choice(self, section: str, key: str, value: str, allowed, what: str) -> None:

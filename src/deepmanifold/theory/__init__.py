@@ -9,7 +9,8 @@
   moves from its start while it trains.
 - Deep linear networks (Saxe, McClelland & Ganguli 2014, 2019): :func:`io_modes`,
   :func:`mode_strengths`, :func:`half_times`, :func:`linear_learning_curve`,
-  :func:`mode_projections`.
+  :func:`mode_projections`, :func:`effective_initial_strengths`,
+  :func:`predict_mode_learning`, :func:`crossing_times`, :func:`hierarchical_data`.
 - Signal propagation (Poole et al. 2016; Schoenholz et al. 2017): :func:`q_star`,
   :func:`chi_1`, :func:`critical_sigma_w2`, :func:`depth_scales`, :func:`correlation_map`.
 - The exponential learning rate (Li & Arora 2020): :func:`exp_lr_alpha`,
@@ -31,6 +32,8 @@ _WHERE = {
     "record_ntk_run": "ntk_runs", "NTKRunResult": "ntk_runs", "NTKMeasurement": "measurement",
     "io_modes": "_deep_linear", "IOModes": "_deep_linear", "mode_strengths": "_deep_linear",
     "half_times": "_deep_linear", "linear_learning_curve": "_deep_linear", "mode_projections": "_deep_linear",
+    "effective_initial_strengths": "_deep_linear", "predict_mode_learning": "_deep_linear",
+    "ModeLearningPrediction": "_deep_linear", "crossing_times": "_deep_linear", "hierarchical_data": "_deep_linear",
     "q_star": "_signal", "chi_1": "_signal", "length_map": "_signal", "correlation_map": "_signal",
     "critical_sigma_w2": "_signal", "order_chaos_boundary": "_signal", "depth_scales": "_signal",
     "DepthScales": "_signal",

@@ -4,13 +4,15 @@
 - :class:`Recorder`, :class:`RunResult` -- what a loop (ours or yours) hands its model to at
   checkpoints, and what it recorded; :mod:`.measurements` -- what is measured there.
 - :mod:`.config` (the keys of a run), :mod:`.plan` (what both trainers share),
-  :mod:`.schedule` (checkpoint steps), :mod:`.augment` (minibatch augmentation).
+  :mod:`.schedule` (checkpoint steps), :mod:`.augment` (minibatch augmentation),
+  :mod:`.loss` (the training losses).
 """
 
 from ..models import available_models, build_model
 from .augment import AUGMENTATION_MODES, augment_batch, crop_padding
 from .config import CONFIG_KEYS, INITS, OPTIMIZERS, OPTIONAL_DEFAULTS, OPTIONAL_KEYS, SCHEDULES
 from .ensemble import ensemble_key, train_ensemble
+from .loss import LOSSES
 from .measurements import MEASUREMENTS, Measurement, Predictions, Probe
 from .plan import resolve_device, steps_per_epoch, warmup_steps
 from .recorder import Recorder, RunResult
@@ -21,6 +23,7 @@ __all__ = [
     "AUGMENTATION_MODES",
     "CONFIG_KEYS",
     "INITS",
+    "LOSSES",
     "MEASUREMENTS",
     "Measurement",
     "OPTIMIZERS",

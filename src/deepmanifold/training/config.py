@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .augment import AUGMENTATION_MODES
+from .loss import LOSSES
 from .measurements import check_measurement_name, get_measurement
 from .schedule import exp_lr_factor
 
@@ -48,6 +49,7 @@ OPTIONAL_KEYS: tuple[str, ...] = (
     "init",
     "init_epochs",
     "init_subset",
+    "loss",
     "measurements",
     "measurement_options",
 )
@@ -59,6 +61,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
     "init": "default",
     "init_epochs": 5,
     "init_subset": 100,
+    "loss": "cross_entropy",
     "measurements": (),
     "measurement_options": {},
 }
@@ -153,6 +156,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         )
     if not isinstance(cfg["init"], str) or cfg["init"] not in INITS:
         raise ValueError(f"config['init'] must be one of {INITS}, got {cfg['init']!r}")
+    if not isinstance(cfg["loss"], str) or cfg["loss"] not in LOSSES:
+        raise ValueError(f"config['loss'] must be one of {LOSSES}, got {cfg['loss']!r}")
     for key in ("init_epochs", "init_subset"):
         if not is_int(cfg[key]) or cfg[key] < 1:
             raise ValueError(f"config[{key!r}] must be an integer >= 1, got {cfg[key]!r}")

@@ -27,12 +27,12 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
-from torch.nn import functional as F
 
 from ..data import Dataset, ProbeSet
 from ..models import count_parameters
 from ..store import PREDICTIONS, Store
 from .augment import augment_batch
+from .loss import per_sample_loss
 from .measurements import Predictions
 from .plan import (TrainingPlan, augment_seed, completion_message, initial_model, loss_diverged_message,
                    make_optimizer, plan_run, set_lr, shuffle_seed)
@@ -185,8 +185,8 @@ def _train_members(plan: TrainingPlan, seeds: list[int], dataset: Dataset,
                 xb = torch.stack([augment_batch(xb[k], crop=crop, hflip=hflip, generator=aug_gens[k])
                                   for k in range(K)])
             logits = batched(params, buffers, xb)  # (K, B, C)
-            losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_train[idx].reshape(-1),
-                                     reduction="none").view(K, -1).mean(dim=1)
+            losses = per_sample_loss(plan.config["loss"], logits.reshape(-1, logits.shape[-1]),
+                                     y_train[idx].reshape(-1)).view(K, -1).mean(dim=1)
             for k, finite in enumerate(torch.isfinite(losses).tolist()):
                 if active[k] and not finite:
                     active[k] = False

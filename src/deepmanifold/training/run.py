@@ -13,6 +13,7 @@ from ..data import Dataset, ProbeSet
 from ..models import count_parameters
 from ..store import Store
 from .augment import augment_batch
+from .loss import TrainingLoss
 from .measurements import Predictions, get_measurement
 from .plan import (TrainingPlan, augment_seed, completion_message, initial_model, init_seed, loss_diverged_message,
                    make_optimizer, plan_run, set_lr, shuffle_seed)
@@ -158,6 +159,9 @@ def train_run(
           augmentation, its own seeded generator), is not recorded, and is reported in
           :attr:`RunResult.init_info`; the optimiser state is then reset and step 0 is
           the corner model (BatchNorm running statistics carried over);
+        - ``loss`` (optional, :data:`~deepmanifold.training.loss.LOSSES`, default
+          ``"cross_entropy"``): the minibatch loss, or ``"squared"`` = ``½ |f(x) − onehot(y)|²``
+          (:mod:`~deepmanifold.training.loss`); also used by the ``init`` phase;
         - ``init_epochs`` (optional, int >= 1, default 5), ``init_subset`` (optional,
           int >= 1 and <= the training samples, default 100): ignored unless ``init``
           uses them;
@@ -232,7 +236,7 @@ def train_run(
     model = initial_model(cfg, dataset)
     n_params = count_parameters(model)
     model.to(plan.device)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = TrainingLoss(cfg["loss"])
     init_info: dict[str, Any] = {"init": "default", "steps": 0}
     if cfg["init"] != "default":
         init_info = _corner_init(cfg, model, dataset, loss_fn)
