@@ -120,6 +120,12 @@ def test_whiten_and_loss_reach_the_run_config():
     assert plain.run_id != runs[0].run_id
 
 
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_spec_parses(path):
+    spec = load_spec(path)
+    assert spec.runs and len({r.run_id for r in spec.runs}) == len(spec.runs)
+
+
 def test_shipped_specs_parse_to_their_documented_sizes():
     assert len(load_spec(EXAMPLES / "fashion_mnist.toml").runs) == 5 * 3 * 3
     ref = load_spec(EXAMPLES / "cifar10_reference.toml")
