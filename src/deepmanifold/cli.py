@@ -458,6 +458,29 @@ def runs(
 
 
 @app.command(cls=_Command)
+def watch(
+    store: Path = typer.Argument(..., help="Store whose runs to watch (read only: nothing is written to it)."),
+    reference: Optional[Path] = typer.Option(None, help="Store whose picture the runs are placed in "
+                                             "(default: STORE's own runs committed when watching starts)."),
+    probe: str = typer.Option("test", help="Probe set the picture compares."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8765, help="Port to listen on (0: any free port)."),
+    interval: float = typer.Option(1.0, help="Seconds between two updates of the page."),
+) -> None:
+    """Serve a live page of a store's runs over a reference picture, updated as checkpoints arrive (Ctrl-C stops)."""
+    from deepmanifold.live.watch import serve_watch
+    from deepmanifold.store import StoreError
+
+    try:
+        serve_watch(store, reference, probe=probe, host=host, port=port, interval=interval,
+                    echo=lambda text: console.print(escape(text)))
+    except (StoreError, ValueError) as exc:
+        _fail(str(exc))
+    except OSError as exc:  # the port is taken, or the address cannot be bound
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+@app.command(cls=_Command)
 def models(
     dataset: str = typer.Option("digits", help="Dataset whose input shape and classes size the models."),
 ) -> None:

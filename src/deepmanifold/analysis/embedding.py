@@ -11,6 +11,7 @@ the reader, and must not pull the axes towards themselves.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from deepmanifold.analysis.checkpoints import (CheckpointDistances, checkpoint_d
 from deepmanifold.analysis.picture import Picture, RunTrace
 from deepmanifold.store import RunRecord, Store
 
-__all__ = ["FEATURE_MEASUREMENTS", "build_picture"]
+__all__ = ["FEATURE_MEASUREMENTS", "StoreEmbedding", "build_picture", "embed_store"]
 
 #: Measurements whose arrays a picture carries for the report's feature-learning figures.
 FEATURE_MEASUREMENTS = ("nfa", "capacity", "infoplane", "collapse")
@@ -58,10 +59,43 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
         If no run can be embedded, runs were recorded on different probe sets, or
         ``distances`` were computed on another probe set or other runs.
     """
+    return embed_store(store, probe, n_geodesic=n_geodesic, distances=distances,
+                       progress_method=progress_method).picture
+
+
+@dataclass(frozen=True)
+class StoreEmbedding:
+    """A store's picture with what places new models in it (:func:`embed_store`).
+
+    Attributes
+    ----------
+    picture : Picture
+    embedding : InPCAResult
+        Its ``transform`` places a model from its distances to the embedded checkpoints.
+    models : ModelStack, shape (T, n, C)
+        The embedded checkpoints' log-probabilities, in the embedding's order.
+    labels : ndarray, shape (n,)
+        The probe set's labels.
+    fingerprint : str
+        The probe set's fingerprint.
+    progress_method : str
+    """
+
+    picture: Picture
+    embedding: geometry.InPCAResult
+    models: object
+    labels: np.ndarray
+    fingerprint: str
+    progress_method: str
+
+
+def embed_store(store: Store, probe: str = "test", *, n_geodesic: int = 41,
+                distances: CheckpointDistances | None = None, progress_method: str = "angle") -> StoreEmbedding:
+    """:func:`build_picture`, keeping the embedding and the embedded models to place new ones with."""
     progress_method = geometry.check_progress_method(progress_method)
     runs, excluded = usable_runs(store, probe)
     for run_label, why in excluded:
-        warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=2)
+        warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=3)
     if not runs:
         raise ValueError(f"no complete run with predictions on probe set {probe!r} in {store.root}")
     if distances is None:
@@ -69,7 +103,8 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
     else:
         _check_distances(distances, probe, runs)
 
-    sample_labels = store.probe(runs[0].probes[probe]).labels
+    fingerprint = runs[0].probes[probe]
+    sample_labels = store.probe(fingerprint).labels
     models = stacked_predictions(store, probe, distances.run_ids, distances.checkpoints)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -82,7 +117,7 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
     offsets = np.cumsum([0] + [len(k) for k in distances.checkpoints])
     traces = [_trace(store, rec, keep, emb.coords[lo:hi], lam)
               for rec, keep, lo, hi, lam in zip(runs, distances.checkpoints, offsets[:-1], offsets[1:], progress)]
-    return Picture(
+    picture = Picture(
         probe=probe,
         n_samples=models.shape[1],
         n_classes=models.shape[2],
@@ -97,6 +132,8 @@ def build_picture(store: Store, probe: str = "test", *, n_geodesic: int = 41,
         excluded=excluded,
         notes=notes,
     )
+    return StoreEmbedding(picture=picture, embedding=emb, models=models, labels=np.asarray(sample_labels),
+                          fingerprint=fingerprint, progress_method=progress_method)
 
 
 def _check_distances(distances: CheckpointDistances, probe: str, runs: list[RunRecord]) -> None:

@@ -188,7 +188,7 @@ def current_entries(store, *, refresh: bool = False) -> dict[str, dict]:
         entry = cached.get(run_id)
         if entry is None or entry["sig"] != sig:
             fresh[run_id] = entry_for(store, run_id, sig)
-    if fresh or not clean or set(cached) != set(sigs):
+    if (fresh or not clean or set(cached) != set(sigs)) and not getattr(store, "read_only", False):
         try:
             with locked(store.root / LOCK_NAME):
                 # Lines appended by writers since we read are kept (re-read under the lock).

@@ -144,17 +144,26 @@ class Store:
         If False, a missing store is an error instead of being created.
     force : bool, default False
         Make a store of a folder that is not empty (its files are left as they are).
+    read_only : bool, default False
+        Open an existing store without ever writing to it: no folder is created, the
+        catalog's cache file is not refreshed (the catalog is still read right, from
+        the runs), and :meth:`write_run` and :meth:`put_probe` raise. For readers that
+        must leave a store as they found it (``deepmanifold watch``, a reference
+        picture).
 
     Raises
     ------
     StoreError
         ``root`` is a file, a non-empty folder that is not a store (without ``force``),
         a store whose ``store.json`` is damaged or of another format or version, or a
-        folder that cannot be created.
+        folder that cannot be created; with ``read_only``, a folder that is not a store.
     """
 
-    def __init__(self, root: str | os.PathLike, *, create: bool = True, force: bool = False):
+    def __init__(self, root: str | os.PathLike, *, create: bool = True, force: bool = False,
+                 read_only: bool = False):
         self.root = Path(root).expanduser()
+        self.read_only = bool(read_only)
+        create = create and not self.read_only
         marker = self.root / "store.json"
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"{self.root} is a file, not a store folder")
@@ -176,7 +185,13 @@ class Store:
                 f"version {meta.get('version')!r}, this version of deepmanifold supports version {FORMAT_VERSION}"
             )
         if not (self.root / "runs").is_dir():
+            if self.read_only:
+                raise StoreError(f"{self.root} has no runs/ folder: there is nothing to read")
             self._make_folders()
+
+    def _check_writable_mode(self, what: str) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.root} was opened read-only: cannot {what}")
 
     def _create(self, marker: Path, force: bool) -> None:
         """Make ``root`` a store: only an empty (or staging-only) folder unless ``force``."""
@@ -228,6 +243,7 @@ class Store:
 
         A damaged file already there is moved aside (to ``damaged/``) and written again.
         """
+        self._check_writable_mode(f"store probe set {fingerprint}")
         path = self.root / "probes" / f"{fingerprint}.npz"
         if path.exists():
             try:
@@ -320,6 +336,7 @@ class Store:
             arrays whose first axis is not the ``K`` checkpoints of ``metrics``.
         """
         check_run_id(run_id)
+        self._check_writable_mode(f"commit run {run_id!r}")
         if status not in STATUSES:
             raise ValueError(f"status {status!r} is not one of {STATUSES}")
         for key in ("step", "epoch"):
@@ -374,6 +391,7 @@ class Store:
 
     def clean_staging(self) -> int:
         """Remove staging leftovers of dead writers (e.g. after ``kill -9``); returns how many."""
+        self._check_writable_mode("clean its staging folder")
         removed = 0
         for path in (self.root / ".staging").iterdir():
             parts = path.name.split(".")

@@ -99,7 +99,12 @@ def train_ensemble(
             raise ValueError(f"{K} configs but {len(ids)} run ids and {len(kept)} stored configs")
         recorders = [Recorder(store, probes, kept[k], ids[k], dataset=dataset,
                               steps_per_epoch=plan.steps_per_epoch) for k in range(K)]
-        messages, n_params = _train_members(plan, seeds, dataset, recorders)
+        try:
+            messages, n_params = _train_members(plan, seeds, dataset, recorders)
+        except BaseException as exc:  # a crash or an interrupt: nothing committed, watchers told
+            for rec in recorders:
+                rec.abandon(f"{type(exc).__name__}: {exc}")
+            raise
         wall = (time.perf_counter() - t0) / K
         info = {"init": {"init": "default", "steps": 0}, "device": str(plan.device), "n_parameters": n_params}
         results = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -34,6 +35,7 @@ from torch import nn
 from ..data import Dataset, ProbeSet, probe_fingerprint
 from ..models import count_parameters
 from ..store import PREDICTIONS, STATUSES, Store, check_run_id
+from ..store.live import LivePublisher
 from ..utils import jsonable
 from .measurements import Measurement, Predictions, Probe, get_measurement, metrics_from_logp
 
@@ -153,6 +155,13 @@ class Recorder:
     last_step : int, optional
         The step of the run's last planned checkpoint, which every measurement evaluates
         (see Notes).
+    publish : bool, default True
+        With a store, publish each checkpoint while the run trains, in the store's
+        ``.live/<run_id>/`` (:mod:`deepmanifold.store.live`), for ``deepmanifold watch``;
+        removed when the run is committed.
+    reference : ReferencePicture, optional
+        A reference picture (:class:`deepmanifold.live.ReferencePicture`): each kept
+        checkpoint is placed in it (:attr:`placements`), without recomputing it.
 
     Raises
     ------
@@ -176,15 +185,17 @@ class Recorder:
     others its arrays hold NaN, so that every array still has one row per checkpoint.
 
     Used as a context manager the recorder closes (commits) the run when the block
-    ends normally (its :class:`RunResult` is then ``recorder.result``). When the block raises, nothing is committed and the exception
-    propagates: a run that failed leaves no trace in the store and is trained again
-    by the next sweep that asks for it.
+    ends normally (its :class:`RunResult` is then ``recorder.result``). When the block
+    raises, nothing is committed (:meth:`abandon`) and the exception propagates: a run
+    that failed leaves no trace in the store's runs (its published state says
+    ``"failed"``) and is trained again by the next sweep that asks for it.
     """
 
     def __init__(self, store: Store | str | os.PathLike | None, probes: Mapping[str, Any],
                  config: Mapping[str, Any], run_id: str | None = None, *, dataset: Dataset | None = None,
                  measurements: Sequence[str | Measurement] = (), steps_per_epoch: int | None = None,
-                 n_classes: int | None = None, last_step: int | None = None):
+                 n_classes: int | None = None, last_step: int | None = None, publish: bool = True,
+                 reference=None):
         self._started = time.perf_counter()
         self.store = store if store is None or isinstance(store, Store) else Store(store)
         if self.store is not None:
@@ -214,6 +225,10 @@ class Recorder:
         self._arrays: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in self.measurements}
         self._n_parameters = 0
         self._on_device: dict[torch.device, dict[str, Probe]] = {}
+        self.reference = reference
+        self.placements: list = []  # one Placement per kept checkpoint, with a reference
+        self._reference_probe = None if reference is None else reference.matching_probe(
+            {name: p.fingerprint for name, p in self.probes.items()})
         if self.store is not None:
             for name, probe in self.probes.items():
                 source = probes[name]
@@ -221,6 +236,11 @@ class Recorder:
                 self.store.put_probe(fingerprint=probe.fingerprint, name=name, split=split,
                                      dataset=getattr(dataset, "name", "user"),
                                      indices=getattr(source, "indices", np.arange(len(probe))), labels=probe.labels)
+        self._live = None
+        if self.store is not None and publish:
+            self._live = LivePublisher(self.store.root, run_id, self.config,
+                                       {name: p.labels for name, p in self.probes.items()},
+                                       {name: p.fingerprint for name, p in self.probes.items()})
 
     def __repr__(self) -> str:
         where = f" -> {self.store.root}/runs/{self.run_id}" if self.store is not None else ""
@@ -231,10 +251,17 @@ class Recorder:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is not None:
-            self.closed = True  # a failed run commits nothing
+            if not self.closed:
+                self.abandon(f"{exc_type.__name__}: {exc}")  # a failed run commits nothing
         elif not self.closed:
             self.close()
         return False
+
+    def abandon(self, message: str = "") -> None:
+        """End the run without committing it; its published state says ``"failed"`` with ``message``."""
+        self.closed = True
+        if self._live is not None:
+            self._publish(lambda live: live.finish("failed", message))
 
     @property
     def n_checkpoints(self) -> int:
@@ -364,6 +391,8 @@ class Recorder:
                 metrics={"step": result.steps, "epoch": result.epochs, **result.metrics}, logp=result.logp,
                 probes=result.fingerprints, arrays=result.arrays,
                 info=jsonable({"wall_time": result.wall_time, "n_parameters": result.n_parameters, **result.info}))
+            if self._live is not None:
+                self._publish(lambda live: live.remove())
         self.result = result
         return result
 
@@ -431,7 +460,19 @@ class Recorder:
                 stored.setdefault(key, []).append(value)
         self._steps.append(int(step))
         self._epochs.append(float(epoch))
+        if self.reference is not None:
+            self.placements.append(self.reference.place(values[PREDICTIONS][self._reference_probe]))
+        if self._live is not None:
+            self._publish(lambda live: live.publish(step, epoch, values[PREDICTIONS]))
         return True
+
+    def _publish(self, action) -> None:
+        """Publish for watchers; a failure to (disk full, folder removed) stops publishing, never the run."""
+        try:
+            action(self._live)
+        except OSError as exc:
+            warnings.warn(f"run {self.run_id!r} is no longer published for watchers: {exc}", stacklevel=3)
+            self._live = None
 
     def _drop(self, name: str, why: str) -> None:
         self.errors[name] = why

@@ -233,14 +233,18 @@ def train_run(
     recorder = Recorder(store, probes, config if stored_config is None else stored_config, run_id,
                         dataset=dataset, measurements=run_measurements(cfg), steps_per_epoch=plan.steps_per_epoch,
                         last_step=int(plan.checkpoints[-1]))
-    model = initial_model(cfg, dataset)
-    n_params = count_parameters(model)
-    model.to(plan.device)
-    loss_fn = TrainingLoss(cfg["loss"])
-    init_info: dict[str, Any] = {"init": "default", "steps": 0}
-    if cfg["init"] != "default":
-        init_info = _corner_init(cfg, model, dataset, loss_fn)
-    status, message = _train(plan, model, dataset, recorder, loss_fn, init_info, callback)
+    try:
+        model = initial_model(cfg, dataset)
+        n_params = count_parameters(model)
+        model.to(plan.device)
+        loss_fn = TrainingLoss(cfg["loss"])
+        init_info: dict[str, Any] = {"init": "default", "steps": 0}
+        if cfg["init"] != "default":
+            init_info = _corner_init(cfg, model, dataset, loss_fn)
+        status, message = _train(plan, model, dataset, recorder, loss_fn, init_info, callback)
+    except BaseException as exc:  # a crash or an interrupt: nothing committed, watchers told
+        recorder.abandon(f"{type(exc).__name__}: {exc}")
+        raise
     model.eval()
     info = {"init": init_info, "device": str(plan.device), "n_parameters": n_params}
     if status == "complete":

@@ -1,0 +1,151 @@
+"""A reference sweep's picture, kept to place new checkpoints in as they come.
+
+:class:`ReferencePicture` embeds a store's checkpoints once (the InPCA picture of
+:func:`deepmanifold.analysis.build_picture`) and keeps what Gower's out-of-sample
+projection needs (docs/method.md §4.3): a new model's distances to the ``T`` embedded
+checkpoints give its coordinates, without recomputing or moving the picture. A model
+is placed only on the probe set the reference was recorded on, recognised by its
+fingerprint (the same samples, in the same order).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from deepmanifold import geometry
+from deepmanifold.store import Store
+
+__all__ = ["Placement", "ReferencePicture"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one model sits in a reference picture.
+
+    Attributes
+    ----------
+    coords : ndarray, shape (k,)
+        InPCA coordinates (the reference's axes).
+    progress : float
+        Progress λ along the ignorance–truth geodesic (docs/method.md §3.3).
+    accuracy : float
+        Fraction of the probe samples whose most probable class is the label.
+    nearest_run : str
+        The reference run of the nearest embedded checkpoint (intensive Bhattacharyya
+        distance), and ``nearest_index``, that checkpoint's index in the run's embedded
+        checkpoints.
+    nearest_index : int
+    distance : float
+        The distance to that checkpoint.
+    """
+
+    coords: np.ndarray
+    progress: float
+    accuracy: float
+    nearest_run: str
+    nearest_index: int
+    distance: float
+
+
+class ReferencePicture:
+    """The picture of a reference store, to place new models in (module docstring).
+
+    Parameters
+    ----------
+    store : Store or path-like
+        The reference store; opened read-only (nothing is ever written to it).
+    probe : str, default "test"
+        The probe set whose predictions are compared.
+    progress_method : {"angle", "bhattacharyya"}, default "angle"
+
+    Attributes
+    ----------
+    picture : Picture
+        The reference's picture (:func:`deepmanifold.analysis.build_picture`).
+    fingerprint : str
+        Fingerprint of the probe set the reference was recorded on.
+    labels : ndarray, shape (n,)
+
+    Raises
+    ------
+    ValueError, StoreError
+        No store at that path, or no run of it can be embedded on ``probe``.
+    """
+
+    def __init__(self, store: Store | str | os.PathLike, probe: str = "test", *, progress_method: str = "angle"):
+        from deepmanifold.analysis.embedding import embed_store
+
+        self.store = store if isinstance(store, Store) else Store(store, read_only=True)
+        self.probe = probe
+        found = embed_store(self.store, probe, progress_method=progress_method)
+        self.picture = found.picture
+        self.fingerprint = found.fingerprint
+        self.labels = found.labels
+        self.progress_method = found.progress_method
+        self._embedding = found.embedding
+        # Read the embedded checkpoints once: placing a model compares it with all of them.
+        self._models = np.asarray(found.models[:], dtype=np.float32)
+        self._owner = np.concatenate([np.full(len(r.steps), i) for i, r in enumerate(self.picture.runs)])
+        self._index = np.concatenate([np.arange(len(r.steps)) for r in self.picture.runs])
+
+    def __repr__(self) -> str:
+        return (f"ReferencePicture({str(self.store.root)!r}, probe={self.probe!r}: {len(self.picture.runs)} runs, "
+                f"{len(self._models)} checkpoints)")
+
+    @property
+    def n_checkpoints(self) -> int:
+        """Number ``T`` of embedded checkpoints."""
+        return len(self._models)
+
+    def check_fingerprint(self, fingerprint: str, *, what: str = "the run's probe set") -> None:
+        """Raise ``ValueError`` unless ``fingerprint`` is the reference's probe set."""
+        if fingerprint != self.fingerprint:
+            raise ValueError(f"{what} (fingerprint {fingerprint[:12]}) is not the reference's {self.probe!r} probe "
+                             f"set (fingerprint {self.fingerprint[:12]}, {len(self.labels)} samples) in "
+                             f"{self.store.root}: a model is placed only on the samples the reference was "
+                             "recorded on, in the same order")
+
+    def matching_probe(self, fingerprints: Mapping[str, str]) -> str:
+        """The name of the probe set among ``fingerprints`` (name -> fingerprint) that is the reference's.
+
+        Raises
+        ------
+        ValueError
+            None matches: the message names the reference's probe set and the given ones.
+        """
+        for name, fp in fingerprints.items():
+            if fp == self.fingerprint:
+                return name
+        given = ", ".join(f"{name} ({fp[:12]})" for name, fp in fingerprints.items()) or "none"
+        raise ValueError(f"no probe set of the run is the reference's {self.probe!r} probe set (fingerprint "
+                         f"{self.fingerprint[:12]}, {len(self.labels)} samples) in {self.store.root}; the run's "
+                         f"probe sets: {given}. Record the run on the reference's probes (same data, seed and "
+                         "probe sizes) to place it")
+
+    def place(self, logp) -> Placement:
+        """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set."""
+        lp = np.asarray(logp, dtype=np.float32)
+        if lp.ndim != 2 or lp.shape != self._models.shape[1:]:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
+                             f"{self._models.shape[1:]} (samples, classes)")
+        if not np.isfinite(lp).all():
+            raise ValueError("log-probabilities must be finite to be placed")
+        d = geometry.pairwise_distances(lp[None], self._models, log=True)[0]
+        nearest = int(np.argmin(d))
+        run = self.picture.runs[int(self._owner[nearest])]
+        return Placement(
+            coords=self._embedding.transform(d),
+            progress=float(geometry.progress(lp, self.labels, log=True, method=self.progress_method)),
+            accuracy=float(np.mean(lp.argmax(axis=1) == self.labels)),
+            nearest_run=run.run_id,
+            nearest_index=int(self._index[nearest]),
+            distance=float(d[nearest]),
+        )
+
+    def place_run(self, logp) -> list[Placement]:
+        """Place every checkpoint of a run, ``logp`` of shape ``(K, n, C)``."""
+        return [self.place(lp) for lp in np.asarray(logp)]
