@@ -18,7 +18,7 @@ from deepmanifold.utils import lazy_exports
 _WHERE = {
     "ReferencePicture": "reference", "Placement": "reference",
     "Watcher": "watch", "serve_watch": "watch",
-    "CheckpointSchedule": "callbacks", "LightningRecorder": "callbacks",
+    "CheckpointSchedule": "callbacks", "LightningRecorder": "lightning",
 }
 
 __all__ = sorted(_WHERE)

@@ -105,7 +105,7 @@ _JS = r"""
       note.textContent = "no reference picture yet: it is built when the first run is committed.";
     }
     const layout = (title, range) => ({uirevision: "keep", margin: {l: 50, r: 10, t: 30, b: 40},
-      title: {text: title, font: {size: 14}}, xaxis: {title: "epoch"}, yaxis: {range: range},
+      title: {text: title, font: {size: 14}, x: 0.02, xanchor: "left"}, xaxis: {title: "epoch"}, yaxis: {range: range},
       showlegend: false});
     Plotly.react("dm-watch-progress", curves(live.runs, "progress"), layout("progress λ", [0, 1]));
     Plotly.react("dm-watch-accuracy", curves(live.runs, "test_acc"), layout("accuracy (probe set)", [0, 1]));
