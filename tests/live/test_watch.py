@@ -213,3 +213,28 @@ def test_the_page_shows_checkpoints_as_they_arrive_without_a_reload(reference_st
     assert status["data-placed"] == "1" and status["data-reference"] == "2"  # drawn over the reference
     (row,) = parsed.rows
     assert row["data-run-id"] == "live" and row["data-checkpoints"] == str(total)
+
+
+def test_watching_a_store_while_a_sweep_writes_it(reference_store, tmp_path):
+    """Every answer is consistent (each run's columns the same length, only complete checkpoints), and
+    the sweep's runs end up shown as committed, placed in the reference."""
+    from deepmanifold.sweeps import load_spec, run_sweep
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text((reference_store.parent / "spec.toml").read_text().replace("seed = [0, 1]", "seed = [2, 3]")
+                    .replace("epochs = 2", "epochs = 4"))
+    Store(tmp_path / "s")
+    watcher = Watcher(tmp_path / "s", reference=reference_store)
+    sweep = threading.Thread(target=run_sweep, args=(load_spec(spec),),
+                             kwargs=dict(store=tmp_path / "s", workers=1, device="cpu"))
+    sweep.start()
+    while sweep.is_alive():
+        for run in watcher.live_payload()["runs"]:
+            k = len(run["steps"])
+            assert len(run["progress"]) == len(run["test_acc"]) == len(run["epochs"]) == k
+            assert run["coords"] is None or len(run["coords"]) == k
+    sweep.join()
+    runs = watcher.live_payload()["runs"]
+    assert sorted(r["status"] for r in runs) == ["complete", "complete"] and not any(r["live"] for r in runs)
+    assert all(len(r["coords"]) == 6 for r in runs)
+    assert watcher.polls > 1
