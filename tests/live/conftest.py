@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from deepmanifold.data import load_digits, make_probes
 from deepmanifold.sweeps import load_spec, run_sweep
@@ -46,3 +47,14 @@ def tree_hashes(root: Path) -> dict[str, str]:
     """Every file under ``root`` with the hash of its bytes: equal before and after = untouched."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def sgd_steps(model, ds, steps: int, generator, lr: float = 0.1, batch: int = 64) -> None:
+    """``steps`` plain SGD updates of ``model`` on random digits minibatches."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        idx = torch.randint(0, len(ds.y_train), (batch,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()

@@ -19,17 +19,7 @@ from deepmanifold.store import Store, StoreError
 from deepmanifold.store.live import live_runs
 from deepmanifold.training import Recorder
 
-from .conftest import tree_hashes
-
-
-def _train(model, ds, steps, generator):
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(steps):
-        idx = torch.randint(0, len(ds.y_train), (64,), generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+from .conftest import sgd_steps, tree_hashes
 
 
 def test_an_embedded_checkpoint_is_placed_where_it_is(reference_store):
@@ -60,7 +50,7 @@ def test_a_recorder_places_every_checkpoint_and_leaves_the_reference_untouched(r
                   dataset=ds, reference=ref) as rec:
         for step in range(0, 50, 10):
             if step:
-                _train(model, ds, 10, gen)
+                sgd_steps(model, ds, 10, gen)
             rec.checkpoint(model, step, step / 21)
     assert len(rec.placements) == 5
     progress = [p.progress for p in rec.placements]

@@ -23,17 +23,7 @@ from deepmanifold.models import build_model
 from deepmanifold.store import Store, StoreError
 from deepmanifold.training import Recorder
 
-from .conftest import tree_hashes
-
-
-def _step(model, ds, generator, steps=5):
-    opt = torch.optim.SGD(model.parameters(), lr=0.2)
-    for _ in range(steps):
-        idx = torch.randint(0, len(ds.y_train), (64,), generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(ds.x_train[idx]), ds.y_train[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+from .conftest import sgd_steps, tree_hashes
 
 
 def test_live_payload_places_live_and_committed_runs(reference_store, digits, tmp_path):
@@ -49,7 +39,7 @@ def test_live_payload_places_live_and_committed_runs(reference_store, digits, tm
     rec = Recorder(tmp_path / "mine", probes, {"arch": "mlp", "label": "mine"}, "mine", dataset=ds, reference=ref)
     for k in range(3):
         if k:
-            _step(model, ds, gen)
+            sgd_steps(model, ds, 5, gen, lr=0.2)
         rec.checkpoint(model, 5 * k)
         mine = watcher.live_payload()["runs"][0]
         assert mine["live"] and mine["status"] == "running" and mine["steps"] == [0, 5, 10][:k + 1]
@@ -184,7 +174,7 @@ def test_the_page_shows_checkpoints_as_they_arrive_without_a_reload(reference_st
             with watcher.cond:
                 watcher.cond.wait_for(lambda: len(watcher.served) >= k, timeout=30)
             if k:
-                _step(model, ds, gen, steps=10)
+                sgd_steps(model, ds, 10, gen, lr=0.2)
             rec.checkpoint(model, 10 * k)
             with watcher.cond:
                 watcher.published = k + 1

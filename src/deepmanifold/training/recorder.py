@@ -471,7 +471,7 @@ class Recorder:
         try:
             action(self._live)
         except OSError as exc:
-            warnings.warn(f"run {self.run_id!r} is no longer published for watchers: {exc}", stacklevel=3)
+            warnings.warn(f"publishing run {self.run_id!r} for watchers stopped: {exc}", stacklevel=3)
             self._live = None
 
     def _drop(self, name: str, why: str) -> None:
