@@ -3,6 +3,9 @@
 - :class:`ReferencePicture`, :class:`Placement` -- a reference sweep's picture, and where a
   new checkpoint sits in it (out-of-sample projection, docs/method.md §4.3); a
   :class:`~deepmanifold.training.Recorder` given ``reference=`` places every checkpoint.
+- :func:`forecast_run` -- a run's final accuracy and progress, and when it reaches a given
+  progress, from the reference runs nearest at equal progress (:class:`Forecast`);
+  :func:`power_law_forecast`, the learning-curve baseline.
 - :func:`serve_watch` and :class:`Watcher` -- ``deepmanifold watch``: the live runs of a
   store over the reference picture, in the browser, updated as checkpoints arrive.
 - :class:`CheckpointSchedule` (any loop) and :class:`LightningRecorder` (PyTorch
@@ -18,6 +21,7 @@ from deepmanifold.utils import lazy_exports
 _WHERE = {
     "ReferencePicture": "reference", "Placement": "reference",
     "Watcher": "watch", "serve_watch": "watch",
+    "Forecast": "forecast", "forecast_run": "forecast", "power_law_forecast": "forecast",
     "CheckpointSchedule": "callbacks", "LightningRecorder": "lightning",
 }
 

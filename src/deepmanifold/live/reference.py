@@ -126,6 +126,17 @@ class ReferencePicture:
                          f"probe sets: {given}. Record the run on the reference's probes (same data, seed and "
                          "probe sizes) to place it")
 
+    def distances(self, logp) -> np.ndarray:
+        """Intensive Bhattacharyya distances of ``K`` models ``(K, n, C)`` to the embedded checkpoints, ``(K, T)``.
+
+        Columns follow :attr:`picture`'s runs, each run's embedded checkpoints in order.
+        """
+        lp = np.asarray(logp, dtype=np.float32)
+        if lp.ndim != 3 or lp.shape[1:] != self._models.shape[1:]:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
+                             f"(K, {self._models.shape[1]}, {self._models.shape[2]})")
+        return geometry.pairwise_distances(lp, self._models, log=True)
+
     def place(self, logp) -> Placement:
         """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set."""
         lp = np.asarray(logp, dtype=np.float32)
@@ -134,7 +145,7 @@ class ReferencePicture:
                              f"{self._models.shape[1:]} (samples, classes)")
         if not np.isfinite(lp).all():
             raise ValueError("log-probabilities must be finite to be placed")
-        d = geometry.pairwise_distances(lp[None], self._models, log=True)[0]
+        d = self.distances(lp[None])[0]
         nearest = int(np.argmin(d))
         run = self.picture.runs[int(self._owner[nearest])]
         return Placement(

@@ -1,0 +1,175 @@
+"""Where a run is heading: its end forecast from the reference trajectories nearest at equal progress.
+
+A run seen up to some checkpoint is compared with every run of a reference picture *at
+equal progress*: each of its checkpoints is paired with the reference run's checkpoint of
+the closest progress λ, and the run's distance to that reference run is the mean intensive
+Bhattacharyya distance of the pairs (docs/method.md §5.2 reparametrises by progress for
+the same reason: runs travel the same path at different speeds). The ``k`` nearest
+reference runs then vote:
+
+- the final test accuracy and the final progress: the neighbours' mean, with the
+  neighbours' range as the interval;
+- the epoch at which the run reaches a progress ``λ*``: each neighbour's epoch at ``λ*``
+  scaled by the run's speed relative to it, ``e_run(λ_now) / e_ref(λ_now)`` at the run's
+  current progress ``λ_now`` (a faster run gets there sooner), the median with the range.
+
+:func:`power_law_forecast` is the learning-curve baseline: ``1 − y = a t^{−b}`` fitted to the
+curve so far (log–log least squares) and extrapolated.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from deepmanifold import geometry
+
+from .reference import ReferencePicture
+
+__all__ = ["Forecast", "forecast_run", "power_law_forecast", "first_crossing"]
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A run's forecast (:func:`forecast_run`).
+
+    Attributes
+    ----------
+    final_test_acc, final_progress : float
+        The neighbours' mean at the end of their training.
+    final_test_acc_range, final_progress_range : (float, float)
+        The neighbours' smallest and largest.
+    epoch_to_progress : dict of float to (float, float, float)
+        Target ``λ*`` -> (predicted epoch, lowest, highest); the epoch already reached
+        (three times) when the run is past ``λ*``; NaN when no neighbour reaches ``λ*``.
+    neighbours : list of str
+        Run ids of the ``k`` nearest reference runs, nearest first, and ``distances``,
+        their mean distances at equal progress.
+    distances : list of float
+    progress_now, epoch_now : float
+        Where the run is: its last observed checkpoint.
+    """
+
+    final_test_acc: float
+    final_test_acc_range: tuple[float, float]
+    final_progress: float
+    final_progress_range: tuple[float, float]
+    epoch_to_progress: dict[float, tuple[float, float, float]] = field(default_factory=dict)
+    neighbours: list[str] = field(default_factory=list)
+    distances: list[float] = field(default_factory=list)
+    progress_now: float = math.nan
+    epoch_now: float = math.nan
+
+
+def first_crossing(t, values, level: float) -> float:
+    """The first time ``values`` reaches ``level``, linearly interpolated; NaN if it never does."""
+    t = np.asarray(t, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    reached = np.flatnonzero(values >= level)
+    if reached.size == 0:
+        return math.nan
+    i = int(reached[0])
+    if i == 0:
+        return float(t[0])
+    a, b = values[i - 1], values[i]
+    return float(t[i - 1] + (level - a) / (b - a) * (t[i] - t[i - 1]))
+
+
+def _check(logp, epochs) -> tuple[np.ndarray, np.ndarray]:
+    lp = np.asarray(logp, dtype=np.float32)
+    e = np.asarray(epochs, dtype=np.float64)
+    if lp.ndim != 3 or e.shape != (lp.shape[0],) or lp.shape[0] < 1:
+        raise ValueError(f"logp must be (K, n, C) and epochs (K,) with K >= 1, got {lp.shape} and {e.shape}")
+    if not (np.isfinite(e).all() and np.all(np.diff(e) > 0)):
+        raise ValueError("epochs must be finite and increasing")
+    return lp, e
+
+
+def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targets: Iterable[float] = (0.5, 0.8),
+                 exclude: Iterable[str] = ()) -> Forecast:
+    """Forecast a run's end from its checkpoints so far (module docstring).
+
+    Parameters
+    ----------
+    reference : ReferencePicture
+        The reference runs (their progress, test accuracy and predictions).
+    logp : array_like, shape (K, n, C)
+        The run's log-probabilities on the reference's probe set at its ``K`` checkpoints so far.
+    epochs : array_like, shape (K,)
+        Their epochs, increasing.
+    k : int, default 5
+        Neighbours that vote (fewer if the reference has fewer runs).
+    targets : iterable of float
+        Progress values ``λ*`` in (0, 1] whose epoch is forecast.
+    exclude : iterable of str
+        Reference run ids not to use (e.g. the run itself, for leave-one-out).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match the reference's probe set, epochs that do not increase,
+        ``k < 1``, targets outside (0, 1], or no reference run left.
+    """
+    lp, e = _check(logp, epochs)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    targets = [float(t) for t in targets]
+    if any(not 0 < t <= 1 for t in targets):
+        raise ValueError(f"targets must lie in (0, 1], got {targets}")
+    excluded = set(exclude)
+    runs = [(i, r) for i, r in enumerate(reference.picture.runs) if r.run_id not in excluded]
+    if not runs:
+        raise ValueError("no reference run is left to forecast from")
+    D = reference.distances(lp)  # (K, T); checks the probe set's shape first
+    progress = np.atleast_1d(geometry.progress(lp, reference.labels, log=True, method=reference.progress_method))
+    offsets = np.cumsum([0] + [len(r.steps) for r in reference.picture.runs])
+    scored = []
+    for i, run in runs:
+        pairs = np.abs(progress[:, None] - run.progress[None, :]).argmin(axis=1)
+        scored.append((float(D[np.arange(len(lp)), offsets[i] + pairs].mean()), run))
+    scored.sort(key=lambda item: item[0])
+    nearest = scored[:int(k)]
+    now_p, now_e = float(progress[-1]), float(e[-1])
+    acc = np.array([r.metrics["test_acc"][-1] for _, r in nearest], dtype=np.float64)
+    final = np.array([r.progress[-1] for _, r in nearest], dtype=np.float64)
+    when = {}
+    for target in targets:
+        reached = first_crossing(e, progress, target)
+        if math.isfinite(reached):
+            when[target] = (reached, reached, reached)
+            continue
+        guesses = []
+        for _, r in nearest:
+            at_now, at_target = first_crossing(r.epochs, r.progress, now_p), first_crossing(r.epochs, r.progress, target)
+            if math.isfinite(at_target):
+                scale = now_e / at_now if math.isfinite(at_now) and at_now > 0 else 1.0
+                guesses.append(max(now_e, scale * at_target))
+        when[target] = ((float(np.median(guesses)), float(min(guesses)), float(max(guesses))) if guesses
+                        else (math.nan, math.nan, math.nan))
+    return Forecast(final_test_acc=float(acc.mean()), final_test_acc_range=(float(acc.min()), float(acc.max())),
+                    final_progress=float(final.mean()), final_progress_range=(float(final.min()), float(final.max())),
+                    epoch_to_progress=when, neighbours=[r.run_id for _, r in nearest],
+                    distances=[d for d, _ in nearest], progress_now=now_p, epoch_now=now_e)
+
+
+def power_law_forecast(t, values, at: float) -> float:
+    """The learning-curve baseline: ``1 − y = a t^{−b}`` fitted to ``values`` so far, evaluated at ``at``.
+
+    Fitted by least squares on ``log(1 − y)`` against ``log t`` over the points with
+    ``t > 0`` and ``y < 1``; with fewer than two such points, or a fit that does not
+    decrease, the last value. The result is clipped to ``[0, 1]``.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    last = float(y[-1])
+    use = (t > 0) & (y < 1) & np.isfinite(y)
+    if use.sum() < 2:
+        return last
+    slope, intercept = np.polyfit(np.log(t[use]), np.log(1.0 - y[use]), 1)
+    if not slope < 0:
+        return last
+    return float(np.clip(1.0 - math.exp(intercept) * float(at) ** slope, 0.0, 1.0))
