@@ -25,6 +25,11 @@ samples (each class in proportion, largest remainders; original order kept), nev
 fewer than the number of classes (a smaller sample cannot hold one of each); the test
 split is unchanged. Probe sets made from the dataset are then drawn from the subsample.
 
+``label_noise`` (float in [0, 1), default 0; :func:`load_dataset` only, for every
+dataset): that fraction of the training labels replaced by another class, drawn from a
+stream seeded by the loader's ``seed`` (:func:`flip_labels`); which ones is recorded in
+``Dataset.flipped``.
+
 ``whiten`` (bool, default False; :func:`load_dataset` only, for every dataset): ZCA
 whitening of the inputs by :func:`whiten_inputs` after the above, so that the training
 inputs satisfy ``XᵀX/n = I`` on their span, as deep linear theory's closed forms
@@ -34,7 +39,7 @@ assume (docs/method.md §11).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +58,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_gaussian_teacher",
     "load_mnist",
+    "flip_labels",
     "whiten_inputs",
 ]
 
@@ -86,6 +92,9 @@ class Dataset:
         The label-preserving augmentations that make sense for this data, a subset of
         :data:`AUGMENTATION_OPS` (``"crop"``, ``"hflip"``); training code may apply them
         to training batches, never to probe samples (docs/method.md §1).
+    flipped : ndarray of int64 or None, default None
+        Indices (into the training split, ascending) of the samples whose label
+        :func:`flip_labels` replaced by another class; None when no label was flipped.
     """
 
     name: str
@@ -95,6 +104,7 @@ class Dataset:
     y_test: torch.Tensor
     n_classes: int
     augmentations: tuple[str, ...] = ()
+    flipped: np.ndarray | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.augmentations, str):
@@ -110,6 +120,11 @@ class Dataset:
         if len(set(augs)) != len(augs):
             raise ValueError(f"augmentations repeat a name: {augs}")
         object.__setattr__(self, "augmentations", augs)
+        if self.flipped is not None:
+            flipped = np.asarray(self.flipped, dtype=np.int64)
+            if flipped.ndim != 1 or (flipped.size and (flipped.min() < 0 or flipped.max() >= len(self.y_train))):
+                raise ValueError("flipped must list indices of training samples")
+            object.__setattr__(self, "flipped", flipped)
         for split in ("train", "test"):
             x = getattr(self, f"x_{split}")
             y = getattr(self, f"y_{split}")
@@ -618,7 +633,36 @@ def whiten_inputs(dataset: Dataset, *, tolerance: float = 1e-6) -> Dataset:
 
     return Dataset(name=dataset.name, x_train=apply(dataset.x_train), y_train=dataset.y_train,
                    x_test=apply(dataset.x_test), y_test=dataset.y_test, n_classes=dataset.n_classes,
-                   augmentations=dataset.augmentations)
+                   augmentations=dataset.augmentations, flipped=dataset.flipped)
+
+
+def flip_labels(dataset: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """The dataset with ``round(fraction * N_train)`` training labels replaced by another class.
+
+    The samples are drawn without replacement, and each gets a class drawn uniformly
+    from the ``C − 1`` others, from one generator seeded by ``seed`` (so the same
+    samples are flipped for every run of a sweep). The test split is unchanged;
+    :attr:`Dataset.flipped` lists the flipped samples (the noisy labels are what the
+    networks train on and what the train probe records as labels).
+
+    Raises
+    ------
+    ValueError
+        ``fraction`` outside ``[0, 1)``, or fewer than 2 classes.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ValueError(f"label_noise must be a fraction in [0, 1), got {fraction!r}")
+    if dataset.n_classes < 2:
+        raise ValueError("flipping labels needs at least 2 classes")
+    n = dataset.y_train.shape[0]
+    rng = np.random.default_rng([int(seed), 0x1ABE1])
+    chosen = np.sort(rng.choice(n, size=int(round(fraction * n)), replace=False)).astype(np.int64)
+    y = dataset.y_train.clone()
+    shift = torch.from_numpy(rng.integers(1, dataset.n_classes, size=chosen.size))  # never the same class
+    y[chosen] = (y[chosen] + shift) % dataset.n_classes
+    return Dataset(name=dataset.name, x_train=dataset.x_train, y_train=y, x_test=dataset.x_test,
+                   y_test=dataset.y_test, n_classes=dataset.n_classes, augmentations=dataset.augmentations,
+                   flipped=chosen)
 
 
 def available_datasets() -> list[str]:
@@ -636,8 +680,9 @@ def load_dataset(name: str, **options: Any) -> Dataset:
         ``"fashion_mnist"``, ``"gaussian_teacher"``, ``"mnist"``.
     **options
         Passed to the loader; see the loader's docstring (``load_<name>``) and the
-        module docstring. Every loader accepts ``train_size``. ``whiten=True`` (any
-        dataset) whitens the inputs afterwards (:func:`whiten_inputs`).
+        module docstring. Every loader accepts ``train_size``. ``label_noise=f`` (any
+        dataset) flips that fraction of the training labels (:func:`flip_labels`), and
+        ``whiten=True`` whitens the inputs afterwards (:func:`whiten_inputs`).
 
     Returns
     -------
@@ -660,11 +705,16 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     whiten = options.pop("whiten", False)
     if not isinstance(whiten, bool):
         raise ValueError(f"option whiten must be true or false, got {whiten!r}")
+    label_noise = options.pop("label_noise", 0.0)
+    if isinstance(label_noise, bool) or not isinstance(label_noise, (int, float)) or not 0 <= label_noise < 1:
+        raise ValueError(f"option label_noise must be a fraction in [0, 1), got {label_noise!r}")
     allowed = set(inspect.signature(loader).parameters)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
-            f"unknown option(s) {unknown} for dataset {name!r}; allowed: {sorted(allowed | {'whiten'})}"
+            f"unknown option(s) {unknown} for dataset {name!r}; allowed: {sorted(allowed | {'label_noise', 'whiten'})}"
         )
     dataset = loader(**options)
+    if label_noise:
+        dataset = flip_labels(dataset, float(label_noise), int(options.get("seed", 0)))
     return whiten_inputs(dataset) if whiten else dataset

@@ -48,7 +48,8 @@ each optimiser's own ``zip`` rows. ``[grid]`` also takes ``width`` and ``depth``
 (architecture knobs, e.g. for "bigger networks travel faster"), ``augmentation``,
 ``init`` and ``weight_decay``. Keys of ``[data]`` beyond the probe settings go to
 the dataset loader (``train_size``, ``path``, ``dim``, ...) and are checked by it
-before anything is trained; ``whiten = true`` whitens any dataset's inputs.
+before anything is trained; ``whiten = true`` whitens any dataset's inputs and
+``label_noise = 0.05`` flips that fraction of its training labels (recorded).
 ``[train] loss`` is ``"cross_entropy"`` (default) or ``"squared"``.
 
 Every key is checked before anything is trained; a mistake gives one line that
@@ -101,6 +102,7 @@ _DATA_KEYS = {
     "probe_test": (int, "a positive integer (samples of the test split to record)"),
     "probe_seed": (int, "an integer"),
     "whiten": (bool, "true or false (ZCA-whiten the inputs with the training statistics)"),
+    "label_noise": ((int, float), "a fraction in [0, 1) of training labels to flip"),
 }
 # Other [data] keys are loader options (e.g. dim, n_train for gaussian_teacher): any
 # scalar, checked against the loader's signature in the preflight.

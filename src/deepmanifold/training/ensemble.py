@@ -34,8 +34,8 @@ from ..store import PREDICTIONS, Store
 from .augment import augment_batch
 from .loss import per_sample_loss
 from .measurements import Predictions
-from .plan import (TrainingPlan, augment_seed, completion_message, initial_model, loss_diverged_message,
-                   make_optimizer, plan_run, set_lr, shuffle_seed)
+from .plan import (TrainingPlan, augment_seed, completion_message, data_info, initial_model,
+                   loss_diverged_message, make_optimizer, plan_run, set_lr, shuffle_seed)
 from .recorder import Recorder, RunResult
 
 __all__ = ["ensemble_key", "train_ensemble"]
@@ -106,7 +106,8 @@ def train_ensemble(
                 rec.abandon(f"{type(exc).__name__}: {exc}")
             raise
         wall = (time.perf_counter() - t0) / K
-        info = {"init": {"init": "default", "steps": 0}, "device": str(plan.device), "n_parameters": n_params}
+        info = {"init": {"init": "default", "steps": 0}, "device": str(plan.device), "n_parameters": n_params,
+                **data_info(dataset)}
         results = []
         for rec, loss_message in zip(recorders, messages):
             if loss_message is not None:

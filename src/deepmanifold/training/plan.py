@@ -107,6 +107,12 @@ def initial_model(config: Mapping[str, Any], dataset: Dataset) -> nn.Module:
         return build_model(config["arch"], dataset.input_shape, dataset.n_classes, **dict(config["arch_options"]))
 
 
+def data_info(dataset: Dataset) -> dict[str, Any]:
+    """What a run records about its data beyond its config: the training samples whose label was flipped."""
+    flipped = getattr(dataset, "flipped", None)
+    return {} if flipped is None else {"flipped_train": [int(i) for i in flipped]}
+
+
 def steps_per_epoch(n_train: int, batch_size: int) -> int:
     """Optimiser steps per epoch: ``n_train // batch_size``.
 

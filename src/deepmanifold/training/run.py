@@ -15,8 +15,8 @@ from ..store import Store
 from .augment import augment_batch
 from .loss import TrainingLoss
 from .measurements import Predictions, get_measurement
-from .plan import (TrainingPlan, augment_seed, completion_message, initial_model, init_seed, loss_diverged_message,
-                   make_optimizer, plan_run, set_lr, shuffle_seed)
+from .plan import (TrainingPlan, augment_seed, completion_message, data_info, initial_model, init_seed,
+                   loss_diverged_message, make_optimizer, plan_run, set_lr, shuffle_seed)
 from .recorder import Recorder, RunResult
 
 __all__ = ["train_run"]
@@ -246,7 +246,7 @@ def train_run(
         recorder.abandon(f"{type(exc).__name__}: {exc}")
         raise
     model.eval()
-    info = {"init": init_info, "device": str(plan.device), "n_parameters": n_params}
+    info = {"init": init_info, "device": str(plan.device), "n_parameters": n_params, **data_info(dataset)}
     if status == "complete":
         message = completion_message(plan, recorder, init_info)
     return recorder.close(status, message, info=info, wall_time=time.perf_counter() - t0)
