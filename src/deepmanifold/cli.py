@@ -118,6 +118,36 @@ def _stored_findings(store_path: Path) -> dict | None:
         return None
 
 
+def _sample_maps(store):
+    """Every sample's dynamics on the train probe, with the samples' images when the data can be loaded."""
+    import numpy as np
+
+    from deepmanifold.analysis.samples import store_sample_maps
+
+    try:
+        maps = store_sample_maps(store, "train")
+    except (ValueError, OSError) as exc:
+        warnings.warn(f"no data map: {exc}", stacklevel=2)
+        return None
+    if maps is None:
+        return None
+    try:  # the images come from the data the runs name; a dataset not on this machine just has none
+        from deepmanifold.sweeps.execute import dataset_and_probes
+
+        config = store.record(maps.runs[0][0], verify=False).config
+        dataset, probes = dataset_and_probes(config)
+        x = probes["train"].inputs(dataset).numpy()
+        if len(x) == len(maps.labels) and x.shape[1] in (1, 3):
+            x = np.moveaxis(x, 1, -1)
+            lo = x.min(axis=(1, 2, 3), keepdims=True)
+            span = np.maximum(x.max(axis=(1, 2, 3), keepdims=True) - lo, 1e-12)
+            x = np.round(255 * (x - lo) / span).astype(np.uint8)
+            maps.images = x[..., 0] if x.shape[-1] == 1 else x
+    except Exception:  # noqa: BLE001 - no images is a lesser report, not a failed one
+        maps.images = None
+    return maps
+
+
 def _write_store_report(store_path: Path, out: Path | None, summary: dict, findings: dict | None = None,
                         pictures: dict | None = None, colour_by: str = "architecture") -> Path:
     """Write the HTML report of a store, from the given InPCA pictures (the missing ones are built)."""
@@ -140,7 +170,7 @@ def _write_store_report(store_path: Path, out: Path | None, summary: dict, findi
     target = out or store_path / "report.html"
     try:
         path = write_report(target, pictures, title=f"deepmanifold — {store_path.name}", summary=facts,
-                            findings=findings, colour_by=colour_by)
+                            findings=findings, colour_by=colour_by, samples=_sample_maps(store))
     except ValueError as exc:
         _fail(str(exc))
     except OSError as exc:

@@ -35,3 +35,42 @@ def test_the_example_ranks_flips_and_compares_orders(tmp_path, monkeypatch, caps
     row = next(line for line in out.splitlines() if line.startswith("| low confidence"))
     assert float(row.split("|")[2].split()[0]) > 0.8
     assert "| seed | 1 |" in out
+
+
+def test_the_report_draws_the_data_map_with_images(tmp_path):
+    """`deepmanifold report` of a store trained with flipped labels: the data map, crosses for the flips,
+    and the train probe's images packed for the page."""
+    import base64
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from deepmanifold.cli import app
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(textwrap.dedent("""
+        [data]
+        name = "digits"
+        label_noise = 0.1
+        probe_train = 200
+        probe_test = 100
+        [train]
+        epochs = 1
+        checkpoints = 4
+        [grid]
+        arch = ["mlp"]
+        [arch.mlp]
+        width = 16
+    """))
+    run_sweep(load_spec(spec), store=tmp_path / "store", workers=1, device="cpu")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "store")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "store" / "report.html").read_text()
+    assert 'id="dm-datamap-section"' in page and "Crosses: the" in page
+    figures = json.loads(re.search(r'id="dm-figures">(.*?)</script>', page, re.S).group(1))
+    (datamap,) = [f for f in figures if f["id"] == "dm-datamap"]
+    (trace,) = datamap["figure"]["data"]
+    assert len(trace["x"]) == 200 and trace["marker"]["symbol"].count("x") > 5
+    images = json.loads(re.search(r'id="dm-sample-images">(.*?)</script>', page, re.S).group(1))
+    assert images["shape"] == [200, 8, 8, 1] and len(base64.b64decode(images["pixels"])) == 200 * 64

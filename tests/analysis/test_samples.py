@@ -88,3 +88,16 @@ def test_flipped_labels_are_recorded_and_found_by_the_data_map(tmp_path):
     assert 0.3 < auroc(-d.confidence[~wrong], decoy[~wrong]) < 0.7
     with pytest.raises(ValueError, match=r"label_noise must be a fraction in \[0, 1\), got 1.5"):
         load_dataset("digits", label_noise=1.5)
+
+
+def test_sample_images_are_packed_as_uint8_or_refused():
+    import base64
+
+    from deepmanifold.report.sample_figures import sample_images_json
+
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    packed = sample_images_json(a)
+    assert packed["shape"] == [2, 3, 4, 1] and base64.b64decode(packed["pixels"]) == a.tobytes()
+    assert sample_images_json(None) is None
+    with pytest.raises(ValueError, match=r"images must be uint8 of shape \(n, H, W\) or \(n, H, W, 3\)"):
+        sample_images_json(a.astype(float))

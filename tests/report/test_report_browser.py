@@ -169,3 +169,26 @@ def test_runs_recolour_by_any_varying_key(findings_path, tmp_path):
     picture = dom[dom.index('id="dm-inpca-test"'):dom.index('id="dm-findings"')]
     assert re.search(r'class="legendtitletext"[^>]*>optimizer<', picture)
     assert re.findall(r'class="legendtext"[^>]*>([^<]*)<', picture)[:2] == ["adam", "sgd"]
+
+
+def test_the_data_map_draws_and_shows_a_sample_image(make_picture, tmp_path):
+    import numpy as np
+
+    from deepmanifold.analysis.samples import SampleMaps, sample_dynamics
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 40, 3)).cumsum(axis=0)
+    logp = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    labels = rng.integers(0, 3, 40)
+    maps = SampleMaps(probe="train", labels=labels,
+                      runs=[("r0", "run 0", sample_dynamics(logp, labels)), ("r1", "run 1", sample_dynamics(logp[::-1], labels))],
+                      flipped=np.arange(40) < 4, images=rng.integers(0, 256, (40, 5, 6), dtype=np.uint8))
+    path = write_report(tmp_path / "report.html", {"test": make_picture()}, title="data map", samples=maps)
+    dom, _ = _dump_dom(path, tmp_path / "profile")
+    elements = _status(dom)
+    status = elements["dm-status"]
+    assert status["data-state"] == "done" and json.loads(status["data-errors"]) == []
+    assert status["data-plots"] == status["data-expected"]
+    assert '"dm-datamap"' in status["data-tops"]
+    canvas = re.search(r'<canvas id="dm-sample-image"[^>]*data-sample="(\d+)"', dom)
+    assert canvas and canvas.group(1) == "0"  # the first sample's image was drawn

@@ -23,12 +23,16 @@ checkpoint equally.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import collections
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["SampleDynamics", "auroc", "learning_order_agreement", "sample_dynamics"]
+from deepmanifold import geometry
+
+__all__ = ["SampleDynamics", "SampleMaps", "auroc", "learning_order_agreement", "sample_dynamics",
+           "store_sample_maps"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,52 @@ def auroc(scores, positives) -> float:
         return float("nan")
     ranks = stats.rankdata(s)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass
+class SampleMaps:
+    """The per-sample dynamics of a store's runs on one probe set (:func:`store_sample_maps`).
+
+    Attributes
+    ----------
+    probe : str
+    labels : ndarray of int, shape (n,)
+        The labels the runs trained on.
+    runs : list of (str, str, SampleDynamics)
+        Run id, display label and dynamics of each run.
+    flipped : ndarray of bool, shape (n,), or None
+        The samples whose training label was flipped (``label_noise``), when recorded.
+    images : ndarray of uint8, shape (n, H, W) or (n, H, W, 3), or None
+        The samples' images for display, when the caller adds them.
+    """
+
+    probe: str
+    labels: np.ndarray
+    runs: list = field(default_factory=list)
+    flipped: np.ndarray | None = None
+    images: np.ndarray | None = None
+
+
+def store_sample_maps(store, probe: str = "train", *, max_runs: int = 60) -> SampleMaps | None:
+    """:func:`sample_dynamics` of the complete runs of ``store`` on ``probe`` (the most common probe set).
+
+    Returns None when no complete run has predictions on ``probe``. Runs past
+    ``max_runs`` (in store order) are left out.
+    """
+    records, _ = store.records(on_error="skip")
+    records = [r for r in records if r.status == "complete" and probe in r.probes and r.n_checkpoints > 0]
+    if not records:
+        return None
+    fingerprint = collections.Counter(r.probes[probe] for r in records).most_common(1)[0][0]
+    records = [r for r in records if r.probes[probe] == fingerprint][:max_runs]
+    stored = store.probe(fingerprint)
+    labels = np.asarray(stored.labels)
+    maps = SampleMaps(probe=probe, labels=labels)
+    for rec in records:
+        logp = np.asarray(store.logp(rec.run_id, probe))
+        progress = geometry.progress(logp, labels, log=True)
+        maps.runs.append((rec.run_id, str(rec.config.get("label", rec.run_id)), sample_dynamics(logp, labels, progress)))
+        flipped = rec.info.get("flipped_train")
+        if flipped is not None and stored.split == "train" and maps.flipped is None:
+            maps.flipped = np.isin(stored.indices, np.asarray(flipped, dtype=np.int64))
+    return maps

@@ -35,6 +35,8 @@ section h2 { margin: 0 0 6px; font-size: 20px; font-weight: 600; }
 section h3 { margin: 22px 0 6px; font-size: 16px; font-weight: 600; }
 p.lead { color: var(--muted); margin: 0 0 14px; max-width: 980px; }
 .plot { width: 100%; min-height: 200px; }
+.dm-sample { display: inline-block; margin: .4em 0 0; text-align: center; color: #555; font-size: .9em; }
+.dm-sample canvas { border: 1px solid #ccc; image-rendering: pixelated; }
 .facts { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 28px;
          margin-top: 18px; }
 .facts > div { overflow-x: auto; }
@@ -333,6 +335,42 @@ RENDER_JS = """
   }
 
   render();
+})();
+"""
+
+#: Draws the image of the data-map sample under the pointer into #dm-sample-image (the first
+#: sample until the pointer moves); the canvas's ``data-sample`` names the sample drawn.
+SAMPLE_IMAGE_JS = r"""
+(function () {
+  const source = JSON.parse(document.getElementById("dm-sample-images").textContent);
+  const [n, H, W, channels] = source.shape;
+  const bytes = Uint8Array.from(atob(source.pixels), c => c.charCodeAt(0));
+  const canvas = document.getElementById("dm-sample-image");
+  const context = canvas.getContext("2d");
+  const tile = document.createElement("canvas");
+  tile.width = W; tile.height = H;
+  function draw(i) {
+    if (!(i >= 0 && i < n)) return;
+    const image = tile.getContext("2d").createImageData(W, H);
+    for (let p = 0; p < H * W; p++) {
+      const o = (i * H * W + p) * channels;
+      image.data[4 * p] = bytes[o];
+      image.data[4 * p + 1] = bytes[o + (channels === 3 ? 1 : 0)];
+      image.data[4 * p + 2] = bytes[o + (channels === 3 ? 2 : 0)];
+      image.data[4 * p + 3] = 255;
+    }
+    tile.getContext("2d").putImageData(image, 0, 0);
+    context.imageSmoothingEnabled = false;
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(tile, 0, 0, canvas.width, canvas.height);
+    canvas.dataset.sample = String(i);
+  }
+  draw(0);
+  (function hook() {
+    const div = document.getElementById("dm-datamap");
+    if (div && typeof div.on === "function") div.on("plotly_hover", ev => draw(ev.points[0].customdata));
+    else setTimeout(hook, 200);
+  })();
 })();
 """
 

@@ -57,7 +57,7 @@ def main_probe(pictures: Mapping[str, Picture]) -> str:
 def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, title: str,
                  summary: Mapping[str, Any] | None = None,
                  findings: Mapping[str, Any] | None = None,
-                 colour_by: str = ARCHITECTURE) -> pathlib.Path:
+                 colour_by: str = ARCHITECTURE, samples: "SampleMaps | None" = None) -> pathlib.Path:
     """Write the InPCA report as one self-contained HTML file that opens offline.
 
     The page holds plotly.js (from the installed plotly package) and every figure's
@@ -94,6 +94,10 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
     colour_by : str
         The colouring the page opens with: ``"architecture"`` or a configuration key
         that varies across the runs (dotted when nested, e.g. ``"arch_options.width"``).
+    samples : SampleMaps, optional
+        Every sample's dynamics (:func:`deepmanifold.analysis.samples.store_sample_maps`):
+        drawn as the data map, with the image of the sample under the pointer when
+        ``samples.images`` holds them.
 
     Returns
     -------
@@ -118,7 +122,7 @@ def write_report(path: str | os.PathLike, pictures: Mapping[str, Picture], *, ti
         raise ValueError(f"colour_by={colour_by!r}: the runs can be coloured by {offered} "
                          "(architecture, or a configuration key whose value varies across runs)")
     document = _page(pictures, title=title, summary=dict(summary or {}), findings=findings,
-                     colourings=colourings, colour_by=colour_by)
+                     colourings=colourings, colour_by=colour_by, samples=samples)
     return _write_atomic(pathlib.Path(path), document)
 
 
@@ -634,9 +638,34 @@ def _nav(parts: list[_Part], menu: str = "") -> str:
     return f'<nav><div class="wrap"><span class="links">{items}</span>{menu}</div></nav>'
 
 
+def _sample_parts(samples) -> list[_Part]:
+    """The data map of every sample, with the image under the pointer when the images are known."""
+    from .sample_figures import data_map_figure, sample_images_json
+
+    if samples is None or not samples.runs:
+        return []
+    flips = "" if samples.flipped is None else (
+        f" Crosses: the {int(samples.flipped.sum())} samples whose training label was flipped.")
+    lead = (f"Each of the {len(samples.labels):,} samples of the {_esc(samples.probe)} probe at its "
+            "variability (x) and confidence (y): the mean and spread over the checkpoints of the "
+            "probability given to its label, coloured by how often it was classified right. Low "
+            "confidence and low variability: hard to learn (wrong labels end up here); high "
+            f"variability: ambiguous. The menu picks the run.{flips}")
+    images = sample_images_json(samples.images)
+    body = _plot_div("dm-datamap")
+    if images is not None:
+        body += ('<figure class="dm-sample"><canvas id="dm-sample-image" width="112" height="112" '
+                 'data-sample=""></canvas><figcaption>the sample under the pointer</figcaption></figure>'
+                 f'<script type="application/json" id="dm-sample-images">{_script_json(images)}</script>'
+                 f"<script>{_assets.SAMPLE_IMAGE_JS}</script>")
+    fig = data_map_figure(samples)
+    return [_Part(_section("dm-datamap-section", "Every sample: the data map", lead, body),
+                  {"id": "dm-datamap", "kind": "2d", "figure": fig}, "dm-datamap-section", "samples")]
+
+
 def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
           findings: Mapping[str, Any] | None, colourings: list[RunColouring],
-          colour_by: str) -> str:
+          colour_by: str, samples=None) -> str:
     """The whole HTML document.
 
     The main probe's picture comes first, right under the header: it is what the
@@ -648,7 +677,7 @@ def _page(pictures: dict[str, Picture], *, title: str, summary: dict,
     run_groups = {run.run_id: (run.group, colours[run.group]) for p in pictures.values() for run in p.runs}
     first, *others = _picture_parts(pictures, colours)
     parts = [first, *(_findings_parts(findings, run_groups) if findings else []), *others,
-             *_figure_parts(pictures, colours)]
+             *_figure_parts(pictures, colours), *_sample_parts(samples)]
     parts.append(_Part(_section("dm-guide", "How to read this", "", _assets.HOW_TO_READ
                                 + "<h3>Excluded runs</h3>" + _excluded_and_notes(pictures)),
                        anchor="dm-guide", link="how to read"))
