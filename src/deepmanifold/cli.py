@@ -123,10 +123,11 @@ def _sample_maps(store):
     import numpy as np
 
     from deepmanifold.analysis.samples import store_sample_maps
+    from deepmanifold.store import StoreError
 
     try:
         maps = store_sample_maps(store, "train")
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, StoreError) as exc:
         warnings.warn(f"no data map: {exc}", stacklevel=2)
         return None
     if maps is None:

@@ -23,7 +23,6 @@ checkpoint equally.
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,18 +170,26 @@ class SampleMaps:
 
 
 def store_sample_maps(store, probe: str = "train", *, max_runs: int = 60) -> SampleMaps | None:
-    """:func:`sample_dynamics` of the complete runs of ``store`` on ``probe`` (the most common probe set).
+    """:func:`sample_dynamics` of the runs of ``store`` that a picture on ``probe`` would show.
 
-    Returns None when no complete run has predictions on ``probe``. Runs past
-    ``max_runs`` (in store order) are left out.
+    The runs are those of :func:`~deepmanifold.analysis.checkpoints.usable_runs` (complete,
+    undamaged, with an undamaged probe file, all on one probe set); runs past ``max_runs``
+    (in store order) are left out. Returns None when there is none.
     """
-    records, _ = store.records(on_error="skip")
-    records = [r for r in records if r.status == "complete" and probe in r.probes and r.n_checkpoints > 0]
+    import warnings
+
+    from deepmanifold.analysis.checkpoints import usable_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            records, _ = usable_runs(store, probe)
+        except ValueError:  # runs on different probe sets: no one map of the samples
+            return None
     if not records:
         return None
-    fingerprint = collections.Counter(r.probes[probe] for r in records).most_common(1)[0][0]
-    records = [r for r in records if r.probes[probe] == fingerprint][:max_runs]
-    stored = store.probe(fingerprint)
+    records = records[:max_runs]
+    stored = store.probe(records[0].probes[probe])
     labels = np.asarray(stored.labels)
     maps = SampleMaps(probe=probe, labels=labels)
     for rec in records:
