@@ -5,7 +5,8 @@ Every run of the store is replayed as if the sweep had been pruned: successive h
 training, keeping ``ceil(n/η)`` runs at each, ranked either by the test accuracy at the rung
 (ASHA's rule) or by the forecast final test accuracy (:func:`deepmanifold.live.forecast_run`
 from the runs of the *other* configurations, standing for an earlier reference sweep: no run
-is forecast from its own configuration's seeds; ``--hold-out run`` leaves out only the run). For each η: the compute spent (epochs
+is forecast from its own configuration's seeds; ``--hold-out run`` leaves out only the run;
+``--score optimistic`` ranks by the best neighbour's final accuracy instead of their mean). For each η: the compute spent (epochs
 trained, as a fraction of training every run to the end) and the true rank, by final test
 accuracy among all runs, of the run each rule keeps as the best (1 = the best run).
 
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--rungs", type=float, nargs="+", default=[0.1, 0.3, 1.0])
     parser.add_argument("--eta", type=float, nargs="+", default=[2, 3, 4, 6, 9])
     parser.add_argument("--hold-out", choices=("config", "run"), default="config")
+    parser.add_argument("--k", type=int, default=5, help="neighbours of the forecast")
+    parser.add_argument("--score", choices=("mean", "optimistic"), default="mean",
+                        help="rank by the neighbours' mean final accuracy, or by the best of them")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,8 +66,8 @@ def main() -> None:
             own = ([r for r in runs if config_key(configs[r]) == config_key(configs[run_id])]
                    if args.hold_out == "config" else [run_id])
             mask = seen(run_id, fraction)
-            cache[run_id, fraction] = forecast_run(reference, logp[run_id][mask], runs[run_id].epochs[mask],
-                                                   exclude=own).final_test_acc
+            fc = forecast_run(reference, logp[run_id][mask], runs[run_id].epochs[mask], exclude=own, k=args.k)
+            cache[run_id, fraction] = fc.final_test_acc if args.score == "mean" else fc.final_test_acc_range[1]
         return cache[run_id, fraction]
 
     best = min(runs, key=lambda r: rank[r])
