@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepmanifold.live import ReferencePicture, Watcher
+from deepmanifold.live import ReferencePicture, Watcher, forecast_run
 from deepmanifold.live.watch import make_server
 from deepmanifold.models import build_model
 from deepmanifold.store import Store, StoreError
@@ -37,16 +37,22 @@ def test_live_payload_places_live_and_committed_runs(reference_store, digits, tm
     model = build_model("mlp", ds.input_shape, ds.n_classes, width=16)
     gen = torch.Generator().manual_seed(1)
     rec = Recorder(tmp_path / "mine", probes, {"arch": "mlp", "label": "mine"}, "mine", dataset=ds, reference=ref)
+    seen = []
     for k in range(3):
         if k:
             sgd_steps(model, ds, 5, gen, lr=0.2)
         rec.checkpoint(model, 5 * k)
+        seen.append(rec.latest()["test"])
         mine = watcher.live_payload()["runs"][0]
         assert mine["live"] and mine["status"] == "running" and mine["steps"] == [0, 5, 10][:k + 1]
         # The watcher places what the recorder placed, from the published files alone.
         np.testing.assert_allclose(mine["coords"][-1], rec.placements[-1].coords[:3], atol=1e-9)
         assert mine["progress"][-1] == pytest.approx(rec.placements[-1].progress)
         assert mine["test_acc"][-1] == pytest.approx(rec.placements[-1].accuracy)
+        # Where it is heading: the forecast from the reference, on what was published so far.
+        expected = forecast_run(ref, np.stack(seen), np.array(mine["steps"], dtype=float))  # no epochs: steps
+        assert mine["forecast"]["final_test_acc"] == pytest.approx(expected.final_test_acc)
+        assert mine["forecast"]["low"] <= mine["forecast"]["final_test_acc"] <= mine["forecast"]["high"]
     rec.close()
     (done,) = watcher.live_payload()["runs"]
     assert not done["live"] and done["status"] == "complete" and done["steps"] == [0, 5, 10]

@@ -85,10 +85,13 @@ _JS = r"""
         r.steps.length + "'><td>" + r.label.replace(/</g, "&lt;") + "</td><td>" + r.status + "</td><td>" +
         r.steps.length + "</td><td>" + (k >= 0 ? r.steps[k] : "–") + "</td><td>" +
         cell(k >= 0 ? epochsOf(r)[k] : null) + "</td><td>" + cell(k >= 0 ? r.progress[k] : null) +
-        "</td><td>" + cell(k >= 0 ? r.test_acc[k] : null) + "</td></tr>";
+        "</td><td>" + cell(k >= 0 ? r.test_acc[k] : null) + "</td><td class='dm-forecast'>" +
+        (r.forecast ? r.forecast.final_test_acc.toFixed(3) + " (" + r.forecast.low.toFixed(3) + "–" +
+         r.forecast.high.toFixed(3) + ")" : "–") + "</td></tr>";
     }).join("");
     document.getElementById("dm-watch-table").innerHTML = "<table><thead><tr><th>run</th><th>status</th>" +
-      "<th>checkpoints</th><th>step</th><th>epoch</th><th>progress</th><th>accuracy</th></tr></thead>" +
+      "<th>checkpoints</th><th>step</th><th>epoch</th><th>progress</th><th>accuracy</th>" +
+      "<th>forecast final accuracy (range)</th></tr></thead>" +
       "<tbody>" + body + "</tbody></table>";
   }
 

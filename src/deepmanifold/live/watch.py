@@ -6,7 +6,8 @@ computed once) and where every run stands now (:meth:`Watcher.live_payload`): th
 in flight, as their recorders publish them (:mod:`deepmanifold.store.live`: only
 checkpoints whose predictions are completely written), and the committed runs. Each
 checkpoint is placed in the reference picture once (:class:`ReferencePicture`) and
-kept. :func:`serve_watch` serves a page that draws the reference and polls the live
+kept, and each live run's end is forecast from the reference runs nearest to it at equal
+progress (:func:`~deepmanifold.live.forecast_run`) whenever it has a new checkpoint. :func:`serve_watch` serves a page that draws the reference and polls the live
 JSON, redrawing as checkpoints arrive, from a local HTTP server (Python's standard
 library; the page holds plotly.js itself, so nothing is fetched from elsewhere).
 
@@ -35,6 +36,7 @@ from deepmanifold import geometry
 from deepmanifold.store import Store, StoreError
 from deepmanifold.store.live import live_runs
 
+from .forecast import forecast_run
 from .reference import ReferencePicture
 
 __all__ = ["Watcher", "serve_watch"]
@@ -81,6 +83,8 @@ class Watcher:
         self._placed: dict[tuple[str, int], dict] = {}  # (run id, checkpoint) -> placement, live runs
         self._committed: dict[str, dict] = {}  # run id -> placed run, committed runs
         self._labels: dict[str, np.ndarray] = {}
+        self._arrays: dict[tuple, list] = {}  # (run id, start) -> its published predictions, in order
+        self._forecasts: dict[tuple, dict | None] = {}  # (run id, start, checkpoints) -> forecast
         self.reference: ReferencePicture | None = None
         if isinstance(reference, ReferencePicture):
             self.reference = reference
@@ -166,22 +170,43 @@ class Watcher:
         name = self.probe if self.probe in probes else next(iter(probes), None)
         if name is None:
             return None
-        placed = []
+        placed, arrays = [], self._arrays.setdefault((run.run_id, state.get("started")), [])
         for k in range(run.n_checkpoints):
             key = (run.run_id, k, state.get("started"))
             if key not in self._placed:
                 try:
-                    self._placed[key] = self._place(run.logp(name, k), probes[name])
+                    logp = run.logp(name, k)
+                    self._placed[key] = self._place(logp, probes[name])
+                    arrays.append(logp)
                 except (OSError, ValueError):  # removed (committed) or not finite: shown without it
                     self._placed[key] = {"coords": None, "progress": math.nan}
             placed.append(self._placed[key])
         metrics = state.get("metrics", {})
+        epochs = [math.nan if e is None else e for e in state.get("epochs", [])]
         return {"run_id": run.run_id, "label": str(state.get("config", {}).get("label", run.run_id)),
                 "live": True, "status": run.status, "message": state.get("message", ""), "steps": state.get("steps", []),
-                "epochs": _finite([math.nan if e is None else e for e in state.get("epochs", [])]),
-                "test_acc": _finite(metrics.get(f"{name}_acc", [])),
+                "epochs": _finite(epochs), "test_acc": _finite(metrics.get(f"{name}_acc", [])),
                 "progress": _finite([p["progress"] for p in placed]),
-                "coords": [p["coords"] for p in placed] if all(p["coords"] is not None for p in placed) else None}
+                "coords": [p["coords"] for p in placed] if all(p["coords"] is not None for p in placed) else None,
+                "forecast": self._forecast(run, probes[name], arrays, epochs)}
+
+    def _forecast(self, run, fingerprint: str, arrays: list, epochs: list) -> dict | None:
+        """Where the run is heading (:func:`~deepmanifold.live.forecast_run`), once per new checkpoint."""
+        ref = self.reference
+        if ref is None or fingerprint != ref.fingerprint or not arrays or len(arrays) != run.n_checkpoints:
+            return None
+        key = (run.run_id, run.state.get("started"), len(arrays))
+        if key not in self._forecasts:
+            steps = np.asarray(run.state.get("steps", []), dtype=np.float64)
+            t = np.asarray(epochs, dtype=np.float64)
+            t = t if np.isfinite(t).all() else steps
+            try:
+                fc = forecast_run(ref, np.stack(arrays), t, exclude=[run.run_id])
+                self._forecasts[key] = {"final_test_acc": fc.final_test_acc, "low": fc.final_test_acc_range[0],
+                                        "high": fc.final_test_acc_range[1], "final_progress": fc.final_progress}
+            except ValueError:
+                self._forecasts[key] = None
+        return self._forecasts[key]
 
     def _committed_run(self, run_id: str) -> dict | None:
         if run_id not in self._committed:
@@ -200,7 +225,8 @@ class Watcher:
                 "epochs": _finite(m["epoch"]), "test_acc": _finite(m.get(f"{self.probe}_acc", [])),
                 "progress": _finite([p["progress"] for p in placed]),
                 "coords": [p["coords"] for p in placed] if placed and all(p["coords"] is not None
-                                                                         for p in placed) else None}
+                                                                         for p in placed) else None,
+                "forecast": None}
         return self._committed[run_id]
 
 
