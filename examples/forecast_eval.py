@@ -17,34 +17,32 @@ neighbours' range.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import warnings
 
 import numpy as np
 
+from deepmanifold.analysis.speed import progress_milestones
 from deepmanifold.live import ReferencePicture, forecast_run, power_law_forecast
-from deepmanifold.live.forecast import first_crossing
+from deepmanifold.live.forecast import power_law_fit
 from deepmanifold.store import Store
+from deepmanifold.training import ensemble_key
 
 TARGETS = (0.5, 0.8)
 
 
 def config_key(config: dict) -> str:
     """A run's configuration without its seed and label: equal for the seeds of one configuration."""
-    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "label")}, sort_keys=True, default=str)
+    return ensemble_key({k: v for k, v in config.items() if k != "label"})
 
 
 def power_law_epoch(t, progress, target: float) -> float:
-    """The epoch at which ``1 − λ = a t^{−b}``, fitted so far, reaches ``target``; NaN without a decreasing fit."""
-    t, y = np.asarray(t, dtype=np.float64), np.asarray(progress, dtype=np.float64)
-    use = (t > 0) & (y < 1)
-    if use.sum() < 2:
+    """The epoch at which :func:`~deepmanifold.live.forecast.power_law_fit` of the progress so far reaches ``target``."""
+    fit = power_law_fit(t, progress)
+    if fit is None or not target < 1:
         return math.nan
-    slope, intercept = np.polyfit(np.log(t[use]), np.log(1.0 - y[use]), 1)
-    if not slope < 0:
-        return math.nan
-    return float((math.log(1.0 - target) - intercept) / slope) if target < 1 else math.nan
+    a, b = fit
+    return float((a / (1.0 - target)) ** (1.0 / b))
 
 
 def evaluate(store_path: str, fractions, k: int, hold_out: str) -> dict:
@@ -81,7 +79,8 @@ def evaluate(store_path: str, fractions, k: int, hold_out: str) -> dict:
                 add(quantity, "reference mean", abs(np.mean([pool[r] for r in others]) - truth))
                 add(quantity, "in range", float(span[0] <= truth <= span[1]))
             for target in TARGETS:
-                truth = first_crossing(epochs, progress, target)
+                truth = progress_milestones(progress, epochs, epochs, [target]).reached[0].epoch
+                truth = math.nan if truth is None else truth
                 if not math.isfinite(truth) or progress[seen][-1] >= target:
                     continue  # never reached, or reached already: nothing to forecast
                 predicted, low, high = fc.epoch_to_progress[target]

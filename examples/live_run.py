@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from deepmanifold.live import CheckpointSchedule, ReferencePicture
-from deepmanifold.store import Store
 from deepmanifold.sweeps.execute import dataset_and_probes
 from deepmanifold.training import Recorder
 
@@ -40,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     reference = ReferencePicture(args.reference)
-    first = Store(args.reference, read_only=True).record(reference.picture.runs[0].run_id, verify=False)
+    first = reference.store.record(reference.picture.runs[0].run_id, verify=False)
     dataset, probes = dataset_and_probes(first.config)  # the reference's data and probe sets
     torch.manual_seed(args.seed)
     d = dataset.x_train[0].numel()

@@ -16,7 +16,6 @@ accuracy among all runs, of the run each rule keeps as the best (1 = the best ru
 from __future__ import annotations
 
 import argparse
-import json
 import warnings
 
 import numpy as np
@@ -24,10 +23,12 @@ import numpy as np
 from deepmanifold.live import ReferencePicture, forecast_run
 from deepmanifold.live.pruning import successive_halving
 from deepmanifold.store import Store
+from deepmanifold.training import ensemble_key
 
 
 def config_key(config: dict) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "label")}, sort_keys=True, default=str)
+    """A run's configuration without its seed and label: equal for the seeds of one configuration."""
+    return ensemble_key({k: v for k, v in config.items() if k != "label"})
 
 
 def main() -> None:

@@ -11,10 +11,16 @@ import numpy as np
 import pytest
 
 from deepmanifold.live import ReferencePicture, forecast_run, power_law_forecast
-from deepmanifold.live.forecast import first_crossing
+from deepmanifold.analysis.speed import progress_milestones
 from deepmanifold.store import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "forecast_eval.py"
+
+
+def first_crossing(t, values, level):
+    """The epoch at which ``values`` first reaches ``level`` (NaN: never), as the forecast reads it."""
+    epoch = progress_milestones(values, t, t, [level]).reached[0].epoch
+    return math.nan if epoch is None else epoch
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,11 @@ from typing import Iterable
 import numpy as np
 
 from deepmanifold import geometry
+from deepmanifold.analysis.speed import progress_milestones
 
 from .reference import ReferencePicture
 
-__all__ = ["Forecast", "forecast_run", "power_law_forecast", "first_crossing"]
+__all__ = ["Forecast", "forecast_run", "power_law_fit", "power_law_forecast"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +66,13 @@ class Forecast:
     epoch_now: float = math.nan
 
 
-def first_crossing(t, values, level: float) -> float:
-    """The first time ``values`` reaches ``level``, linearly interpolated; NaN if it never does."""
-    t = np.asarray(t, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    reached = np.flatnonzero(values >= level)
-    if reached.size == 0:
-        return math.nan
-    i = int(reached[0])
-    if i == 0:
-        return float(t[0])
-    a, b = values[i - 1], values[i]
-    return float(t[i - 1] + (level - a) / (b - a) * (t[i] - t[i - 1]))
+def _epoch_at(epochs, progress, level: float) -> float:
+    """The epoch at which ``progress`` first reaches ``level`` (:func:`~deepmanifold.analysis.speed.progress_milestones`);
+    NaN if it never does, the first epoch for a level of 0."""
+    if not level > 0:
+        return float(epochs[0])
+    epoch = progress_milestones(progress, epochs, epochs, [min(float(level), 1.0)]).reached[0].epoch
+    return math.nan if epoch is None else epoch
 
 
 def _check(logp, epochs) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +86,7 @@ def _check(logp, epochs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targets: Iterable[float] = (0.5, 0.8),
-                 exclude: Iterable[str] = ()) -> Forecast:
+                 exclude: Iterable[str] = (), distances=None) -> Forecast:
     """Forecast a run's end from its checkpoints so far (module docstring).
 
     Parameters
@@ -107,6 +103,9 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
         Progress values ``λ*`` in (0, 1] whose epoch is forecast.
     exclude : iterable of str
         Reference run ids not to use (e.g. the run itself, for leave-one-out).
+    distances : array_like, shape (K, T), optional
+        :meth:`ReferencePicture.distances` of ``logp``, when the caller has them (a
+        watcher keeps each checkpoint's row from placing it); computed otherwise.
 
     Raises
     ------
@@ -124,7 +123,12 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
     runs = [(i, r) for i, r in enumerate(reference.picture.runs) if r.run_id not in excluded]
     if not runs:
         raise ValueError("no reference run is left to forecast from")
-    D = reference.distances(lp)  # (K, T); checks the probe set's shape first
+    if distances is None:
+        D = reference.distances(lp)  # (K, T); checks the probe set's shape first
+    else:
+        D = np.asarray(distances, dtype=np.float64)
+        if D.shape != (len(lp), reference.n_checkpoints):
+            raise ValueError(f"distances must be (K, T) = ({len(lp)}, {reference.n_checkpoints}), got {D.shape}")
     progress = np.atleast_1d(geometry.progress(lp, reference.labels, log=True, method=reference.progress_method))
     offsets = np.cumsum([0] + [len(r.steps) for r in reference.picture.runs])
     scored = []
@@ -138,13 +142,13 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
     final = np.array([r.progress[-1] for _, r in nearest], dtype=np.float64)
     when = {}
     for target in targets:
-        reached = first_crossing(e, progress, target)
+        reached = _epoch_at(e, progress, target)
         if math.isfinite(reached):
             when[target] = (reached, reached, reached)
             continue
         guesses = []
         for _, r in nearest:
-            at_now, at_target = first_crossing(r.epochs, r.progress, now_p), first_crossing(r.epochs, r.progress, target)
+            at_now, at_target = _epoch_at(r.epochs, r.progress, now_p), _epoch_at(r.epochs, r.progress, target)
             if math.isfinite(at_target):
                 scale = now_e / at_now if math.isfinite(at_now) and at_now > 0 else 1.0
                 guesses.append(max(now_e, scale * at_target))
@@ -156,20 +160,28 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
                     distances=[d for d, _ in nearest], progress_now=now_p, epoch_now=now_e)
 
 
-def power_law_forecast(t, values, at: float) -> float:
-    """The learning-curve baseline: ``1 − y = a t^{−b}`` fitted to ``values`` so far, evaluated at ``at``.
+def power_law_fit(t, values) -> tuple[float, float] | None:
+    """``(a, b)`` of ``1 − y = a t^{−b}`` fitted to ``values`` by least squares on ``log(1 − y)`` against ``log t``.
 
-    Fitted by least squares on ``log(1 − y)`` against ``log t`` over the points with
-    ``t > 0`` and ``y < 1``; with fewer than two such points, or a fit that does not
-    decrease, the last value. The result is clipped to ``[0, 1]``.
+    Over the points with ``t > 0`` and ``y < 1``; None with fewer than two such points or
+    when the fit does not decrease (``b <= 0``).
     """
     t = np.asarray(t, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
-    last = float(y[-1])
     use = (t > 0) & (y < 1) & np.isfinite(y)
     if use.sum() < 2:
-        return last
+        return None
     slope, intercept = np.polyfit(np.log(t[use]), np.log(1.0 - y[use]), 1)
-    if not slope < 0:
-        return last
-    return float(np.clip(1.0 - math.exp(intercept) * float(at) ** slope, 0.0, 1.0))
+    return (math.exp(intercept), -slope) if slope < 0 else None
+
+
+def power_law_forecast(t, values, at: float) -> float:
+    """The learning-curve baseline: :func:`power_law_fit` evaluated at ``at``, clipped to ``[0, 1]``.
+
+    The last value when there is no fit.
+    """
+    fit = power_law_fit(t, values)
+    if fit is None:
+        return float(np.asarray(values, dtype=np.float64)[-1])
+    a, b = fit
+    return float(np.clip(1.0 - a * float(at) ** -b, 0.0, 1.0))

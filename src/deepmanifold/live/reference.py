@@ -137,15 +137,21 @@ class ReferencePicture:
                              f"(K, {self._models.shape[1]}, {self._models.shape[2]})")
         return geometry.pairwise_distances(lp, self._models, log=True)
 
-    def place(self, logp) -> Placement:
-        """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set."""
+    def place(self, logp, distances=None) -> Placement:
+        """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set.
+
+        ``distances`` (shape ``(T,)``): its :meth:`distances` row, when the caller has it.
+        """
         lp = np.asarray(logp, dtype=np.float32)
         if lp.ndim != 2 or lp.shape != self._models.shape[1:]:
             raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
                              f"{self._models.shape[1:]} (samples, classes)")
         if not np.isfinite(lp).all():
             raise ValueError("log-probabilities must be finite to be placed")
-        d = self.distances(lp[None])[0]
+        d = self.distances(lp[None])[0] if distances is None else np.asarray(distances, dtype=np.float64)
+        if d.shape != (self.n_checkpoints,):
+            raise ValueError(f"distances must have one value per embedded checkpoint ({self.n_checkpoints}), "
+                             f"got shape {d.shape}")
         nearest = int(np.argmin(d))
         run = self.picture.runs[int(self._owner[nearest])]
         return Placement(

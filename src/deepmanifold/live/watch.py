@@ -83,7 +83,6 @@ class Watcher:
         self._placed: dict[tuple[str, int], dict] = {}  # (run id, checkpoint) -> placement, live runs
         self._committed: dict[str, dict] = {}  # run id -> placed run, committed runs
         self._labels: dict[str, np.ndarray] = {}
-        self._arrays: dict[tuple, list] = {}  # (run id, start) -> its published predictions, in order
         self._forecasts: dict[tuple, dict | None] = {}  # (run id, start, checkpoints) -> forecast
         self.reference: ReferencePicture | None = None
         if isinstance(reference, ReferencePicture):
@@ -154,15 +153,17 @@ class Watcher:
         return self._labels[fingerprint]
 
     def _place(self, logp: np.ndarray, fingerprint: str) -> dict:
-        """Coordinates (when the probe set is the reference's) and progress of one checkpoint."""
+        """Coordinates (when the probe set is the reference's) and progress of one checkpoint, with
+        its distances to the reference's checkpoints (kept for the forecast)."""
         ref = self.reference
         if ref is not None and fingerprint == ref.fingerprint:
-            placement = ref.place(logp)
-            return {"coords": _finite(placement.coords[:_AXES]), "progress": placement.progress}
+            d = ref.distances(np.asarray(logp)[None])[0]
+            placement = ref.place(logp, distances=d)
+            return {"coords": _finite(placement.coords[:_AXES]), "progress": placement.progress, "distances": d}
         labels = self._labels_of(fingerprint)
         progress = (float(geometry.progress(logp, labels, log=True)) if labels is not None
                     and len(labels) == len(logp) else math.nan)
-        return {"coords": None, "progress": progress}
+        return {"coords": None, "progress": progress, "distances": None}
 
     def _live_run(self, run) -> dict | None:
         state = run.state
@@ -170,16 +171,14 @@ class Watcher:
         name = self.probe if self.probe in probes else next(iter(probes), None)
         if name is None:
             return None
-        placed, arrays = [], self._arrays.setdefault((run.run_id, state.get("started")), [])
+        placed = []
         for k in range(run.n_checkpoints):
             key = (run.run_id, k, state.get("started"))
             if key not in self._placed:
                 try:
-                    logp = run.logp(name, k)
-                    self._placed[key] = self._place(logp, probes[name])
-                    arrays.append(logp)
+                    self._placed[key] = self._place(run.logp(name, k), probes[name])
                 except (OSError, ValueError):  # removed (committed) or not finite: shown without it
-                    self._placed[key] = {"coords": None, "progress": math.nan}
+                    self._placed[key] = {"coords": None, "progress": math.nan, "distances": None}
             placed.append(self._placed[key])
         metrics = state.get("metrics", {})
         epochs = [math.nan if e is None else e for e in state.get("epochs", [])]
@@ -188,23 +187,25 @@ class Watcher:
                 "epochs": _finite(epochs), "test_acc": _finite(metrics.get(f"{name}_acc", [])),
                 "progress": _finite([p["progress"] for p in placed]),
                 "coords": [p["coords"] for p in placed] if all(p["coords"] is not None for p in placed) else None,
-                "forecast": self._forecast(run, probes[name], arrays, epochs)}
+                "forecast": self._forecast(run, name, placed, epochs)}
 
-    def _forecast(self, run, fingerprint: str, arrays: list, epochs: list) -> dict | None:
-        """Where the run is heading (:func:`~deepmanifold.live.forecast_run`), once per new checkpoint."""
-        ref = self.reference
-        if ref is None or fingerprint != ref.fingerprint or not arrays or len(arrays) != run.n_checkpoints:
+    def _forecast(self, run, probe: str, placed: list, epochs: list) -> dict | None:
+        """Where the run is heading (:func:`~deepmanifold.live.forecast_run`), once per new checkpoint,
+        from the distances kept when its checkpoints were placed."""
+        if self.reference is None or not placed or any(p["distances"] is None for p in placed):
             return None
-        key = (run.run_id, run.state.get("started"), len(arrays))
+        key = (run.run_id, run.state.get("started"), len(placed))
         if key not in self._forecasts:
             steps = np.asarray(run.state.get("steps", []), dtype=np.float64)
             t = np.asarray(epochs, dtype=np.float64)
             t = t if np.isfinite(t).all() else steps
             try:
-                fc = forecast_run(ref, np.stack(arrays), t, exclude=[run.run_id])
+                logp = np.stack([run.logp(probe, k) for k in range(len(placed))])
+                fc = forecast_run(self.reference, logp, t, exclude=[run.run_id],
+                                  distances=np.stack([p["distances"] for p in placed]))
                 self._forecasts[key] = {"final_test_acc": fc.final_test_acc, "low": fc.final_test_acc_range[0],
                                         "high": fc.final_test_acc_range[1], "final_progress": fc.final_progress}
-            except ValueError:
+            except (OSError, ValueError):  # committed meanwhile: its files are gone
                 self._forecasts[key] = None
         return self._forecasts[key]
 
