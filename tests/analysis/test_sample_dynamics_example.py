@@ -10,24 +10,30 @@ from deepmanifold.sweeps import load_spec, run_sweep
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample_dynamics.py"
 
 
-def test_the_example_ranks_flips_and_compares_orders(tmp_path, monkeypatch, capsys):
+def noisy_digits_store(tmp_path, *, probe_train: int, epochs: int, checkpoints: int, seeds: str, width: int):
+    """A store of digits MLPs trained with 10 % of the labels flipped."""
     spec = tmp_path / "spec.toml"
-    spec.write_text(textwrap.dedent("""
+    spec.write_text(textwrap.dedent(f"""
         [data]
         name = "digits"
         label_noise = 0.1
-        probe_train = 400
+        probe_train = {probe_train}
         probe_test = 100
         [train]
-        epochs = 3
-        checkpoints = 8
+        epochs = {epochs}
+        checkpoints = {checkpoints}
         [grid]
         arch = ["mlp"]
-        seed = [0, 1]
+        seed = {seeds}
         [arch.mlp]
-        width = 32
+        width = {width}
     """))
     run_sweep(load_spec(spec), store=tmp_path / "store", workers=1, device="cpu")
+    return tmp_path / "store"
+
+
+def test_the_example_ranks_flips_and_compares_orders(tmp_path, monkeypatch, capsys):
+    noisy_digits_store(tmp_path, probe_train=400, epochs=3, checkpoints=8, seeds="[0, 1]", width=32)
     monkeypatch.setattr(sys, "argv", ["sample_dynamics.py", str(tmp_path / "store")])
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     out = capsys.readouterr().out
@@ -48,22 +54,7 @@ def test_the_report_draws_the_data_map_with_images(tmp_path):
 
     from deepmanifold.cli import app
 
-    spec = tmp_path / "spec.toml"
-    spec.write_text(textwrap.dedent("""
-        [data]
-        name = "digits"
-        label_noise = 0.1
-        probe_train = 200
-        probe_test = 100
-        [train]
-        epochs = 1
-        checkpoints = 4
-        [grid]
-        arch = ["mlp"]
-        [arch.mlp]
-        width = 16
-    """))
-    run_sweep(load_spec(spec), store=tmp_path / "store", workers=1, device="cpu")
+    noisy_digits_store(tmp_path, probe_train=200, epochs=1, checkpoints=4, seeds="[0]", width=16)
     result = CliRunner().invoke(app, ["report", str(tmp_path / "store")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "store" / "report.html").read_text()
