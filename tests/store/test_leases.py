@@ -36,6 +36,17 @@ def test_the_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     assert isinstance(leases.acquire(tmp_path, "run-a"), leases.Lease)
 
 
+def test_only_a_stale_lease_is_discarded(tmp_path):
+    live = leases.acquire(tmp_path, "run-live")
+    assert not leases.discard_stale(tmp_path, "run-live") and live.path.exists()  # our own process: alive
+    assert not leases.discard_stale(tmp_path, "run-never-leased")
+    path = tmp_path / leases.LEASES / "run-dead"
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid(), "token": "x"}))
+    assert leases.discard_stale(tmp_path, "run-dead") and not path.exists()
+    assert sorted(os.listdir(tmp_path / leases.LEASES)) == [".lock", "run-live"]
+    assert leases.leased(tmp_path) == {"run-live"} and leases.leased(tmp_path / "no-store") == set()
+
+
 def test_a_lease_of_another_host_is_stale_only_once_its_heartbeat_stops(tmp_path):
     (tmp_path / leases.LEASES).mkdir()
     path = tmp_path / leases.LEASES / "run-a"

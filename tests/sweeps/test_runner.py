@@ -71,6 +71,21 @@ def test_damaged_runs_and_probe_files_are_repaired_by_the_next_sweep(tmp_path):
     assert all(store.probe(fp) for fp in store.record(ids[3]).probes.values())
 
 
+def test_the_stale_lease_of_a_committed_run_is_removed_by_the_next_sweep(tmp_path):
+    import json
+    import socket
+
+    spec = parse_spec(FAST)
+    root = tmp_path / "s"
+    run_sweep(spec, store=root, workers=1)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    committed = Store(root).run_ids()[0]  # as if its worker died between the commit and the release
+    (root / ".leases" / committed).write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
+                                                          "token": "x"}))
+    assert run_sweep(spec, store=root, workers=1).count("skipped") == 4
+    assert _leases(root) == []
+
+
 def _sweep_in_process(spec_raw, root, queue):
     from deepmanifold.sweeps import parse_spec as parse, run_sweep as sweep
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .files import locked, pid_alive
 
-__all__ = ["HEARTBEAT", "LEASES", "STALE_AFTER", "Heartbeat", "Lease", "acquire"]
+__all__ = ["HEARTBEAT", "LEASES", "STALE_AFTER", "Heartbeat", "Lease", "acquire", "discard_stale", "leased"]
 
 #: Folder of a store that holds the leases.
 LEASES = ".leases"
@@ -90,6 +90,32 @@ def acquire(root: str | os.PathLike, run_id: str, *, stale_after: float = STALE_
             json.dump({"host": socket.gethostname(), "pid": os.getpid(), "token": token, "started": time.time()}, fh)
         return Lease(path, run_id, token)
     return _read(path)
+
+
+def leased(root: str | os.PathLike) -> set[str]:
+    """The run ids that have a lease file in the store at ``root`` (held or stale)."""
+    try:
+        names = os.listdir(Path(root) / LEASES)
+    except FileNotFoundError:
+        return set()
+    return {name for name in names if not name.startswith(".") and ".stale." not in name}
+
+
+def discard_stale(root: str | os.PathLike, run_id: str, *, stale_after: float = STALE_AFTER) -> bool:
+    """Remove the lease of ``run_id`` if it is stale; return whether one was removed.
+
+    A process killed between its commit and its release leaves the lease of a committed
+    run, which no later sweep would claim again: the sweep that skips the run removes it.
+    """
+    folder = Path(root) / LEASES
+    path = folder / run_id
+    if not path.exists():
+        return False
+    with locked(folder / ".lock"):
+        if not path.exists() or not _stale(path, _read(path), stale_after):
+            return False
+        _take_over(path)
+    return True
 
 
 def _read(path: Path) -> dict:

@@ -122,6 +122,7 @@ def _claim(store: Store, runs: list[RunSpec]) -> tuple[list[tuple[RunSpec, lease
     claimed, outcomes = [], []
     for run in runs:
         if store.has_run(run.run_id):
+            leases.discard_stale(store.root, run.run_id)  # left by a process killed after its commit
             outcomes.append(_skipped(run))
             continue
         lease = leases.acquire(store.root, run.run_id)

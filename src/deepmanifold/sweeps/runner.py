@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from deepmanifold.store import Store
+from deepmanifold.store import Store, leases
 from deepmanifold.store.repair import move_damaged_runs
 from deepmanifold.sweeps.execute import (RunOutcome, dataset_and_probes, execute_group_in_worker, group_runs,
                                          init_worker, set_single_thread)
@@ -133,6 +133,8 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
     preflight(spec)  # before the store is created: a bad spec leaves nothing behind
     st = _prepared_store(spec, root, force, note)
     done = set(st.run_ids())
+    for run_id in done & leases.leased(root):  # left by a worker killed between its commit and its release
+        leases.discard_stale(root, run_id)
     todo = [r for r in spec.runs if r.run_id not in done]
     result = SweepResult([RunOutcome(r.run_id, r.label, "skipped", "already in the store")
                           for r in spec.runs if r.run_id in done])
