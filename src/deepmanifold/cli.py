@@ -37,7 +37,7 @@ console = Console(stderr=False, highlight=False, soft_wrap=True)
 # because spec errors quote TOML sections like "[arch.mlp]", which rich reads as markup.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-_STATUS_STYLE = {"complete": "green", "diverged": "yellow", "failed": "red", "skipped": "dim"}
+_STATUS_STYLE = {"complete": "green", "diverged": "yellow", "pruned": "cyan", "failed": "red", "skipped": "dim"}
 
 
 def _fail(message: str) -> None:
@@ -240,7 +240,7 @@ def run(
                   "run the same command to resume.")
         raise typer.Exit(code=130)
 
-    counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "diverged", "failed", "skipped")
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("complete", "diverged", "pruned", "failed", "skipped")
                        if result.count(s))
     if result.interrupted:
         left = len(sweep.runs) - len(result.outcomes)

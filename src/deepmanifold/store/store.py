@@ -59,8 +59,9 @@ if TYPE_CHECKING:
 
 FORMAT = "deepmanifold-store"
 FORMAT_VERSION = 1
-#: What a committed run can be: trained to the end, or stopped by a non-finite loss or prediction.
-STATUSES = ("complete", "diverged")
+#: What a committed run can be: trained to the end, stopped by a non-finite loss or prediction,
+#: or stopped at a rung of a pruned sweep (:mod:`deepmanifold.live.pruning`).
+STATUSES = ("complete", "diverged", "pruned")
 #: The measurement whose arrays are the predictions, ``logp_<probe>`` (K, n, C).
 PREDICTIONS = "logp"
 
@@ -74,7 +75,7 @@ class RunRecord:
     run_id : str
     config : dict
         The run's resolved configuration.
-    status : {"complete", "diverged"}
+    status : {"complete", "diverged", "pruned"}
     message : str
     probes : dict of str to str
         Probe-set name -> fingerprint; runs are compared only on equal fingerprints.
@@ -306,7 +307,7 @@ class Store:
             Folder name of the run; letters, digits, ``-``, ``_``, ``.``.
         config : dict
             Resolved configuration (JSON-serialisable).
-        status : {"complete", "diverged"}
+        status : {"complete", "diverged", "pruned"}
         metrics : mapping of str to ndarray, each (K,)
             Per-checkpoint columns; must include ``step`` and ``epoch``.
         logp : mapping of str to ndarray, each (K, n, C)

@@ -36,7 +36,7 @@ class RunOutcome:
     Attributes
     ----------
     run_id, label : str
-    status : {"complete", "diverged", "skipped", "failed"}
+    status : {"complete", "diverged", "pruned", "skipped", "failed"}
         ``"skipped"``: already in the store; ``"failed"``: an error, with its message.
     message : str
     final_test_acc : float or None
@@ -143,22 +143,24 @@ def _outcome(run: RunSpec, result) -> RunOutcome:
     return RunOutcome(run.run_id, run.label, result.status, result.message, final, result.wall_time)
 
 
-def execute_run(run: RunSpec, store_root: str, device: str = "auto") -> RunOutcome:
+def execute_run(run: RunSpec, store_root: str, device: str = "auto", prune=None) -> RunOutcome:
     """Train one run on ``device`` and commit it to the store (in the calling process)."""
-    return execute_group([run], store_root, device)[0]
+    return execute_group([run], store_root, device, prune)[0]
 
 
-def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
+def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto", prune=None) -> list[RunOutcome]:
     """Train runs that differ only in seed as one ensemble (one run alone); each is committed on its own.
 
     Runs already committed, or claimed by another live process, are skipped; the others
-    are claimed for as long as they train.
+    are claimed for as long as they train. With ``prune`` (a
+    :class:`~deepmanifold.live.pruning.Pruning`; one run per group) a run is stopped at a
+    rung where it falls out of the top ``1/η`` and committed as ``"pruned"``.
     """
     store = Store(store_root, create=False)
     claimed, outcomes = _claim(store, runs)
     try:
         with leases.Heartbeat([lease for _, lease in claimed]):
-            outcomes += _train(store, [run for run, _ in claimed], device)
+            outcomes += _train(store, [run for run, _ in claimed], device, prune)
     finally:
         for _, lease in claimed:
             lease.release()
@@ -166,17 +168,26 @@ def execute_group(runs: list[RunSpec], store_root: str, device: str = "auto") ->
     return sorted(outcomes, key=lambda o: order[o.run_id])
 
 
-def _train(store: Store, runs: list[RunSpec], device: str) -> list[RunOutcome]:
+def _train(store: Store, runs: list[RunSpec], device: str, prune=None) -> list[RunOutcome]:
     from deepmanifold.training import train_ensemble, train_run
 
     if not runs:
         return []
     dataset, probes = dataset_and_probes(runs[0].config)
-    if len(runs) == 1:
-        run = runs[0]
-        result = train_run(train_config(run), dataset, probes, device=device, store=store, run_id=run.run_id,
-                           stored_config=_stored_config(run, probes))
-        return [_outcome(run, result)]
+    if len(runs) == 1 or prune is not None:
+        outcomes = []
+        for run in runs:
+            pruner = None
+            if prune is not None:
+                from deepmanifold.live.pruning import RungPruner
+                from deepmanifold.training.plan import plan_run
+
+                total = plan_run(train_config(run), dataset, "cpu").total_steps
+                pruner = RungPruner(prune, store.root, run.run_id, total)
+            result = train_run(train_config(run), dataset, probes, device=device, store=store, run_id=run.run_id,
+                               stored_config=_stored_config(run, probes), pruner=pruner)
+            outcomes.append(_outcome(run, result))
+        return outcomes
     results = train_ensemble([train_config(r) for r in runs], dataset, probes, device=device, store=store,
                              run_ids=[r.run_id for r in runs], stored_configs=[_stored_config(r, probes) for r in runs])
     return [_outcome(r, res) for r, res in zip(runs, results)]
@@ -205,12 +216,13 @@ def group_runs(runs: list[RunSpec], size: int) -> list[list[RunSpec]]:
     return out
 
 
-def execute_group_in_worker(runs: list[RunSpec], store_root: str, device: str = "auto") -> list[RunOutcome]:
+def execute_group_in_worker(runs: list[RunSpec], store_root: str, device: str = "auto",
+                            prune=None) -> list[RunOutcome]:
     """:func:`execute_group`, every error turned into ``"failed"`` outcomes: one broken run must
     not stop the sweep. A pool worker whose sweep is gone trains nothing more."""
     if _PARENT is not None and os.getppid() != _PARENT:
         os._exit(1)
     try:
-        return execute_group(runs, store_root, device)
+        return execute_group(runs, store_root, device, prune)
     except Exception as exc:  # noqa: BLE001 - reported as the runs' outcome
         return [RunOutcome(r.run_id, r.label, "failed", f"{type(exc).__name__}: {exc}") for r in runs]

@@ -87,6 +87,37 @@ def preflight(spec: SweepSpec) -> None:
         if key not in seen:
             seen.add(key)
             _check_model(spec, run, dataset, memory)
+    if spec.prune is not None:
+        _check_prune(spec)
+
+
+def _check_prune(spec: SweepSpec) -> None:
+    """The probe set a pruned sweep scores exists; the forecast's reference store is on the same probe set."""
+    from deepmanifold.store import Store, StoreError
+
+    prune = spec.prune
+    fingerprints = set()
+    for run in spec.runs:
+        _, probes = dataset_and_probes(run.config)
+        if prune.probe not in probes:
+            raise spec.error("prune", "probe", f"[prune] probe {prune.probe!r} is not a probe set of the runs "
+                                               f"({', '.join(sorted(probes))})")
+        fingerprints.add(probes[prune.probe].fingerprint)
+    if prune.rule != "forecast":
+        return
+    try:
+        reference = Store(prune.reference, read_only=True)
+        ids = reference.run_ids()
+    except (StoreError, OSError, ValueError) as exc:
+        raise spec.error("prune", "reference", f"[prune] reference {prune.reference!r}: {exc}") from exc
+    if not ids:
+        raise spec.error("prune", "reference", f"[prune] reference {prune.reference!r} holds no run to forecast from")
+    theirs = reference.record(ids[0], verify=False).probes.get(prune.probe)
+    if theirs not in fingerprints:
+        raise spec.error("prune", "reference",
+                         f"[prune] reference {prune.reference!r} was recorded on another {prune.probe!r} probe set "
+                         f"(fingerprint {str(theirs)[:12]}, the sweep's {sorted(fp[:12] for fp in fingerprints)}): "
+                         "forecasts compare predictions on the same samples")
 
 
 def _load_data(spec: SweepSpec, run: RunSpec):

@@ -17,18 +17,18 @@ from deepmanifold.sweeps.spec import RunSpec
 __all__ = ["run_with_ray"]
 
 
-def _task(run: RunSpec, store_root: str, device: str = "auto"):
+def _task(run: RunSpec, store_root: str, device: str = "auto", prune=None):
     import ray
 
     set_single_thread()  # one torch/BLAS thread per task, as in the process pool
     if device == "auto":  # the GPU share Ray gave this task (Ray sets CUDA_VISIBLE_DEVICES)
         device = "cuda" if ray.get_gpu_ids() else "cpu"
-    return execute_group_in_worker([run], store_root, device)[0]
+    return execute_group_in_worker([run], store_root, device, prune)[0]
 
 
 def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | None = None,
                  num_cpus: int | None = None, gpu_fraction: float = 0.25,
-                 on_outcome: Callable | None = None, device: str = "auto") -> list:
+                 on_outcome: Callable | None = None, device: str = "auto", prune=None) -> list:
     """Execute ``runs`` as Ray tasks and return their :class:`RunOutcome` in completion order.
 
     Parameters
@@ -48,6 +48,9 @@ def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | Non
     device : {"auto", "cpu", "cuda"}, default "auto"
         ``"auto"``/``"cuda"``: ask for ``gpu_fraction`` of a GPU per task when the
         cluster has GPUs, and train there; ``"cpu"``: ask for none, train on CPUs.
+    prune : Pruning, optional
+        Stop runs at rungs (:mod:`deepmanifold.live.pruning`); the tasks share the rung
+        ledger through the store.
 
     Raises
     ------
@@ -70,7 +73,7 @@ def run_with_ray(runs: Sequence[RunSpec], store_root: str, *, address: str | Non
         if device.startswith("cuda") and not has_gpu:
             raise ValueError(f"device {device!r} requested, but the Ray cluster has no GPU")
         remote = ray.remote(num_cpus=1, num_gpus=gpu_fraction if has_gpu else 0, max_retries=1)(_task)
-        pending = {remote.remote(run, store_root, "cuda" if device.startswith("cuda") else device): run
+        pending = {remote.remote(run, store_root, "cuda" if device.startswith("cuda") else device, prune): run
                    for run in runs}
         outcomes = []
         while pending:

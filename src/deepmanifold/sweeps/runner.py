@@ -86,6 +86,7 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         else CPU. Recorded in each run's info. Not part of a run's identity: a run
         trained on a GPU is the same run (and is skipped on resume) as on the CPU.
     ensemble : int, default 1
+        (Ignored when the spec prunes: a pruned run trains alone.)
         Train up to this many runs that differ only in ``seed`` (default
         initialisation, predictions only) together, vectorised
         (:func:`deepmanifold.training.train_ensemble`):
@@ -146,17 +147,17 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         if on_outcome:
             on_outcome(outcome)
 
-    groups = group_runs(todo, ensemble)
+    groups = group_runs(todo, ensemble if spec.prune is None else 1)  # a pruned run trains alone
     n_workers = max(1, min(workers or spec.workers, len(groups) or 1))
     if runner == "ray":
         from deepmanifold.sweeps.ray_runner import run_with_ray  # Ray is optional
 
         run_with_ray(todo, root, address=ray_address, num_cpus=workers or spec.workers, on_outcome=record,
-                     device=device)
+                     device=device, prune=spec.prune)
     elif n_workers == 1:
-        result.interrupted = _run_here(groups, root, device, record, note)
+        result.interrupted = _run_here(groups, root, device, record, note, spec.prune)
     else:
-        result.interrupted = _run_in_pool(groups, n_workers, root, device, record, note)
+        result.interrupted = _run_in_pool(groups, n_workers, root, device, record, note, spec.prune)
     result.wall_time = time.perf_counter() - start
     return result
 
@@ -209,7 +210,7 @@ def _stopping_note(n_in_flight: int) -> str:
     return f"interrupted: finishing {runs} in flight, starting no other; Ctrl-C again to abandon them"
 
 
-def _run_here(groups, root, device, record, note) -> bool:
+def _run_here(groups, root, device, record, note, prune=None) -> bool:
     """Every group in this process; True if Ctrl-C stopped the sweep early."""
     set_single_thread()
     current: list = []
@@ -218,12 +219,12 @@ def _run_here(groups, root, device, record, note) -> bool:
             if interrupts.stopping:
                 return True
             current[:] = group
-            for outcome in execute_group_in_worker(group, root, device):
+            for outcome in execute_group_in_worker(group, root, device, prune):
                 record(outcome)
         return interrupts.stopping
 
 
-def _run_in_pool(groups, n_workers, root, device, record, note) -> bool:
+def _run_in_pool(groups, n_workers, root, device, record, note, prune=None) -> bool:
     """Every group in a pool of ``n_workers`` processes; True if Ctrl-C stopped the sweep early.
 
     At most ``n_workers`` groups are handed to the pool at a time, so that every group
@@ -243,7 +244,7 @@ def _run_in_pool(groups, n_workers, root, device, record, note) -> bool:
                 while waiting or running:
                     while waiting and len(running) < n_workers and not interrupts.stopping:
                         group = waiting.pop(0)
-                        running[pool.submit(execute_group_in_worker, group, root, device)] = group
+                        running[pool.submit(execute_group_in_worker, group, root, device, prune)] = group
                     if not running:
                         break
                     finished, _ = cf.wait(list(running), timeout=0.5, return_when=cf.FIRST_COMPLETED)

@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepmanifold.live.pruning import Pruning
 from deepmanifold.training import AUGMENTATION_MODES, INITS, OPTIMIZERS, SCHEDULES, available_models
 from deepmanifold.training.config import CONFIG_KEYS, MOMENTUM_OPTIMIZERS, OPTIONAL_KEYS, validate_config
 
@@ -143,7 +144,7 @@ _GRID_KEYS = {
 }
 _KNOB_AXES = ("width", "depth")  # grid axes that are architecture knobs
 _DEFAULT_AXES = {"arch": ["mlp"], "optimizer": ["sgd"], "seed": [0]}  # one run unless [grid] says more
-_SECTIONS = ("sweep", "data", "train", "grid", "zip", "arch", "optimizer")
+_SECTIONS = ("sweep", "data", "train", "grid", "zip", "arch", "optimizer", "prune")
 _TRAIN_DEFAULTS = {"epochs": 10, "batch_size": 64, "checkpoints": 50, "schedule": "cosine",
                    "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
 _DATA_DEFAULTS = {"name": "digits", "seed": 0, "probe_train": 500, "probe_test": 500, "probe_seed": 0}
@@ -191,6 +192,9 @@ class SweepSpec:
         The grid axes and their values.
     text : str
         The spec's TOML text (for errors that name a line).
+    prune : Pruning or None
+        The ``[prune]`` table: runs stopped at rungs by asynchronous successive halving
+        (:mod:`deepmanifold.live.pruning`); None trains every run to the end.
     """
 
     name: str
@@ -201,6 +205,7 @@ class SweepSpec:
     source: str = "<string>"
     grid: dict = field(default_factory=dict)
     text: str = ""
+    prune: Pruning | None = None
 
     def error(self, section: str | None, key: str, message: str) -> SpecError:
         """A :class:`SpecError` for ``message`` naming the spec line of ``key`` in ``[section]``."""
@@ -415,6 +420,14 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
     chk.keys("train", train, _TRAIN_KEYS)
     chk.keys("grid", grid, _GRID_KEYS)
     zip_rows = _zip_rows(chk, "zip", zipped)
+    prune_table = chk.table("prune", raw.get("prune", {}))
+    pruning = None
+    if prune_table:
+        try:
+            pruning = Pruning.from_mapping(prune_table)
+        except (TypeError, ValueError) as exc:
+            bad = next((k for k in prune_table if k in str(exc)), "")
+            chk.fail("prune", bad, f"[prune] {exc}")
 
     models = available_models()
     # [arch.<alias>] with `model = "<registry name>"` names a variant (e.g. wrn10, wrn16).
@@ -471,6 +484,7 @@ def parse_spec(raw: dict, *, source: str = "<string>", text: str = "") -> SweepS
         source=source,
         grid={**_DEFAULT_AXES, **grid},
         text=text,
+        prune=pruning,
     )
 
 

@@ -59,7 +59,7 @@ class RunResult:
     logp : dict[str, np.ndarray]
         Probe name -> (K, n_probe, C) float32 log-probabilities (eval mode, no
         augmentation, probe order).
-    status : {"complete", "diverged"}
+    status : {"complete", "diverged", "pruned"}
     message : str
         Human-readable summary (for ``"diverged"``: the step where it happened).
     wall_time : float
@@ -287,6 +287,20 @@ class Recorder:
             raise ValueError(f"no measurement {measurement!r} recorded; have {sorted(self._arrays)}")
         return {key: values[-1] for key, values in self._arrays[measurement].items()}
 
+    def history(self, probe: str) -> tuple[np.ndarray, np.ndarray]:
+        """The predictions on ``probe`` at every kept checkpoint and their epochs: ``(K, n, C)`` log-probabilities, ``(K,)``.
+
+        Raises
+        ------
+        ValueError
+            No such probe set.
+        """
+        if probe not in self.probes:
+            raise ValueError(f"no probe set {probe!r}; have {sorted(self.probes)}")
+        rows = self._arrays[PREDICTIONS].get(probe, [])
+        logp = np.stack(rows) if rows else np.zeros((0, len(self.probes[probe]), self.n_classes), dtype=np.float32)
+        return logp, np.asarray(self._epochs, dtype=np.float64)
+
     # ------------------------------------------------------------------ recording
     def checkpoint(self, model: nn.Module, step: int, epoch: float | None = None) -> bool:
         """Evaluate every measurement on ``model`` and keep the results as checkpoint ``step``.
@@ -361,9 +375,10 @@ class Recorder:
 
         Parameters
         ----------
-        status : {"complete", "diverged"}, optional
+        status : {"complete", "diverged", "pruned"}, optional
             Default: ``"diverged"`` if the predictions went non-finite, else
-            ``"complete"``. A loop that stopped on a non-finite loss says ``"diverged"``.
+            ``"complete"``. A loop that stopped on a non-finite loss says ``"diverged"``;
+            one stopped by a pruned sweep, ``"pruned"``.
         message : str, optional
             Summary stored with the run (default: what was recorded, or why it diverged).
         info : mapping, optional

@@ -111,6 +111,7 @@ def train_run(
     run_id: str | None = None,
     stored_config: Mapping[str, Any] | None = None,
     callback: Callable[[int, int, int], None] | None = None,
+    pruner: Callable[[Recorder, int], str | None] | None = None,
 ) -> RunResult:
     """Train one model and record its probe-set predictions at checkpoints.
 
@@ -186,6 +187,10 @@ def train_run(
         probe settings to the training config).
     callback : callable(index, total, step), optional
         Called after each recorded checkpoint (``index`` in ``0..total-1``).
+    pruner : callable(recorder, step) -> str or None, optional
+        Called after each recorded checkpoint past step 0 (e.g. a
+        :class:`~deepmanifold.live.pruning.RungPruner`); a message stops the run there, and
+        it is committed with ``status == "pruned"`` and that message.
     device : str or torch.device, default "cpu"
         Where to train: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``/None (CUDA
         when available). The model is built and initialised on the CPU (the same
@@ -241,7 +246,7 @@ def train_run(
         init_info: dict[str, Any] = {"init": "default", "steps": 0}
         if cfg["init"] != "default":
             init_info = _corner_init(cfg, model, dataset, loss_fn)
-        status, message = _train(plan, model, dataset, recorder, loss_fn, init_info, callback)
+        status, message = _train(plan, model, dataset, recorder, loss_fn, init_info, callback, pruner)
     except BaseException as exc:  # a crash or an interrupt: nothing committed, watchers told
         recorder.abandon(f"{type(exc).__name__}: {exc}")
         raise
@@ -253,7 +258,7 @@ def train_run(
 
 
 def _train(plan: TrainingPlan, model: nn.Module, dataset: Dataset, recorder: Recorder, loss_fn: nn.Module,
-           init_info: Mapping[str, Any], callback) -> tuple[str, str | None]:
+           init_info: Mapping[str, Any], callback, pruner=None) -> tuple[str, str | None]:
     """The loop of updates, recording at ``plan.checkpoints``; returns ``(status, message)``."""
     cfg, dev = plan.config, plan.device
     ckpt, n_ckpt = plan.checkpoints, len(plan.checkpoints)
@@ -298,6 +303,10 @@ def _train(plan: TrainingPlan, model: nn.Module, dataset: Dataset, recorder: Rec
                 if not record(step):
                     return "diverged", None  # the recorder says where and what it kept
                 next_ckpt += 1
+                if pruner is not None and next_ckpt < n_ckpt:
+                    why = pruner(recorder, step)
+                    if why:
+                        return "pruned", why
     return "complete", None
 
 
