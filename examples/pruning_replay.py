@@ -10,7 +10,15 @@ is forecast from its own configuration's seeds; ``--hold-out run`` leaves out on
 trained, as a fraction of training every run to the end) and the true rank, by final test
 accuracy among all runs, of the run each rule keeps as the best (1 = the best run).
 
+``--orders N`` replays instead what a pruned sweep (``[prune]``, one worker) does: the runs
+in N random orders, each stopped at a rung unless ASHA's asynchronous rule lets it on
+(:func:`deepmanifold.live.pruning.asynchronous_halving`); the compute and the rank of the
+run kept are then averaged over the orders, and "best configuration" is the fraction of
+orders that kept a run of the configuration with the highest mean final test accuracy over
+its seeds.
+
     python examples/pruning_replay.py runs/fashion_mnist [--rungs 0.1 0.3 1] [--eta 2 3 4 6 9]
+    python examples/pruning_replay.py runs/fashion_mnist --orders 50
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import warnings
 import numpy as np
 
 from deepmanifold.live import ReferencePicture, forecast_run
-from deepmanifold.live.pruning import successive_halving
+from deepmanifold.live.pruning import asynchronous_halving, successive_halving
 from deepmanifold.store import Store
 from deepmanifold.training import ensemble_key
 
@@ -40,6 +48,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="neighbours of the forecast")
     parser.add_argument("--score", choices=("mean", "optimistic"), default="mean",
                         help="rank by the neighbours' mean final accuracy, or by the best of them")
+    parser.add_argument("--orders", type=int, default=0,
+                        help="replay the asynchronous rule of a pruned sweep over this many random run orders")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -72,6 +82,14 @@ def main() -> None:
         return cache[run_id, fraction]
 
     best = min(runs, key=lambda r: rank[r])
+    if args.orders:
+        by_config: dict = {}
+        for r in runs:
+            by_config.setdefault(config_key(configs[r]), []).append(final[r])
+        top = max(by_config, key=lambda c: np.mean(by_config[c]))
+        best_config = {r for r in runs if config_key(configs[r]) == top}
+        asynchronous(runs, rank, best_config, args, accuracy_at, forecast_at)
+        return
     print(f"{len(runs)} runs; rungs at {args.rungs} of training; the best run: {runs[best].run_label} "
           f"(final test accuracy {final[best]:.4f})")
     print("| η | compute (fraction of the full sweep) | ASHA (accuracy at the rung): rank of the run kept "
@@ -83,6 +101,27 @@ def main() -> None:
         assert abs(asha.compute - ours.compute) < 1e-12  # same schedule, same budget
         print(f"| {eta:g} | {asha.compute:.3f} | {rank[asha.chosen]} ({runs[asha.chosen].run_label}) "
               f"| {rank[ours.chosen]} ({runs[ours.chosen].run_label}) |")
+
+
+def asynchronous(runs, rank, best_config, args, accuracy_at, forecast_at) -> None:
+    """The table of ``--orders``: each rule's mean compute, mean rank kept and best-configuration rate."""
+    rungs = [r for r in args.rungs if r < 1]
+    rng = np.random.default_rng(0)
+    orders = [list(rng.permutation(sorted(runs))) for _ in range(args.orders)]
+    label = runs[next(iter(best_config))].run_label.rsplit(" / seed", 1)[0]
+    print(f"{len(runs)} runs in {args.orders} random orders; rungs at {rungs} of training; the best configuration "
+          f"(mean final test accuracy over its seeds): {label}")
+    print("| η | ASHA: compute | rank kept (mean) | best configuration | forecast: compute | rank kept (mean) "
+          "| best configuration |")
+    print("|---|---|---|---|---|---|---|")
+    for eta in args.eta:
+        row = [f"{eta:g}"]
+        for score in (accuracy_at, forecast_at):
+            results = [asynchronous_halving(order, rungs, eta, score) for order in orders]
+            ranks = [rank[r.chosen] for r in results]
+            row += [f"{np.mean([r.compute for r in results]):.3f}", f"{np.mean(ranks):.1f}",
+                    f"{np.mean([r.chosen in best_config for r in results]):.0%}"]
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,18 @@ def test_the_rung_ledger_keeps_every_report_of_concurrent_processes(tmp_path):
         ledger.scores(0)
     with pytest.raises(ValueError, match="a ledger key is"):
         RungLedger(tmp_path, "../up")
+
+
+def test_asynchronous_halving_by_hand():
+    from deepmanifold.live.pruning import asynchronous_halving
+
+    final = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 4.0}
+    result = asynchronous_halving(["a", "b", "c", "d"], [0.5], 2, lambda r, f: final[r])
+    # a: alone, goes on; b: median of (3, 1) is 2 > 1, stops; c: median of (3, 1, 2) is 2, goes on; d goes on.
+    assert result.survivors == [["a", "b", "c", "d"], ["a", "c", "d"]]
+    assert result.reached == {"a": 1.0, "b": 0.5, "c": 1.0, "d": 1.0}
+    assert result.compute == pytest.approx(3.5 / 4) and result.chosen == "d"
+    worst_first = asynchronous_halving(["b", "c", "a", "d"], [0.5], 2, lambda r, f: final[r])
+    assert worst_first.reached == {"b": 1.0, "c": 1.0, "a": 1.0, "d": 1.0}  # each beats the median before it
+    with pytest.raises(ValueError, match=r"rungs must increase within \(0, 1\)"):
+        asynchronous_halving(["a"], [0.5, 1.0], 2, lambda r, f: 0.0)

@@ -32,7 +32,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["RULES", "HalvingResult", "Pruning", "RungPruner", "asha_continues", "successive_halving"]
+__all__ = ["RULES", "HalvingResult", "Pruning", "RungPruner", "asha_continues", "asynchronous_halving",
+           "successive_halving"]
 
 #: What a pruned sweep ranks runs by at a rung: ``"accuracy"`` (ASHA: test accuracy at the
 #: rung) or ``"forecast"`` (the forecast final test accuracy from a reference store).
@@ -100,6 +101,59 @@ def successive_halving(run_ids: Sequence[str], rungs: Sequence[float], eta: floa
             keep = max(1, math.ceil(len(alive) / eta))
             alive = sorted(alive, key=lambda r: -scores[r] if math.isfinite(scores[r]) else math.inf)[:keep]
     chosen = max(alive, key=lambda r: scores[r] if math.isfinite(scores[r]) else -math.inf)
+    return HalvingResult(survivors=survivors, reached=reached, compute=sum(reached.values()) / len(runs),
+                         chosen=chosen)
+
+
+def asynchronous_halving(run_ids: Sequence[str], rungs: Sequence[float], eta: float,
+                         score: Callable[[str, float], float]) -> HalvingResult:
+    """What a pruned sweep with one worker does: the runs in order, each judged by :func:`asha_continues`.
+
+    Run by run, in the order given, each is trained to each rung in turn and reports
+    ``score(run, rung)``; it stops at the first rung where its score falls below the cutoff of
+    the scores reported there before (its own included), else it trains to the end.
+
+    Parameters
+    ----------
+    run_ids : sequence of str
+        In the order the sweep trains them.
+    rungs : sequence of float
+        Increasing fractions of training in (0, 1).
+    eta : float
+        Reduction factor (> 1).
+    score : callable(run_id, fraction) -> float
+        Higher is better; ``fraction == 1`` is asked for the runs trained to the end, and
+        chooses the best of them.
+
+    Returns
+    -------
+    HalvingResult
+        ``survivors[i]`` are the runs that reached rung ``i`` (the last entry: those trained
+        to the end).
+    """
+    runs, rungs = list(run_ids), [float(r) for r in rungs]
+    if not runs:
+        raise ValueError("asynchronous halving needs at least one run")
+    if not rungs or any(not 0 < r < 1 for r in rungs) or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise ValueError(f"rungs must increase within (0, 1), got {rungs}")
+    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not eta > 1:
+        raise ValueError(f"eta must be a number > 1, got {eta!r}")
+    recorded: list[list[float]] = [[] for _ in rungs]
+    survivors: list[list[str]] = [[] for _ in range(len(rungs) + 1)]
+    reached: dict[str, float] = {}
+    for run in runs:
+        reached[run] = 1.0
+        for i, rung in enumerate(rungs):
+            survivors[i].append(run)
+            value = float(score(run, rung))
+            recorded[i].append(value)
+            if not asha_continues(value, recorded[i], eta):
+                reached[run] = rung
+                break
+        else:
+            survivors[-1].append(run)
+    finals = {run: float(score(run, 1.0)) for run in survivors[-1]}
+    chosen = max(finals, key=lambda r: finals[r] if math.isfinite(finals[r]) else -math.inf)
     return HalvingResult(survivors=survivors, reached=reached, compute=sum(reached.values()) / len(runs),
                          chosen=chosen)
 
