@@ -77,6 +77,13 @@ def test_the_runs_stopped_are_those_asha_stops_and_a_resume_trains_none_again(tm
     assert [ledger.scores(i) for i in range(2)] == recorded
     again = run_sweep(spec, store=tmp_path / "s", workers=1, device="cpu")
     assert again.count("skipped") == len(RATES)  # pruned runs are committed: not trained again
+    from deepmanifold.analysis import build_picture
+
+    n_pruned = sum(s == "pruned" for s, _ in expected.values())
+    with pytest.warns(UserWarning, match=rf"left out of the picture: {n_pruned} run\(s\) stopped early") as caught:
+        picture = build_picture(Store(tmp_path / "s", read_only=True))  # a forecast's reference: finished runs only
+    assert sum("left out" in str(w.message) for w in caught) == 1
+    assert sorted(r.run_id for r in picture.runs) == sorted(r for r, (s, _) in expected.items() if s == "complete")
 
 
 def test_the_forecast_rule_scores_runs_by_the_reference_forecast(tmp_path, full):

@@ -94,8 +94,13 @@ def embed_store(store: Store, probe: str = "test", *, n_geodesic: int = 41,
     """:func:`build_picture`, keeping the embedding and the embedded models to place new ones with."""
     progress_method = geometry.check_progress_method(progress_method)
     runs, excluded = usable_runs(store, probe)
+    pruned = [run_label for run_label, why in excluded if why.startswith("pruned")]
     for run_label, why in excluded:
-        warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=3)
+        if not why.startswith("pruned"):
+            warnings.warn(f"left out of the picture: {run_label} ({why})", stacklevel=3)
+    if pruned:  # a pruned sweep stops most of its runs: one line for them, not one each
+        warnings.warn(f"left out of the picture: {len(pruned)} run(s) stopped early by the sweep's pruning "
+                      f"({', '.join(pruned[:3])}{', …' if len(pruned) > 3 else ''})", stacklevel=3)
     if not runs:
         raise ValueError(f"no complete run with predictions on probe set {probe!r} in {store.root}")
     if distances is None:
