@@ -10,6 +10,8 @@
   store over the reference picture, in the browser, updated as checkpoints arrive.
 - :class:`CheckpointSchedule` (any loop) and :class:`LightningRecorder` (PyTorch
   Lightning) -- record a training run from the loop users already have.
+- :class:`Pruning`, :func:`asha_continues` -- a sweep's ``[prune]`` settings and ASHA's
+  asynchronous rule; :class:`ProgressScheduler` applies it to Ray Tune trials.
 
 Names are imported on first use, so ``import deepmanifold.live`` stays light.
 """
@@ -23,6 +25,7 @@ _WHERE = {
     "Watcher": "watch", "serve_watch": "watch",
     "Forecast": "forecast", "forecast_run": "forecast", "power_law_forecast": "forecast",
     "CheckpointSchedule": "callbacks", "LightningRecorder": "lightning",
+    "Pruning": "pruning", "asha_continues": "pruning", "ProgressScheduler": "tune",
 }
 
 __all__ = sorted(_WHERE)

@@ -164,7 +164,8 @@ def asha_continues(score: float, recorded: Sequence[float], eta: float) -> bool:
     A run continues iff its ``score`` is at least the ``(1 − 1/η)`` quantile (linear
     interpolation) of the finite scores recorded at the rung, its own included (Li et al.
     2020, "A system for massively parallel hyperparameter tuning"; Ray Tune's
-    ``AsyncHyperBandScheduler`` uses the same cutoff). The first run at a rung always
+    ``AsyncHyperBandScheduler`` takes the same quantile of the scores recorded *before* the
+    run's own, which differs only while few have reported). The first run at a rung always
     continues; once many have reported, about ``1/η`` of them do. A non-finite score never
     continues.
     """
