@@ -37,6 +37,8 @@ from numba import njit, prange
 
 from deepmanifold.utils import numba_cache_enabled
 
+from . import _machine
+
 _LN2 = math.log(2.0)
 
 
@@ -315,12 +317,22 @@ def _generated_dir() -> str | None:
 
 
 def tiles_kernel(C: int):
-    """The compiled tile kernel for ``C`` classes (generated once, cached on disk when possible)."""
+    """The compiled tile kernel for ``C`` classes (generated once, cached on disk when possible).
+
+    The generated module's file name carries a digest of its source, numba's version and
+    the CPU numba compiles for (:attr:`_machine.CPUInfo.key`), so a cache folder shared
+    between machines (an NFS home, a copied store or environment) holds one module, and
+    so one numba cache, per CPU. numba's own index key already names the CPU and its
+    features; the separate module also keeps the machines from sharing, and racing on,
+    one index file, and would still hold if a numba release dropped the CPU from its key.
+    """
     key = C if C <= _MAX_UNROLLED_CLASSES else "blas"
     if key in _TILE_KERNELS:
         return _TILE_KERNELS[key]
     source = _kernel_source(C)
-    digest = hashlib.sha256((source + numba.__version__).encode()).hexdigest()[:12]
+    # Looked up through the module at each call, so tests can stand in another CPU.
+    target = _machine.cpu_info().key
+    digest = hashlib.sha256((source + numba.__version__ + target).encode()).hexdigest()[:12]
     folder = _generated_dir() or tempfile.mkdtemp(prefix="deepmanifold-kernels-")
     path = os.path.join(folder, f"bc_tiles_{key}_{digest}.py")
     if not os.path.exists(path):
