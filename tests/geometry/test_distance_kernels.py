@@ -237,3 +237,33 @@ def test_identical_float32_models_are_at_zero_not_below(rng, models):
         D = pairwise_distances(X, backend=backend, device="cpu")
         assert np.all(D >= 0.0) and np.all(np.diagonal(D, offset=3) <= 1e-7), backend
     assert np.all(bhattacharyya(X[:3], X[3:]) >= 0.0)
+
+
+def _softmax32(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).eps > 1e-18, reason="long double is not wider than double here")
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+def test_exact_precision_against_long_double_on_adversarial_pairs(rng, backend):
+    n, C = 400, 10
+    logits = 2 * rng.standard_normal((n, C))
+    models = [_softmax32(logits)]  # float32 rows: they sum to 1 within a few 1e-8, not exactly
+    models += [_softmax32(logits + eps * rng.standard_normal((n, C))) for eps in (1e-2, 1e-3, 1e-4, 3e-5)]
+    one = logits.copy()
+    one[7] += 1e-2 * rng.standard_normal(C)  # differs from the first model in one sample only
+    models.append(_softmax32(one))
+    for hot in (0, 1):  # near-disjoint supports: each mass on its own class, 1e-6 elsewhere
+        z = np.full((n, C), -14.0)
+        z[:, hot] = 0.0
+        models.append(_softmax32(z))
+    X = np.stack(models)
+    L = X.astype(np.longdouble)
+    ref = np.array([[-np.mean(np.log(np.sqrt(a * b).sum(axis=1))) for b in L] for a in L], dtype=np.float64)
+    use = ~np.eye(len(X), dtype=bool) & (ref >= 1e-9)
+    assert ref[use].min() < 1e-8 and ref[use].max() > 5  # the cases span close to near-disjoint
+    assert np.abs(X.astype(np.float64).sum(-1) - 1).max() > 1e-8  # and the rows are not exactly normalised
+    D = pairwise_distances(X, backend=backend, device="cpu")
+    assert (np.abs(D - ref)[use] / ref[use]).max() <= 1e-6
