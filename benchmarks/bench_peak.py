@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_peak.py
     OMP_NUM_THREADS=1 python benchmarks/bench_peak.py --distances
+    OMP_NUM_THREADS=1 python benchmarks/bench_peak.py --distances --without-avx512
 
 Prints a markdown table of the machine as numba sees it: the CPU's name, LLVM's name of
 the CPU numba compiles for, the widest SIMD registers its features allow, the register
@@ -117,6 +118,24 @@ def distances_table(peak: dict, T: int, n: int, C: int, repeat: int) -> None:
               f"| {gflops:.1f} | {gflops / peak[dtype]:.1%} of {peak[dtype]:.1f} |")
 
 
+def _restart_without_avx512() -> None:
+    """Run this script again with numba compiling for the host's features minus AVX-512.
+
+    The code an AVX2-only machine of the same family would get (``NUMBA_CPU_FEATURES``),
+    run on this one: the rates show what the 512-bit instructions bring. Compiled code is
+    cached under its own CPU key, so the two builds never mix.
+    """
+    from llvmlite import binding as llvm
+
+    llvm.initialize_native_target()
+    features = llvm.get_host_cpu_features()
+    flags = ",".join(("-" if name.startswith(("avx512", "evex512")) else "+" if on else "-") + name
+                     for name, on in sorted(features.items()))
+    env = {**os.environ, "NUMBA_CPU_FEATURES": flags}
+    argv = [a for a in sys.argv if a != "--without-avx512"]
+    os.execve(sys.executable, [sys.executable, *argv], env)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--distances", action="store_true", help="also time the distance kernel against the peak")
@@ -125,7 +144,11 @@ def main():
     ap.add_argument("--T", type=int, default=RUNS * CHECKPOINTS, help="models (in 15 runs)")
     ap.add_argument("--n", type=int, default=1500, help="samples")
     ap.add_argument("--C", type=int, default=10, help="classes")
+    ap.add_argument("--without-avx512", action="store_true",
+                    help="compile for this CPU's features minus AVX-512 (what an AVX2 machine runs)")
     args = ap.parse_args()
+    if args.without_avx512:
+        _restart_without_avx512()
     peak = machine_table(args.seconds, args.repeat)
     if args.distances:
         distances_table(peak, args.T, args.n, args.C, max(1, min(args.repeat, 3)))
