@@ -21,7 +21,7 @@ RAW = {
     "arch": {"mlp": {"width": 16}},
     "optimizer": {"sgd": {"momentum": 0.9}},
 }
-PRUNE = {"eta": 2, "rungs": [0.2, 0.5]}  # judged at steps 28 and 48 of 84
+PRUNE = {"eta": 2, "rungs": [0.2, 0.5], "order": "spec"}  # judged at steps 28 and 48 of 84
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,13 @@ def full(tmp_path_factory):
 
 
 def _replay(spec, full_root, score):
-    """Each run's expected fate: the rungs it is judged at in spec order and ASHA's decisions there."""
+    """Each run's expected fate: the rungs it is judged at in training order and ASHA's decisions there."""
+    from deepmanifold.live.pruning import training_order
+
     store = Store(full_root, read_only=True)
     recorded = [dict() for _ in spec.prune.rungs]
     fate = {}
-    for run in spec.runs:
+    for run in training_order(spec.runs, spec.prune):
         steps = np.asarray(store.metrics(run.run_id)["step"])
         total = steps[-1]
         fate[run.run_id] = ("complete", len(steps))
@@ -142,4 +144,19 @@ def test_the_ray_runner_prunes_through_the_same_ledger(tmp_path):
 def test_pruning_is_part_of_the_spec_not_of_the_runs():
     plain, pruned = parse_spec(RAW), parse_spec({**RAW, "prune": PRUNE})
     assert [r.run_id for r in plain.runs] == [r.run_id for r in pruned.runs]  # the same runs, stopped or not
-    assert plain.prune is None and pruned.prune == Pruning(eta=2, rungs=(0.2, 0.5))
+    assert plain.prune is None and pruned.prune == Pruning(eta=2, rungs=(0.2, 0.5), order="spec")
+
+
+def test_a_shuffled_pruned_sweep_starts_its_runs_in_one_fixed_random_order(tmp_path, full):
+    from deepmanifold.live.pruning import training_order
+
+    spec = parse_spec({**RAW, "prune": {**PRUNE, "order": "shuffled"}})
+    order = [r.run_id for r in training_order(spec.runs, spec.prune)]
+    assert sorted(order) == sorted(r.run_id for r in spec.runs) and order != [r.run_id for r in spec.runs]
+    assert order == [spec.runs[i].run_id for i in np.random.default_rng(0).permutation(len(RATES))]
+    full_store = Store(full, read_only=True)
+    expected, _ = _replay(spec, full, lambda r, k: float(full_store.metrics(r)["test_acc"][k]))
+    started = []
+    run_sweep(spec, store=tmp_path / "s", workers=1, device="cpu", on_outcome=lambda o: started.append(o.run_id))
+    assert started == order and _fates(tmp_path / "s") == expected
+    assert Pruning().order == "shuffled"  # the default

@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["RULES", "HalvingResult", "Pruning", "RungPruner", "asha_continues", "asynchronous_halving",
-           "successive_halving"]
+           "successive_halving", "training_order"]
 
 #: What a pruned sweep ranks runs by at a rung: ``"accuracy"`` (ASHA: test accuracy at the
 #: rung) or ``"forecast"`` (the forecast final test accuracy from a reference store).
@@ -195,6 +195,11 @@ class Pruning:
         The probe set scored (its accuracy; the reference's probe for the forecast).
     k : int
         Neighbours of the forecast.
+    order : {"shuffled", "spec"}
+        The order runs start in: a fixed random permutation of the spec's runs (seed 0), or
+        the spec's own. ASHA lets the first runs at a rung through, so a grid's order (all
+        of one architecture first) would decide which configurations get that advantage;
+        a shuffle spreads it at random, as a random search would (:func:`training_order`).
     """
 
     rule: str = "accuracy"
@@ -203,6 +208,7 @@ class Pruning:
     reference: str | None = None
     probe: str = "test"
     k: int = 5
+    order: str = "shuffled"
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -220,13 +226,15 @@ class Pruning:
             raise ValueError("rule 'accuracy' takes no reference; the forecast rule does")
         if isinstance(self.k, bool) or not isinstance(self.k, numbers.Integral) or self.k < 1:
             raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+        if self.order not in ("shuffled", "spec"):
+            raise ValueError(f"order must be 'shuffled' or 'spec', got {self.order!r}")
         if not isinstance(self.probe, str) or not self.probe:
             raise ValueError(f"probe must be a probe set's name, got {self.probe!r}")
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> "Pruning":
         """From a spec's ``[prune]`` table; unknown keys are refused by name."""
-        known = {"rule", "eta", "rungs", "reference", "probe", "k"}
+        known = {"rule", "eta", "rungs", "reference", "probe", "k", "order"}
         unknown = sorted(set(table) - known)
         if unknown:
             raise ValueError(f"unknown key(s) in [prune]: {unknown}; known: {sorted(known)}")
@@ -245,6 +253,18 @@ class Pruning:
         """Names these settings: the ledger file of their rung scores in a store."""
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.rule}-{digest}"
+
+
+def training_order(items: Sequence, pruning: Pruning | None) -> list:
+    """``items`` in the order a sweep pruned by ``pruning`` starts them (:attr:`Pruning.order`).
+
+    ``"shuffled"``: the permutation ``numpy.random.default_rng(0).permutation(len(items))``,
+    the same on every machine and every resume; unpruned sweeps keep the spec's order.
+    """
+    items = list(items)
+    if pruning is None or pruning.order == "spec":
+        return items
+    return [items[i] for i in np.random.default_rng(0).permutation(len(items))]
 
 
 _REFERENCES: dict[tuple[str, str], Any] = {}  # one reference picture per process, store and probe set

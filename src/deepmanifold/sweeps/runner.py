@@ -147,6 +147,10 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         if on_outcome:
             on_outcome(outcome)
 
+    if spec.prune is not None:  # ASHA favours the first runs at a rung: spread that at random
+        from deepmanifold.live.pruning import training_order
+
+        todo = [r for r in training_order(spec.runs, spec.prune) if r.run_id not in done]  # one order on resume too
     groups = group_runs(todo, ensemble if spec.prune is None else 1)  # a pruned run trains alone
     n_workers = max(1, min(workers or spec.workers, len(groups) or 1))
     if runner == "ray":
