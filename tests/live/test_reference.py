@@ -141,3 +141,31 @@ def test_read_only_store_refuses_writes(tmp_path):
     with pytest.raises(StoreError, match="read-only"):
         ro.clean_staging()
     assert store.run_ids() == []
+
+
+def test_prepared_models_give_the_exact_pairwise_distances():
+    from deepmanifold.geometry import ClampWarning, pairwise_distances
+    from deepmanifold.live import PreparedModels
+
+    rng = np.random.default_rng(0)
+    n, C = 120, 10
+    base = rng.dirichlet(np.full(C, 0.5), size=n)
+    fixed = [base * np.exp(s * rng.standard_normal((n, C))) for s in (0.0, 1e-3, 0.3, 1.0, 3.0)]
+    fixed = np.log(np.stack([p / p.sum(axis=1, keepdims=True) for p in fixed])).astype(np.float32)
+    new = fixed[[1, 3]] + 1e-4 * rng.standard_normal((2, n, C)).astype(np.float32)
+    new -= np.log(np.exp(new.astype(np.float64)).sum(axis=2, keepdims=True)).astype(np.float32)
+    got = PreparedModels(fixed).distances(new)
+    want = pairwise_distances(new, fixed, log=True)
+    assert got.shape == (2, 5) and got.min() < 1e-6 < 0.4 < got.max()  # close pairs and far ones
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
+    hot = np.full((1, n, C), -60.0, dtype=np.float32)  # near-disjoint: coefficients below the floor
+    hot[0, :, 0] = 0.0
+    cold = hot[:, :, ::-1].copy()
+    with pytest.warns(ClampWarning, match=f"{n} \\(pair, sample\\) Bhattacharyya coefficients"):
+        clamped = PreparedModels(hot).distances(cold)
+    with pytest.warns(ClampWarning):
+        np.testing.assert_allclose(clamped, pairwise_distances(cold, hot, log=True), rtol=1e-12)
+    with pytest.raises(ValueError, match="positive log-probability"):
+        PreparedModels(fixed).distances(new + 1.0)
+    with pytest.raises(ValueError, match=r"the fixed models need \(K, 120, 10\)"):
+        PreparedModels(fixed).distances(new[:, :60])

@@ -21,7 +21,7 @@ from __future__ import annotations
 from deepmanifold.utils import lazy_exports
 
 _WHERE = {
-    "ReferencePicture": "reference", "Placement": "reference",
+    "ReferencePicture": "reference", "Placement": "reference", "PreparedModels": "reference",
     "Watcher": "watch", "serve_watch": "watch",
     "Forecast": "forecast", "forecast_run": "forecast", "power_law_forecast": "forecast",
     "CheckpointSchedule": "callbacks", "LightningRecorder": "lightning",

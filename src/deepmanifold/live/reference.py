@@ -19,7 +19,49 @@ import numpy as np
 from deepmanifold import geometry
 from deepmanifold.store import Store
 
-__all__ = ["Placement", "ReferencePicture"]
+__all__ = ["Placement", "PreparedModels", "ReferencePicture"]
+
+
+class PreparedModels:
+    """Fixed models kept as their square-root probabilities, to measure new models against often.
+
+    :func:`~deepmanifold.geometry.pairwise_distances` takes the square roots of both sides
+    at every call, ``T·n·C`` exponentials for the fixed side: for one new model against
+    ``T`` checkpoints that is nearly all the work. Here the fixed side is prepared once
+    (float64, ``T·n·C·8`` bytes, laid out ``(n, T, C)`` so that each sample is one matrix
+    product), and :meth:`distances` computes
+    ``d(q, p_t) = max(-1/n Σ_i log max(Σ_c sqrt(q_ic p_tic), floor), 0)`` by the clamping rule
+    of :mod:`deepmanifold.geometry.divergences`, as ``precision="exact"`` does.
+
+    Parameters
+    ----------
+    logp : array_like, shape (T, n, C)
+        Log-probabilities of the fixed models (validated).
+    """
+
+    def __init__(self, logp):
+        from deepmanifold.geometry.divergences import sqrt_probabilities
+        from deepmanifold.geometry.validation import check_probabilities
+
+        lp = check_probabilities(logp, "logp", log=True, ndim=3)
+        self.shape = lp.shape
+        self._roots = np.ascontiguousarray(sqrt_probabilities(lp, log=True, dtype=np.float64).transpose(1, 0, 2))
+
+    def distances(self, logp) -> np.ndarray:
+        """Intensive Bhattacharyya distances of ``K`` models ``(K, n, C)`` to the fixed ones, shape ``(K, T)``."""
+        from deepmanifold.geometry.divergences import FLOOR, mean_log_distance, sqrt_probabilities, warn_clamped
+        from deepmanifold.geometry.validation import check_probabilities
+
+        lp = np.asarray(logp)
+        if lp.ndim != 3 or lp.shape[1:] != self.shape[1:]:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the fixed models need "
+                             f"(K, {self.shape[1]}, {self.shape[2]})")
+        lp = check_probabilities(lp, "logp", log=True, ndim=3)
+        roots = sqrt_probabilities(lp, log=True, dtype=np.float64).transpose(1, 2, 0)  # (n, C, K)
+        bc = np.matmul(self._roots, roots)  # (n, T, K): every coefficient of every sample
+        d, clamped = mean_log_distance(np.ascontiguousarray(bc.transpose(2, 1, 0)), FLOOR)  # (K, T)
+        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR)
+        return d
 
 
 @dataclass(frozen=True)
@@ -87,19 +129,19 @@ class ReferencePicture:
         self.labels = found.labels
         self.progress_method = found.progress_method
         self._embedding = found.embedding
-        # Read the embedded checkpoints once: placing a model compares it with all of them.
-        self._models = np.asarray(found.models[:], dtype=np.float32)
+        # Read and prepare the embedded checkpoints once: placing a model compares it with all of them.
+        self._prepared = PreparedModels(np.asarray(found.models[:], dtype=np.float32))
         self._owner = np.concatenate([np.full(len(r.steps), i) for i, r in enumerate(self.picture.runs)])
         self._index = np.concatenate([np.arange(len(r.steps)) for r in self.picture.runs])
 
     def __repr__(self) -> str:
         return (f"ReferencePicture({str(self.store.root)!r}, probe={self.probe!r}: {len(self.picture.runs)} runs, "
-                f"{len(self._models)} checkpoints)")
+                f"{self._prepared.shape[0]} checkpoints)")
 
     @property
     def n_checkpoints(self) -> int:
         """Number ``T`` of embedded checkpoints."""
-        return len(self._models)
+        return self._prepared.shape[0]
 
     def check_fingerprint(self, fingerprint: str, *, what: str = "the run's probe set") -> None:
         """Raise ``ValueError`` unless ``fingerprint`` is the reference's probe set."""
@@ -132,10 +174,10 @@ class ReferencePicture:
         Columns follow :attr:`picture`'s runs, each run's embedded checkpoints in order.
         """
         lp = np.asarray(logp, dtype=np.float32)
-        if lp.ndim != 3 or lp.shape[1:] != self._models.shape[1:]:
+        if lp.ndim != 3 or lp.shape[1:] != self._prepared.shape[1:]:
             raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
-                             f"(K, {self._models.shape[1]}, {self._models.shape[2]})")
-        return geometry.pairwise_distances(lp, self._models, log=True)
+                             f"(K, {self._prepared.shape[1]}, {self._prepared.shape[2]})")
+        return self._prepared.distances(lp)
 
     def place(self, logp, distances=None) -> Placement:
         """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set.
@@ -143,9 +185,9 @@ class ReferencePicture:
         ``distances`` (shape ``(T,)``): its :meth:`distances` row, when the caller has it.
         """
         lp = np.asarray(logp, dtype=np.float32)
-        if lp.ndim != 2 or lp.shape != self._models.shape[1:]:
+        if lp.ndim != 2 or lp.shape != self._prepared.shape[1:]:
             raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
-                             f"{self._models.shape[1:]} (samples, classes)")
+                             f"{self._prepared.shape[1:]} (samples, classes)")
         if not np.isfinite(lp).all():
             raise ValueError("log-probabilities must be finite to be placed")
         d = self.distances(lp[None])[0] if distances is None else np.asarray(distances, dtype=np.float64)
