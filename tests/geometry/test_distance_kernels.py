@@ -267,3 +267,23 @@ def test_exact_precision_against_long_double_on_adversarial_pairs(rng, backend):
     assert np.abs(X.astype(np.float64).sum(-1) - 1).max() > 1e-8  # and the rows are not exactly normalised
     D = pairwise_distances(X, backend=backend, device="cpu")
     assert (np.abs(D - ref)[use] / ref[use]).max() <= 1e-6
+
+
+@pytest.mark.parametrize("precision", ["exact", "fast"])
+def test_numba_results_do_not_depend_on_tiling_threads_or_the_call(precision):
+    """Up to 32 classes every pair's products are taken in one order, whatever the tile,
+    the thread or the call: bitwise equal results. Above, a BLAS product per sample sums in
+    an order that follows the tile's shape: equal to the precision's own accuracy."""
+    rng = np.random.default_rng(3)
+    for C, tol in ((10, 0.0), (40, 1e-14 if precision == "exact" else 1e-6)):
+        X = np.log(rng.dirichlet(np.full(C, 0.7), size=(37, 90))).astype(np.float32)
+        ref = pairwise_distances(X, precision=precision, log=True, block_size=256, n_jobs=1)
+        off = ~np.eye(len(X), dtype=bool)
+        variants = [pairwise_distances(X, precision=precision, log=True, block_size=b, n_jobs=j)
+                    for b in (1, 3, 8, 64) for j in (1, 2)]
+        variants.append(pairwise_distances(X, X, precision=precision, log=True))  # the cross path
+        for D in variants:
+            if tol == 0.0:
+                assert np.array_equal(D[off], ref[off])
+            else:
+                assert np.max(np.abs(D - ref)[off] / ref[off]) <= tol
