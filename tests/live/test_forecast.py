@@ -60,6 +60,16 @@ def test_the_nearest_reference_run_is_the_run_itself(reference, reference_store)
         assert fc.neighbours[0] == run.run_id and fc.distances[0] < 0.1 * fc.distances[1]
 
 
+def test_the_forecast_reads_the_same_pairs_from_a_full_distance_matrix(reference, reference_store):
+    """Given a watcher's (K, T) distances, or computing only the pairs at equal progress: one forecast."""
+    a, _ = reference.picture.runs
+    logp = np.asarray(Store(reference_store).logp(a.run_id, "test"))[:5]
+    own = forecast_run(reference, logp, a.epochs[:5], k=2)
+    given = forecast_run(reference, logp, a.epochs[:5], k=2, distances=reference.distances(logp))
+    assert own.neighbours == given.neighbours
+    np.testing.assert_allclose(own.distances, given.distances, rtol=1e-9, atol=1e-15)  # float64 rounding
+
+
 def test_forecast_refuses_bad_input(reference, reference_store):
     a, b = reference.picture.runs
     logp = np.asarray(Store(reference_store).logp(a.run_id, "test"))[:3]

@@ -169,3 +169,14 @@ def test_prepared_models_give_the_exact_pairwise_distances():
         PreparedModels(fixed).distances(new + 1.0)
     with pytest.raises(ValueError, match=r"the fixed models need \(K, 120, 10\)"):
         PreparedModels(fixed).distances(new[:, :60])
+    # Only chosen pairs: the same values as the full matrix, read at the index.
+    index = np.array([[4, 0, 1, 1], [3, 2, 0, 4]])
+    paired = PreparedModels(fixed).paired_distances(new, index)
+    np.testing.assert_allclose(paired, want[np.arange(2)[:, None], index], rtol=1e-9, atol=1e-15)
+    with pytest.warns(ClampWarning, match=f"{n} \\(pair, sample\\)"):
+        np.testing.assert_allclose(PreparedModels(hot).paired_distances(cold, np.zeros((1, 1), int)), clamped,
+                                   rtol=1e-12)
+    with pytest.raises(ValueError, match=r"index holds 1\.\.5; the fixed models are 0\.\.4"):
+        PreparedModels(fixed).paired_distances(new, index + 1)
+    with pytest.raises(ValueError, match=r"index must be an integer array of shape \(K, J\) = \(2, J\)"):
+        PreparedModels(fixed).paired_distances(new, index[:1])

@@ -123,18 +123,23 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
     runs = [(i, r) for i, r in enumerate(reference.picture.runs) if r.run_id not in excluded]
     if not runs:
         raise ValueError("no reference run is left to forecast from")
-    if distances is None:
-        D = reference.distances(lp)  # (K, T); checks the probe set's shape first
-    else:
+    if distances is not None:
         D = np.asarray(distances, dtype=np.float64)
         if D.shape != (len(lp), reference.n_checkpoints):
             raise ValueError(f"distances must be (K, T) = ({len(lp)}, {reference.n_checkpoints}), got {D.shape}")
+    elif lp.shape[1:] != reference.model_shape:
+        raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
+                         f"(K, {reference.model_shape[0]}, {reference.model_shape[1]})")
     progress = np.atleast_1d(geometry.progress(lp, reference.labels, log=True, method=reference.progress_method))
     offsets = np.cumsum([0] + [len(r.steps) for r in reference.picture.runs])
-    scored = []
-    for i, run in runs:
-        pairs = np.abs(progress[:, None] - run.progress[None, :]).argmin(axis=1)
-        scored.append((float(D[np.arange(len(lp)), offsets[i] + pairs].mean()), run))
+    # Column j: each checkpoint's partner at equal progress in the j-th reference run.
+    partners = np.stack([offsets[i] + np.abs(progress[:, None] - run.progress[None, :]).argmin(axis=1)
+                         for i, run in runs], axis=1)  # (K, runs)
+    if distances is None:  # only the partners' distances: K x runs of them, not K x T
+        paired = reference.paired_distances(lp, partners)
+    else:
+        paired = D[np.arange(len(lp))[:, None], partners]
+    scored = [(float(paired[:, j].mean()), run) for j, (_, run) in enumerate(runs)]
     scored.sort(key=lambda item: item[0])
     nearest = scored[:int(k)]
     now_p, now_e = float(progress[-1]), float(e[-1])

@@ -63,6 +63,36 @@ class PreparedModels:
         warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR)
         return d
 
+    def paired_distances(self, logp, index) -> np.ndarray:
+        """Distances of model ``k`` of ``logp`` ``(K, n, C)`` to the fixed models ``index[k]`` only.
+
+        ``index`` has shape ``(K, J)`` (integers in ``[0, T)``); the result has the same shape,
+        entry ``[k, j]`` equal to ``distances(logp)[k, index[k, j]]`` to rounding. Costs
+        ``K·J·n·C`` multiply-adds instead of ``K·T·n·C``: what a caller that needs a few fixed
+        models per new one (the forecast's checkpoint at equal progress in each reference run)
+        pays.
+        """
+        from deepmanifold.geometry.divergences import FLOOR, mean_log_distance, sqrt_probabilities, warn_clamped
+        from deepmanifold.geometry.validation import check_probabilities
+
+        lp = np.asarray(logp)
+        if lp.ndim != 3 or lp.shape[1:] != self.shape[1:]:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the fixed models need "
+                             f"(K, {self.shape[1]}, {self.shape[2]})")
+        idx = np.asarray(index)
+        if idx.ndim != 2 or idx.shape[0] != lp.shape[0] or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"index must be an integer array of shape (K, J) = ({lp.shape[0]}, J), "
+                             f"got {idx.dtype} {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
+            raise ValueError(f"index holds {int(idx.min())}..{int(idx.max())}; the fixed models are 0..{self.shape[0] - 1}")
+        lp = check_probabilities(lp, "logp", log=True, ndim=3)
+        roots = sqrt_probabilities(lp, log=True, dtype=np.float64)  # (K, n, C)
+        fixed = self._roots[:, idx, :]  # (n, K, J, C)
+        bc = np.einsum("nkjc,knc->kjn", fixed, roots)  # (K, J, n)
+        d, clamped = mean_log_distance(np.ascontiguousarray(bc), FLOOR)
+        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR)
+        return d
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -143,6 +173,11 @@ class ReferencePicture:
         """Number ``T`` of embedded checkpoints."""
         return self._prepared.shape[0]
 
+    @property
+    def model_shape(self) -> tuple[int, int]:
+        """``(n, C)``: samples of the probe set and classes, the shape of one model's log-probabilities."""
+        return self._prepared.shape[1:]
+
     def check_fingerprint(self, fingerprint: str, *, what: str = "the run's probe set") -> None:
         """Raise ``ValueError`` unless ``fingerprint`` is the reference's probe set."""
         if fingerprint != self.fingerprint:
@@ -178,6 +213,15 @@ class ReferencePicture:
             raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
                              f"(K, {self._prepared.shape[1]}, {self._prepared.shape[2]})")
         return self._prepared.distances(lp)
+
+    def paired_distances(self, logp, index) -> np.ndarray:
+        """Distances of model ``k`` of ``logp`` ``(K, n, C)`` to the embedded checkpoints ``index[k]``
+        (shape ``(K, J)``, columns as in :meth:`distances`): :meth:`PreparedModels.paired_distances`."""
+        lp = np.asarray(logp, dtype=np.float32)
+        if lp.ndim != 3 or lp.shape[1:] != self._prepared.shape[1:]:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
+                             f"(K, {self._prepared.shape[1]}, {self._prepared.shape[2]})")
+        return self._prepared.paired_distances(lp, index)
 
     def place(self, logp, distances=None) -> Placement:
         """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set.
