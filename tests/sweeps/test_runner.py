@@ -206,3 +206,41 @@ def test_ctrl_c_finishes_the_runs_in_flight_and_a_second_abandons_them(tmp_path)
     store = Store(root)
     for run_id in store.run_ids():  # whatever was committed is whole
         assert store.verify(run_id).n_checkpoints == 4
+
+
+def _threads_in_worker():
+    import numba
+    import torch
+
+    return numba.config.NUMBA_NUM_THREADS, numba.get_num_threads(), torch.get_num_threads(), os.environ["OMP_NUM_THREADS"]
+
+
+def test_pool_workers_run_one_torch_and_one_numba_thread():
+    """A worker's idle numba threads would spin on the core another worker trains on."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from deepmanifold.sweeps.execute import init_worker
+
+    with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                                initargs=(os.getpid(),)) as pool:
+        assert pool.submit(_threads_in_worker).result() == (1, 1, 1, "1")
+
+
+def test_a_worker_that_imported_numba_already_gets_one_numba_thread(monkeypatch):
+    """A reused Ray worker has numba loaded with its default thread count: the kernels get one thread."""
+    import numba
+
+    from deepmanifold.sweeps.execute import set_single_thread
+
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "2"))
+    import torch
+
+    saved = numba.get_num_threads(), torch.get_num_threads()
+    try:
+        set_single_thread(worker=True)
+        assert numba.get_num_threads() == 1 and os.environ["NUMBA_NUM_THREADS"] == "1"
+    finally:
+        numba.set_num_threads(saved[0])
+        torch.set_num_threads(saved[1])

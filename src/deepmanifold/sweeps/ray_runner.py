@@ -20,7 +20,7 @@ __all__ = ["run_with_ray"]
 def _task(run: RunSpec, store_root: str, device: str = "auto", prune=None):
     import ray
 
-    set_single_thread()  # one torch/BLAS thread per task, as in the process pool
+    set_single_thread(worker=True)  # one torch/BLAS/numba thread per task, as in the process pool
     if device == "auto":  # the GPU share Ray gave this task (Ray sets CUDA_VISIBLE_DEVICES)
         device = "cuda" if ray.get_gpu_ids() else "cpu"
     return execute_group_in_worker([run], store_root, device, prune)[0]
