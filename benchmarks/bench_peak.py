@@ -67,7 +67,8 @@ def tile_kernel_fma_bits(C: int, dtype) -> int:
     A = np.full((n, R, C), np.sqrt(1.0 / C), dtype)
     B = np.full((n, C, W), np.sqrt(1.0 / C), dtype)
     prod, expo = np.ones((R, W)), np.zeros((R, W), np.int64)
-    module._tile(A, B, 0, R, 0, 0, True, dtype(1e-30), 16, prod, expo, False, W)
+    lo = np.full((n, C), np.sqrt(1.0 / C), dtype)
+    module._tile(A, B, 0, R, 0, 0, True, dtype(1e-30), 16, prod, expo, False, W, lo, lo)
     return max(_machine.fma_register_bits(module._tile.inspect_asm(sig)) for sig in module._tile.signatures)
 
 

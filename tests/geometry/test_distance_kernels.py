@@ -187,6 +187,27 @@ def test_real_tile_sizes_with_some_pairs_clamped(rng, C):
         np.testing.assert_allclose(cross, ref[:140], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("precision", ["exact", "fast"])
+def test_a_clamp_in_one_sample_among_samples_the_bound_clears(rng, precision):
+    """Every sample but one has all probabilities near 1/C, so the kernel's lower bound on
+    the tile's coefficients clears the floor and it skips the comparison there; in sample 2,
+    three models are one-hot on different classes. That sample alone must be compared and
+    its pairs clamped (a skipped comparison would multiply a zero coefficient in: d = inf)."""
+    T, n, C, floor = 301, 8, 10, 1e-9
+    X = rng.dirichlet(np.full(C, 50.0), size=(T, n))
+    for t, c in ((0, 1), (130, 4), (299, 7)):
+        X[t, 2] = np.eye(C)[c]
+    sq = np.sqrt(X)
+    bc = np.einsum("sic,tic->sti", sq, sq)
+    expected_count = int(np.triu((bc < floor).sum(axis=-1), 1).sum())
+    assert expected_count == 3 and (bc[:, :, [0, 1, 3, 4, 5, 6, 7]] > 0.5).all()
+    ref = -np.mean(np.log(np.clip(bc, floor, 1.0)), axis=-1) * (1 - np.eye(T))
+    with pytest.warns(ClampWarning, match=rf"^{expected_count} \(pair, sample\)"):
+        D = pairwise_distances(X, floor=floor, precision=precision)
+    tol = dict(rtol=1e-12, atol=1e-15) if precision == "exact" else dict(rtol=1e-5, atol=1e-6)  # float32 products
+    np.testing.assert_allclose(D, ref, **tol)
+
+
 def test_one_clamping_rule_whatever_the_tile_and_backend(rng):
     """A pair's d_B is the same alone, in a tile redone with the clamp, in another tile,
     on every backend, and from bhattacharyya(): coefficients above 1 (float32 rows summing
