@@ -187,13 +187,13 @@ def test_real_tile_sizes_with_some_pairs_clamped(rng, C):
         np.testing.assert_allclose(cross, ref[:140], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("precision", ["exact", "fast"])
-def test_a_clamp_in_one_sample_among_samples_the_bound_clears(rng, precision):
+@pytest.mark.parametrize("precision, C", [("exact", 10), ("fast", 10), ("exact", 40)])  # 40: the BLAS tile
+def test_a_clamp_in_one_sample_among_samples_the_bound_clears(rng, precision, C):
     """Every sample but one has all probabilities near 1/C, so the kernel's lower bound on
     the tile's coefficients clears the floor and it skips the comparison there; in sample 2,
     three models are one-hot on different classes. That sample alone must be compared and
     its pairs clamped (a skipped comparison would multiply a zero coefficient in: d = inf)."""
-    T, n, C, floor = 301, 8, 10, 1e-9
+    T, n, floor = 301, 8, 1e-9
     X = rng.dirichlet(np.full(C, 50.0), size=(T, n))
     for t, c in ((0, 1), (130, 4), (299, 7)):
         X[t, 2] = np.eye(C)[c]

@@ -286,11 +286,16 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
 _BLAS_TILE = """\
 @njit(fastmath=True, nogil=True, cache={cache})
 def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clamp, valid_w, lo_a, lo_b):
-    n = A.shape[0]
+    n, _, C = A.shape
     W = B.shape[2]
     buf = np.empty((tr, W), A.dtype)
     below = 0
+    safe = 2.0 * np.float64(floor)
     for i in range(n):
+        bound = 0.0
+        for c in range(C):
+            bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
+        checked = bound < safe
         np.dot(A[i, r0:r0 + tr], B[i], buf)
         for r in range(tr):
             j0 = max(g_row + r + 1 - g_col, 0) if symmetric else 0
@@ -299,7 +304,7 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
                 if clamp:
                     below += (s < floor) & (j < valid_w)
                     s = max(s, floor)
-                else:
+                elif checked:
                     below += s < floor
                 prod[r, j] *= s
         if (i + 1) % renorm == 0:

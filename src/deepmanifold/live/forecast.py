@@ -127,9 +127,8 @@ def forecast_run(reference: ReferencePicture, logp, epochs, *, k: int = 5, targe
         D = np.asarray(distances, dtype=np.float64)
         if D.shape != (len(lp), reference.n_checkpoints):
             raise ValueError(f"distances must be (K, T) = ({len(lp)}, {reference.n_checkpoints}), got {D.shape}")
-    elif lp.shape[1:] != reference.model_shape:
-        raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
-                         f"(K, {reference.model_shape[0]}, {reference.model_shape[1]})")
+    else:
+        lp = reference.check_models(lp)  # the shape error that names the reference's probe set, before any work
     progress = np.atleast_1d(geometry.progress(lp, reference.labels, log=True, method=reference.progress_method))
     offsets = np.cumsum([0] + [len(r.steps) for r in reference.picture.runs])
     # Column j: each checkpoint's partner at equal progress in the j-th reference run.

@@ -47,21 +47,31 @@ class PreparedModels:
         self.shape = lp.shape
         self._roots = np.ascontiguousarray(sqrt_probabilities(lp, log=True, dtype=np.float64).transpose(1, 0, 2))
 
-    def distances(self, logp) -> np.ndarray:
-        """Intensive Bhattacharyya distances of ``K`` models ``(K, n, C)`` to the fixed ones, shape ``(K, T)``."""
-        from deepmanifold.geometry.divergences import FLOOR, mean_log_distance, sqrt_probabilities, warn_clamped
+    def _new_roots(self, logp) -> np.ndarray:
+        """Validated square-root probabilities ``(K, n, C)`` of new models, float64."""
+        from deepmanifold.geometry.divergences import sqrt_probabilities
         from deepmanifold.geometry.validation import check_probabilities
 
         lp = np.asarray(logp)
         if lp.ndim != 3 or lp.shape[1:] != self.shape[1:]:
             raise ValueError(f"log-probabilities of shape {lp.shape}; the fixed models need "
                              f"(K, {self.shape[1]}, {self.shape[2]})")
-        lp = check_probabilities(lp, "logp", log=True, ndim=3)
-        roots = sqrt_probabilities(lp, log=True, dtype=np.float64).transpose(1, 2, 0)  # (n, C, K)
-        bc = np.matmul(self._roots, roots)  # (n, T, K): every coefficient of every sample
-        d, clamped = mean_log_distance(np.ascontiguousarray(bc.transpose(2, 1, 0)), FLOOR)  # (K, T)
-        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR)
+        return sqrt_probabilities(check_probabilities(lp, "logp", log=True, ndim=3), log=True, dtype=np.float64)
+
+    @staticmethod
+    def _mean_log(bc) -> np.ndarray:
+        """Distances from coefficients ``(..., n)`` by the clamping rule, warning once if any was clamped."""
+        from deepmanifold.geometry.divergences import FLOOR, mean_log_distance, warn_clamped
+
+        d, clamped = mean_log_distance(np.ascontiguousarray(bc), FLOOR)
+        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR, stacklevel=4)
         return d
+
+    def distances(self, logp) -> np.ndarray:
+        """Intensive Bhattacharyya distances of ``K`` models ``(K, n, C)`` to the fixed ones, shape ``(K, T)``."""
+        roots = self._new_roots(logp).transpose(1, 2, 0)  # (n, C, K)
+        bc = np.matmul(self._roots, roots)  # (n, T, K): every coefficient of every sample
+        return self._mean_log(bc.transpose(2, 1, 0))  # (K, T)
 
     def paired_distances(self, logp, index) -> np.ndarray:
         """Distances of model ``k`` of ``logp`` ``(K, n, C)`` to the fixed models ``index[k]`` only.
@@ -72,26 +82,15 @@ class PreparedModels:
         models per new one (the forecast's checkpoint at equal progress in each reference run)
         pays.
         """
-        from deepmanifold.geometry.divergences import FLOOR, mean_log_distance, sqrt_probabilities, warn_clamped
-        from deepmanifold.geometry.validation import check_probabilities
-
-        lp = np.asarray(logp)
-        if lp.ndim != 3 or lp.shape[1:] != self.shape[1:]:
-            raise ValueError(f"log-probabilities of shape {lp.shape}; the fixed models need "
-                             f"(K, {self.shape[1]}, {self.shape[2]})")
+        roots = self._new_roots(logp)  # (K, n, C)
         idx = np.asarray(index)
-        if idx.ndim != 2 or idx.shape[0] != lp.shape[0] or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"index must be an integer array of shape (K, J) = ({lp.shape[0]}, J), "
+        if idx.ndim != 2 or idx.shape[0] != len(roots) or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"index must be an integer array of shape (K, J) = ({len(roots)}, J), "
                              f"got {idx.dtype} {idx.shape}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
             raise ValueError(f"index holds {int(idx.min())}..{int(idx.max())}; the fixed models are 0..{self.shape[0] - 1}")
-        lp = check_probabilities(lp, "logp", log=True, ndim=3)
-        roots = sqrt_probabilities(lp, log=True, dtype=np.float64)  # (K, n, C)
         fixed = self._roots[:, idx, :]  # (n, K, J, C)
-        bc = np.einsum("nkjc,knc->kjn", fixed, roots)  # (K, J, n)
-        d, clamped = mean_log_distance(np.ascontiguousarray(bc), FLOOR)
-        warn_clamped(clamped, "(pair, sample) Bhattacharyya coefficients", FLOOR)
-        return d
+        return self._mean_log(np.einsum("nkjc,knc->kjn", fixed, roots))  # (K, J)
 
 
 @dataclass(frozen=True)
@@ -203,25 +202,25 @@ class ReferencePicture:
                          f"probe sets: {given}. Record the run on the reference's probes (same data, seed and "
                          "probe sizes) to place it")
 
+    def check_models(self, logp) -> np.ndarray:
+        """``logp`` as float32 ``(K, n, C)`` on the reference's probe set, or the error that names it."""
+        lp = np.asarray(logp, dtype=np.float32)
+        if lp.ndim != 3 or lp.shape[1:] != self.model_shape:
+            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
+                             f"(K, {self.model_shape[0]}, {self.model_shape[1]})")
+        return lp
+
     def distances(self, logp) -> np.ndarray:
         """Intensive Bhattacharyya distances of ``K`` models ``(K, n, C)`` to the embedded checkpoints, ``(K, T)``.
 
         Columns follow :attr:`picture`'s runs, each run's embedded checkpoints in order.
         """
-        lp = np.asarray(logp, dtype=np.float32)
-        if lp.ndim != 3 or lp.shape[1:] != self._prepared.shape[1:]:
-            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
-                             f"(K, {self._prepared.shape[1]}, {self._prepared.shape[2]})")
-        return self._prepared.distances(lp)
+        return self._prepared.distances(self.check_models(logp))
 
     def paired_distances(self, logp, index) -> np.ndarray:
         """Distances of model ``k`` of ``logp`` ``(K, n, C)`` to the embedded checkpoints ``index[k]``
         (shape ``(K, J)``, columns as in :meth:`distances`): :meth:`PreparedModels.paired_distances`."""
-        lp = np.asarray(logp, dtype=np.float32)
-        if lp.ndim != 3 or lp.shape[1:] != self._prepared.shape[1:]:
-            raise ValueError(f"log-probabilities of shape {lp.shape}; the reference's probe set needs "
-                             f"(K, {self._prepared.shape[1]}, {self._prepared.shape[2]})")
-        return self._prepared.paired_distances(lp, index)
+        return self._prepared.paired_distances(self.check_models(logp), index)
 
     def place(self, logp, distances=None) -> Placement:
         """Place one model given its log-probabilities ``(n, C)`` on the reference's probe set.

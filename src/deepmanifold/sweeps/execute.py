@@ -66,7 +66,7 @@ def set_single_thread(*, worker: bool = False) -> None:
         os.environ[var] = "1"
     if worker:
         os.environ["NUMBA_NUM_THREADS"] = "1"  # read when numba is first imported
-        if "numba" in sys.modules:  # imported already (a reused Ray worker): kernels without n_jobs get one
+        if "numba" in sys.modules:  # imported already (a reused Ray worker): one thread by default
             import numba
 
             numba.set_num_threads(1)
