@@ -213,3 +213,26 @@ def test_numba_cache_index_is_keyed_by_cpu(tmp_path, monkeypatch):
     h = _load(path, "_dm_test_cached_c", monkeypatch)
     assert h(1) == 2
     assert sum(h.stats.cache_hits.values()) == 0 and sum(h.stats.cache_misses.values()) == 1
+
+
+def test_one_or_two_rows_per_pass_give_the_same_bits(fresh_tile_kernels, monkeypatch):
+    """The CPU picks how many row models share a column load (rows_per_pass); the loops of
+    either choice multiply the same factors in the same order, clamped tiles and an odd
+    last row tile included."""
+    from deepmanifold.geometry import ClampWarning, pairwise_distances
+
+    assert _kernels.rows_per_pass(dataclasses.replace(cpu_info(), simd_bits=512, triple="x86_64")) == 2
+    assert _kernels.rows_per_pass(dataclasses.replace(cpu_info(), simd_bits=256, triple="x86_64")) == 1
+    rng = np.random.default_rng(0)
+    C = 3
+    X = rng.dirichlet(np.ones(C), size=(37, 50)).astype(np.float32)
+    X[5, 3], X[20, 3] = np.eye(C)[0], np.eye(C)[1]  # one clamped pair
+    results = {}
+    for step in (1, 2):
+        monkeypatch.setattr(_kernels, "rows_per_pass", lambda info, step=step: step)
+        monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
+        with pytest.warns(ClampWarning):
+            results[step] = [pairwise_distances(X, block_size=16), pairwise_distances(X[:9], X, block_size=16)]
+    for one, two in zip(*results.values()):
+        assert np.array_equal(one, two)
+    assert len(glob.glob(os.path.join(fresh_tile_kernels, "bc_tiles_3_*.py"))) == 2  # two kernels compiled
