@@ -1,7 +1,7 @@
 """Speed of pairwise Bhattacharyya distances: NumPy loop, reference method, ours.
 
     python benchmarks/bench_distances.py [--quick]
-    python benchmarks/bench_distances.py --against REV [--repeat 5]
+    python benchmarks/bench_distances.py --against REV [--repeat 5] [--trajectories]
 
 Prints pair-samples/s (one (model pair, sample) BC term; T^2/2 * n for a
 symmetric matrix) for (a) a plain NumPy loop over pairs, (b) the reference
@@ -14,7 +14,9 @@ the one of git revision REV (its ``deepmanifold/geometry`` imported from a
 temporary copy) on T = 1000, n = 2000, C = 10, one core, exact and fast
 precision, the two alternating so that both see the same machine load; it
 prints the best and median of ``--repeat`` runs, their ratio and the largest
-difference between the two matrices.
+difference between the two matrices. With ``--trajectories`` the models are those of
+``bench_peak.py --distances`` instead (T = 1,500: 15 runs of 100 checkpoints, n = 1,500,
+C = 10; ``trajectories`` of ``bench_inpca.py``).
 """
 
 from __future__ import annotations
@@ -94,9 +96,16 @@ def geometry_at(rev: str, folder: str):
     return importlib.import_module("geometry_at_rev")
 
 
-def against(rev: str, repeat: int) -> None:
-    T, n, C = 1000, 2000, 10
-    X = models(T, n, C)
+def against(rev: str, repeat: int, trajectories: bool = False) -> None:
+    if trajectories:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from bench_inpca import trajectories as make
+
+        T, n, C = 1500, 1500, 10
+        X = make(T, n, C, runs=15, rng=0)
+    else:
+        T, n, C = 1000, 2000, 10
+        X = models(T, n, C)
     with tempfile.TemporaryDirectory() as tmp:
         theirs = geometry_at(rev, tmp).pairwise_distances
         contenders = {"this checkout": pairwise_distances, rev: theirs}
@@ -126,9 +135,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--against", metavar="REV", help="time this checkout against git revision REV")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each with --against")
+    ap.add_argument("--trajectories", action="store_true", help="with --against: bench_peak.py's trajectory models")
     args = ap.parse_args()
     if args.against:
-        return against(args.against, args.repeat)
+        return against(args.against, args.repeat, args.trajectories)
     C = 10
     n = 500 if args.quick else 2000
     T = 400 if args.quick else 1000
