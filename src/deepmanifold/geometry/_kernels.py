@@ -152,8 +152,8 @@ def store_tile(D, tile, p0, c0, K, upper, mirror):  # pragma: no cover - compile
 
 
 # The tile kernel is generated as the text of a module of its own. For up to
-# _MAX_UNROLLED_CLASSES classes the class loop is unrolled and two row models
-# share each load of a column model, so LLVM vectorises the loop over column
+# _MAX_UNROLLED_CLASSES classes the class loop is unrolled and one or two row models
+# (rows_per_pass) share each load of a column model, so LLVM vectorises the loop over column
 # models; above that a BLAS product per sample does the work. Column indices
 # are unsigned on purpose: numba then emits no negative-index wrap-around check,
 # which would keep the loop from vectorising when it starts at a row-dependent
