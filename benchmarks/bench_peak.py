@@ -69,7 +69,9 @@ def tile_kernel_fma_bits(C: int, dtype) -> int:
     prod, expo = np.ones((R, W)), np.zeros((R, W), np.int64)
     lo = np.full((n, C), np.sqrt(1.0 / C), dtype)
     module._tile(A, B, 0, R, 0, 0, True, dtype(1e-30), 16, prod, expo, False, W, lo, lo)
-    return max(_machine.fma_register_bits(module._tile.inspect_asm(sig)) for sig in module._tile.signatures)
+    element_bits = 8 * np.dtype(dtype).itemsize  # the products' FMAs, not the float64 bound's
+    return max(_machine.fma_register_bits(module._tile.inspect_asm(sig), element_bits)
+               for sig in module._tile.signatures)
 
 
 def best_time(f, repeat):

@@ -100,6 +100,15 @@ def test_fma_register_bits(asm, bits):
     assert fma_register_bits(asm) == bits
 
 
+def test_fma_register_bits_of_one_element_width():
+    """A float32 kernel's products on xmm beside float64 FMAs on ymm: each width counted alone."""
+    asm = "\tvfmadd231pd\t(%rax), %ymm1, %ymm2\n\tvfmadd231ps\t(%rbx), %xmm3, %xmm4\n\tvfmadd231sd\t%xmm0, %xmm1, %xmm2\n"
+    assert fma_register_bits(asm) == 256
+    assert fma_register_bits(asm, 64) == 256 and fma_register_bits(asm, 32) == 128
+    assert fma_register_bits("\tvfmadd231ss\t%xmm0, %xmm1, %xmm2\n", 64) == 0
+    assert fma_register_bits("\tfmla\tv0.4s, v1.4s, v2.4s\n\tfmla\tv0.2d, v1.2d, v2.2d\n", 32) == 128
+
+
 def test_fma_peak_is_positive_and_float32_has_twice_the_lanes():
     info = cpu_info()
     p32 = fma_peak(np.float32, seconds=0.2)

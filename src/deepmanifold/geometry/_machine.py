@@ -257,14 +257,14 @@ def fma_peak(dtype, seconds: float = 0.5, repeats: int = 5) -> float:
 
 # Packed FMA mnemonics: x86 vfmadd/vfmsub/vfnmadd/vfnmsub/vfmaddsub..., ps or pd, with
 # FMA3 operand orders (132/213/231) or FMA4 (none); scalar ss/sd forms are excluded.
-_X86_PACKED_FMA = re.compile(r"^\s*v?fn?m(?:add|sub)(?:sub|add)?(?:132|213|231)?p[sdh]\b", re.I)
+_X86_PACKED_FMA = re.compile(r"^\s*v?fn?m(?:add|sub)(?:sub|add)?(?:132|213|231)?p([sdh])\b", re.I)
 _X86_SCALAR_FMA = re.compile(r"^\s*v?fn?m(?:add|sub)(?:132|213|231)?s([sdh])\b", re.I)
 _X86_REGISTERS = {"zmm": 512, "ymm": 256, "xmm": 128}
 # AArch64: NEON "fmla v0.4s, ..." (128 bits; "v0.2s" 64), SVE "fmla z0.s, ..." (scalable).
 _ARM_FMA = re.compile(r"^\s*f(?:n?mla|n?mls|madd|msub|nmadd|nmsub)\s+([vzd])\d+(?:\.(\d+)([bhsd]))?", re.I)
 
 
-def fma_register_bits(asm: str) -> int:
+def fma_register_bits(asm: str, element_bits: int | None = None) -> int:
     """Width in bits of the widest register an FMA instruction of ``asm`` works on.
 
     Parameters
@@ -272,6 +272,9 @@ def fma_register_bits(asm: str) -> int:
     asm : str
         Assembly text, e.g. from ``dispatcher.inspect_asm(signature)`` (AT&T or Intel
         x86 syntax, or AArch64).
+    element_bits : {16, 32, 64}, optional
+        Count only the FMAs on elements of this width (32: float32, 64: float64): a
+        kernel that multiplies in float32 may also hold float64 FMAs elsewhere.
 
     Returns
     -------
@@ -280,15 +283,24 @@ def fma_register_bits(asm: str) -> int:
         guaranteed minimum; NEON: 64 or 128 from the arrangement); the element width
         (32 or 64) if the code has only scalar FMAs; 0 if it has none.
     """
+    sizes = {"b": 8, "h": 16, "s": 32, "d": 64}
+
+    def counted(size: str | None) -> bool:
+        return element_bits is None or size is None or sizes[size.lower()] == element_bits
+
     widest = 0
     for line in asm.splitlines():
-        if _X86_PACKED_FMA.match(line):
-            found = [bits for reg, bits in _X86_REGISTERS.items() if re.search(rf"%?\b{reg}\d+", line)]
-            widest = max(widest, max(found, default=0))
+        if (m := _X86_PACKED_FMA.match(line)):
+            if counted(m.group(1)):
+                found = [bits for reg, bits in _X86_REGISTERS.items() if re.search(rf"%?\b{reg}\d+", line)]
+                widest = max(widest, max(found, default=0))
         elif (m := _X86_SCALAR_FMA.match(line)):
-            widest = max(widest, {"s": 32, "d": 64, "h": 16}[m.group(1).lower()])
+            if counted(m.group(1)):
+                widest = max(widest, sizes[m.group(1).lower()])
         elif (m := _ARM_FMA.match(line)):
             kind, count, size = m.group(1).lower(), m.group(2), m.group(3)
+            if not counted(size if size else ("d" if kind == "d" else None)):
+                continue
             if kind == "z":
                 widest = max(widest, 128)
             elif kind == "v" and count:
