@@ -110,7 +110,7 @@ def test_a_restarted_trial_is_judged_again_and_a_repeated_result_is_not():
     # "a" restarts from a checkpoint at 0.2 (after a failure): rung 1 is judged again, its score replaced.
     assert scheduler.on_trial_result(None, a, {"fraction": 0.2, "test_acc": 0.1}) == TrialScheduler.CONTINUE
     assert scheduler.on_trial_result(None, a, {"fraction": 0.4, "test_acc": 0.2}) == TrialScheduler.STOP
-    assert scheduler.decisions[-1] == ("a", 0, 0.2, "stop")  # below b's 0.5: the old 0.9 no longer counts
+    assert scheduler.decisions[-1] == ("a", 0, 0.2, "stop")  # against b's 0.5 alone: a's replaced score is gone
     assert "rung 1 (30% of training): 2 of 2 stopped" in scheduler.debug_string()
     # A restart whose first result is already past a rung is judged there too.
     x = ProgressScheduler(Pruning(eta=2, rungs=(0.3, 0.6)))
