@@ -224,10 +224,11 @@ def test_numba_cache_index_is_keyed_by_cpu(tmp_path, monkeypatch):
     assert sum(h.stats.cache_hits.values()) == 0 and sum(h.stats.cache_misses.values()) == 1
 
 
-def test_one_or_two_rows_per_pass_give_the_same_bits(fresh_tile_kernels, monkeypatch):
+def test_one_or_two_rows_per_pass_give_the_same_bits(monkeypatch, tmp_path):
     """The CPU picks how many row models share a column load (rows_per_pass); the loops of
     either choice multiply the same factors in the same order, clamped tiles and an odd
-    last row tile included."""
+    last row tile included. This CPU's kernel comes from the usual cache; the other one is
+    compiled into tmp_path."""
     from deepmanifold.geometry import ClampWarning, pairwise_distances
 
     assert _kernels.rows_per_pass(dataclasses.replace(cpu_info(), simd_bits=512, triple="x86_64")) == 2
@@ -236,12 +237,23 @@ def test_one_or_two_rows_per_pass_give_the_same_bits(fresh_tile_kernels, monkeyp
     C = 3
     X = rng.dirichlet(np.ones(C), size=(37, 50)).astype(np.float32)
     X[5, 3], X[20, 3] = np.eye(C)[0], np.eye(C)[1]  # one clamped pair
-    results = {}
-    for step in (1, 2):
-        monkeypatch.setattr(_kernels, "rows_per_pass", lambda info, step=step: step)
-        monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
+
+    def both():
         with pytest.warns(ClampWarning):
-            results[step] = [pairwise_distances(X, block_size=16), pairwise_distances(X[:9], X, block_size=16)]
-    for one, two in zip(*results.values()):
+            return [pairwise_distances(X, block_size=16), pairwise_distances(X[:9], X, block_size=16)]
+
+    mine = _kernels.rows_per_pass(cpu_info())
+    ours = both()
+    monkeypatch.setenv("DEEPMANIFOLD_KERNEL_DIR", str(tmp_path))
+    monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
+    monkeypatch.setattr(_kernels, "rows_per_pass", lambda info: 3 - mine)
+    before = set(sys.modules)
+    try:
+        theirs = both()
+    finally:
+        for name in set(sys.modules) - before:
+            if name.startswith("_deepmanifold_bc_tiles_"):
+                del sys.modules[name]
+    for one, two in zip(ours, theirs):
         assert np.array_equal(one, two)
-    assert len(glob.glob(os.path.join(fresh_tile_kernels, "bc_tiles_3_*.py"))) == 2  # two kernels compiled
+    assert len(glob.glob(os.path.join(tmp_path, "bc_tiles_3_*.py"))) == 1  # the other kernel, compiled here
