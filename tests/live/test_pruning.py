@@ -46,6 +46,9 @@ def test_asha_keeps_the_top_third_of_the_runs_recorded_at_a_rung():
     assert asha_continues(0.1, [0.1], 3)  # the first run at a rung goes on
     assert not asha_continues(math.nan, [0.5, math.nan], 2) and asha_continues(0.5, [0.5, math.nan], 2)
     assert [asha_continues(v, [1.0, 2.0, 3.0, 4.0], 2) for v in (2.0, 3.0)] == [False, True]  # median 2.5
+    from deepmanifold.live.pruning import asha_cutoff
+
+    assert asha_cutoff([1.0, 2.0, 3.0, 4.0, math.nan], 2) == 2.5 and math.isnan(asha_cutoff([math.inf], 2))
 
 
 def test_pruning_settings_default_their_rungs_and_refuse_bad_values():

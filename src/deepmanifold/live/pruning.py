@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["RULES", "HalvingResult", "Pruning", "RungPruner", "asha_continues", "asynchronous_halving",
+__all__ = ["RULES", "HalvingResult", "Pruning", "RungPruner", "asha_continues", "asha_cutoff", "asynchronous_halving",
            "successive_halving", "training_order"]
 
 #: What a pruned sweep ranks runs by at a rung: ``"accuracy"`` (ASHA: test accuracy at the
@@ -171,8 +171,15 @@ def asha_continues(score: float, recorded: Sequence[float], eta: float) -> bool:
     """
     if not math.isfinite(score):
         return False
-    values = np.asarray([v for v in recorded if math.isfinite(v)] or [score], dtype=np.float64)
-    return bool(score >= np.quantile(values, 1.0 - 1.0 / float(eta)))
+    cutoff = asha_cutoff(recorded, eta)
+    return bool(math.isnan(cutoff) or score >= cutoff)
+
+
+def asha_cutoff(recorded: Sequence[float], eta: float) -> float:
+    """The score a run needs at a rung to go on (:func:`asha_continues`): the ``(1 − 1/η)``
+    quantile (linear interpolation) of the finite ``recorded`` scores; NaN if there are none."""
+    values = [v for v in recorded if math.isfinite(v)]
+    return float(np.quantile(values, 1.0 - 1.0 / float(eta))) if values else math.nan
 
 
 @dataclass(frozen=True)
@@ -315,8 +322,7 @@ class RungPruner:
             self.scores.append(score)
             recorded = self.ledger.report(self.run_id, rung, score)
             if not asha_continues(score, list(recorded.values()), self.pruning.eta):
-                finite = [v for v in recorded.values() if math.isfinite(v)]
-                cutoff = float(np.quantile(finite, 1 - 1 / self.pruning.eta)) if finite else math.nan
+                cutoff = asha_cutoff(list(recorded.values()), self.pruning.eta)
                 return (f"pruned at rung {rung + 1} of {len(rungs)} ({rungs[rung]:.0%} of training, step {step}): "
                         f"{self.pruning.rule} score {score:.4f} below the cutoff {cutoff:.4f} of the "
                         f"{len(recorded)} runs judged there (top 1/{self.pruning.eta:g} go on)")
