@@ -191,14 +191,13 @@ def _train(store: Store, runs: list[RunSpec], device: str, prune=None) -> list[R
     if len(runs) == 1 or prune is not None:
         outcomes = []
         for run in runs:
-            pruner = None
+            cfg, pruner = train_config(run), None
             if prune is not None:
                 from deepmanifold.live.pruning import RungPruner
                 from deepmanifold.training.plan import plan_run
 
-                total = plan_run(train_config(run), dataset, "cpu").total_steps
-                pruner = RungPruner(prune, store.root, run.run_id, total)
-            result = train_run(train_config(run), dataset, probes, device=device, store=store, run_id=run.run_id,
+                pruner = RungPruner(prune, store.root, run.run_id, plan_run(cfg, dataset, "cpu").total_steps)
+            result = train_run(cfg, dataset, probes, device=device, store=store, run_id=run.run_id,
                                stored_config=_stored_config(run, probes), pruner=pruner)
             outcomes.append(_outcome(run, result))
         return outcomes
