@@ -136,7 +136,12 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
     done = set(st.run_ids())
     for run_id in done & leases.leased(root):  # left by a worker killed between its commit and its release
         leases.discard_stale(root, run_id)
-    todo = [r for r in spec.runs if r.run_id not in done]
+    runs = spec.runs
+    if spec.prune is not None:  # ASHA favours the first runs at a rung: spread that at random
+        from deepmanifold.live.pruning import training_order
+
+        runs = training_order(spec.runs, spec.prune)  # one order on resume too
+    todo = [r for r in runs if r.run_id not in done]
     result = SweepResult([RunOutcome(r.run_id, r.label, "skipped", "already in the store")
                           for r in spec.runs if r.run_id in done])
     if on_start:
@@ -147,10 +152,6 @@ def run_sweep(spec: SweepSpec, *, store: str | os.PathLike | None = None, worker
         if on_outcome:
             on_outcome(outcome)
 
-    if spec.prune is not None:  # ASHA favours the first runs at a rung: spread that at random
-        from deepmanifold.live.pruning import training_order
-
-        todo = [r for r in training_order(spec.runs, spec.prune) if r.run_id not in done]  # one order on resume too
     groups = group_runs(todo, ensemble if spec.prune is None else 1)  # a pruned run trains alone
     n_workers = max(1, min(workers or spec.workers, len(groups) or 1))
     if runner == "ray":
