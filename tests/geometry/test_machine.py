@@ -224,15 +224,17 @@ def test_numba_cache_index_is_keyed_by_cpu(tmp_path, monkeypatch):
     assert sum(h.stats.cache_hits.values()) == 0 and sum(h.stats.cache_misses.values()) == 1
 
 
-def test_one_or_two_rows_per_pass_give_the_same_bits(monkeypatch, tmp_path):
-    """The CPU picks how many row models share a column load (rows_per_pass); the loops of
-    either choice multiply the same factors in the same order, clamped tiles and an odd
-    last row tile included. This CPU's kernel comes from the usual cache; the other one is
-    compiled into tmp_path."""
+def test_every_register_block_gives_the_same_bits(monkeypatch, tmp_path):
+    """The CPU picks the register block (lanes, row models, column vectors); every block
+    multiplies the same factors in the same order, lane by lane, clamped tiles, ragged row
+    groups and column tails included. This CPU's kernel comes from the usual cache; one with
+    other lanes and another block shape is compiled into tmp_path."""
     from deepmanifold.geometry import ClampWarning, pairwise_distances
 
-    assert _kernels.rows_per_pass(dataclasses.replace(cpu_info(), simd_bits=512, triple="x86_64")) == 2
-    assert _kernels.rows_per_pass(dataclasses.replace(cpu_info(), simd_bits=256, triple="x86_64")) == 1
+    avx512 = _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=512, triple="x86_64"))
+    assert avx512 == (8, 4, 3)
+    assert _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=256, triple="x86_64")) == (4, 2, 3)
+    assert _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=128, triple="aarch64")) == (2, 4, 3)
     rng = np.random.default_rng(0)
     C = 3
     X = rng.dirichlet(np.ones(C), size=(37, 50)).astype(np.float32)
@@ -240,13 +242,19 @@ def test_one_or_two_rows_per_pass_give_the_same_bits(monkeypatch, tmp_path):
 
     def both():
         with pytest.warns(ClampWarning):
-            return [pairwise_distances(X, block_size=16), pairwise_distances(X[:9], X, block_size=16)]
+            return [pairwise_distances(X, block_size=16), pairwise_distances(X[:9], X, block_size=16),
+                    pairwise_distances(X, block_size=5), pairwise_distances(X)]
 
-    mine = _kernels.rows_per_pass(cpu_info())
+    mine = _kernels.register_block(cpu_info())
     ours = both()
+    # bitwise the same whatever the tiling (the diagonal of X[:9] against X is computed, not set to 0)
+    assert np.array_equal(ours[0], ours[2]) and np.array_equal(ours[0], ours[3])
+    off = ~np.eye(9, 37, dtype=bool)
+    assert np.array_equal(ours[1][off], ours[0][:9][off])
+    other = (2, 1, 2) if mine[0] != 2 else (4, 3, 1)
     monkeypatch.setenv("DEEPMANIFOLD_KERNEL_DIR", str(tmp_path))
     monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
-    monkeypatch.setattr(_kernels, "rows_per_pass", lambda info: 3 - mine)
+    monkeypatch.setattr(_kernels, "register_block", lambda info: other)
     before = set(sys.modules)
     try:
         theirs = both()

@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from deepmanifold.utils import numba_cache_enabled
 
-from . import _machine
+from . import _machine, _simd
 
 _LN2 = math.log(2.0)
 
@@ -152,18 +152,16 @@ def store_tile(D, tile, p0, c0, K, upper, mirror):  # pragma: no cover - compile
 
 
 # The tile kernel is generated as the text of a module of its own. For up to
-# _MAX_UNROLLED_CLASSES classes the class loop is unrolled and one or two row models
-# (rows_per_pass) share each load of a column model, so LLVM vectorises the loop over column
-# models; above that a BLAS product per sample does the work. Column indices
-# are unsigned on purpose: numba then emits no negative-index wrap-around check,
-# which would keep the loop from vectorising when it starts at a row-dependent
-# column (the diagonal of a symmetric tile). The whole kernel, driver included,
-# lives in the generated text, so the digest that names its disk cache covers
-# every line of it (code imported from elsewhere would escape the digest).
+# _MAX_UNROLLED_CLASSES classes the class loop is unrolled into register blocks of explicit
+# vectors (_simd, register_block); above that a BLAS product per sample does the work. The
+# whole kernel, driver included, lives in the generated text, and the digest that names its
+# disk cache covers that text and the source of _simd, the one module it imports code from
+# (code imported from anywhere else would escape the digest).
 _TEMPLATE = """\
 import math
 import numpy as np
 from numba import njit, prange
+{imports}
 
 _LN2 = math.log(2.0)
 
@@ -243,39 +241,79 @@ def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, i
 # prod, expo (tr, W): running product of the coefficients with its binary exponent
 # split off. Row r (global g_row + r) needs only the columns j with
 # g_col + j > g_row + r when symmetric. Returns how many coefficients < floor were
-# met: in every column without clamp (a flag), only in the valid_w real columns
-# with clamp (the count reported). lo_a, lo_b (n, C): the least root of each class
-# and sample over the tile's rows and over its column block (padding included).
+# met: in every computed column without clamp (a flag), only in the needed real columns
+# (j < valid_w) with clamp (the count reported). lo_a, lo_b (n, C): the least root of each
+# class and sample over the tile's rows and over its column block (padding included).
 #
-# Without clamp, a sample whose coefficients cannot fall below the floor runs a loop
-# without the comparison (it took a quarter of the loop's time with AVX2 code). Every
-# coefficient is sum_c a_c b_c with a_c >= lo_a[i, c] and b_c >= lo_b[i, c], computed
-# with at most C + 1 roundings of nonnegative terms (products below the smallest normal
-# at worst flushed, C of them at most), so it is at least about the bound
-# sum_c lo_a lo_b; a bound of twice the floor leaves a margin far wider than those
-# roundings. Both loops multiply the same factors in the same order.
+# The work goes in register blocks (_block_*, register_block): a few row models times a few
+# vectors of column models, whose running products stay in vector registers through a
+# chunk of _CHUNK samples; per sample and class a block loads its column vectors and
+# broadcasts its row values once each. Columns are taken a slice at a time (the chunk's
+# values of one slice fit the L1 cache, _L1_BYTES), then every row group of the tile.
+# A block wholly left of the diagonal of a symmetric tile is skipped; the other columns left
+# of it are computed with the rest and never written out.
+#
+# Without clamp, a chunk of samples whose coefficients cannot fall below the floor runs
+# blocks without the comparison. Every coefficient is sum_c a_c b_c with
+# a_c >= lo_a[i, c] and b_c >= lo_b[i, c], computed with at most C + 1 roundings of
+# nonnegative terms (products below the smallest normal at worst flushed, C of them at
+# most), so it is at least about the bound sum_c lo_a lo_b; a bound of twice the floor
+# leaves a margin far wider than those roundings. The clamped pass takes one vector at a
+# time; every block multiplies the same factors in the same order, lane by lane.
 _UNROLLED_TILE = """\
-@njit(fastmath=True, nogil=True, cache={cache})
+{blocks}
+
+
+@njit(nogil=True, cache={cache})
 def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clamp, valid_w, lo_a, lo_b):
     n, _, C = A.shape
     W = B.shape[2]
-    Wu = np.uint64(W)
-    vw = np.uint64(valid_w)
+    Bf = B.reshape(-1)
+    Pf = prod.reshape(-1)
     below = 0
     safe = 2.0 * np.float64(floor)
-    for i in range(n):
-        bound = 0.0
-        for c in range(C):
-            bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
-        checked = bound < safe
-        for r in range(0, tr - {last}, {step}):
-            j0 = max(g_row + r + 1 - g_col, 0) if symmetric else 0
-            if j0 >= W:
-                continue
-            j0u = np.uint64(j0)
-{full}
-{tail}
-        if (i + 1) % renorm == 0:
+    sub = max({block_width}, {l1_bytes} // ({chunk} * C * A.itemsize) // {block_width} * {block_width})
+    i0 = 0
+    while i0 < n:
+        i1 = min(n, i0 + {chunk}, (i0 // renorm + 1) * renorm)
+        checked = False
+        if not clamp:
+            for i in range(i0, i1):
+                bound = 0.0
+                for c in range(C):
+                    bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
+                checked |= bound < safe
+        for js in range(0, W, sub):
+            je = min(W, js + sub)
+            for r in range(0, tr, {rows}):
+                group = min({rows}, tr - r)
+                need = g_row + r + 1 - g_col if symmetric else 0
+                if need >= je:
+                    continue
+                jb = js
+                while jb < je:
+                    width = {block_width} if jb + {block_width} <= je else {lanes}
+                    if jb + width > need:
+                        if clamp:
+                            for rr in range(r, r + group):
+                                lo_j = max(g_row + rr + 1 - g_col, 0) if symmetric else 0
+                                for jv in range(jb, jb + width, {lanes}):
+                                    below += _block_clamp(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor, lo_j, valid_w)
+                        elif width == {block_width} and group == {rows}:
+                            if checked:
+                                below += _block_full_check(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor)
+                            else:
+                                _block_full(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor)
+                        else:
+                            for rr in range(r, r + group):
+                                for jv in range(jb, jb + width, {lanes}):
+                                    if checked:
+                                        below += _block_one_check(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor)
+                                    else:
+                                        _block_one(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor)
+                    jb += width
+        i0 = i1
+        if i0 % renorm == 0:
             _renormalise(prod, expo)
     return below"""
 
@@ -336,57 +374,111 @@ def _least_of_rows_source(C: int) -> str:
     return "\n".join(lines)
 
 
-def rows_per_pass(info: _machine.CPUInfo) -> int:
-    """Row models that share each load of a column model in the unrolled tile loop.
+def register_block(info: _machine.CPUInfo) -> tuple[int, int, int]:
+    """``(lanes, rows, vectors)`` of the unrolled tile kernel's register block on this CPU.
 
-    Two rows hold 2C row values, C column values and two sums in vector registers: 32 at
-    C = 10, which CPUs with 32 vector registers (AVX-512, AArch64) have. With 16 (x86
-    without AVX-512) the row values are reloaded from the stack at every multiply-add, and
-    one row per pass is faster: 5-14 % on a Zen 3 core, in 8 of 8 alternating runs, results
-    bitwise the same (benchmarks/README.md).
+    ``lanes`` float64 values fill one vector register (the running products are float64;
+    float32 products use as many lanes). A block holds ``rows x vectors`` running products
+    and as many sums in registers, plus ``vectors`` column vectors and a broadcast row value:
+    2 x 3 (16 registers) for x86 without AVX-512, 4 x 3 (28 of 32) with AVX-512 or on
+    AArch64. Per class, a block loads ``rows + vectors`` values for ``rows x vectors``
+    multiply-adds (5 for 6 with 2 x 3), where one row model per pass over the columns
+    loads one column vector per multiply-add.
     """
-    return 2 if info.simd_bits >= 512 or info.triple.startswith(("aarch64", "arm64")) else 1
+    lanes = min(max(info.simd_bits // 64, 2), 8)
+    many_registers = info.simd_bits >= 512 or info.triple.startswith(("aarch64", "arm64"))
+    return (lanes, 4, 3) if many_registers else (lanes, 2, 3)
 
 
-def _kernel_source(C: int, step: int | None = None) -> str:
-    """Source text of the tile kernel module for ``C`` classes, ``step`` row models per pass of
-    the unrolled loop (default :func:`rows_per_pass` of this CPU)."""
+def column_multiple() -> int:
+    """Column blocks of the unrolled kernel hold a multiple of this many models (its lanes)."""
+    return register_block(_machine.cpu_info())[0]
+
+
+def column_width(C: int, dtype) -> int:
+    """Column models per block that the tile kernel for ``C`` classes and ``dtype`` roots
+    runs fastest with (no limit, 1 << 30, for the BLAS kernel above 32 classes).
+
+    A chunk of samples of a block's column values must fit the L1 data cache (_L1_BYTES):
+    48 models at C = 10 in float64 with AVX2. Wider blocks are not only out of L1: their
+    rows, ``W * itemsize`` bytes apart, fall into a few cache sets (at W = 256, one row in
+    every 2 KiB), and the kernel ran at half the rate (benchmarks/README.md).
+    """
     if C > _MAX_UNROLLED_CLASSES:
-        return _TEMPLATE.format(cache=CACHE, tile=_BLAS_TILE.format(cache=CACHE),
+        return 1 << 30
+    lanes, _, vectors = register_block(_machine.cpu_info())
+    width = lanes * vectors
+    return max(width, _L1_BYTES // (_CHUNK * C * np.dtype(dtype).itemsize) // width * width)
+
+
+# Samples per chunk: the running products of a block are loaded and stored once per chunk.
+_CHUNK = 8
+# Bytes of column values a chunk of one column slice may take (L1 data caches hold 32-48 KiB).
+_L1_BYTES = 30720
+
+
+def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: str) -> str:
+    """One register block: ``rows`` row models from A row ``ra`` (tile row ``rp``) times
+    ``vectors`` vectors of column models from column ``jb``, through samples ``i0:i1``.
+
+    ``mode`` is ``"plain"``, ``"check"`` (returns how many coefficients fell below the floor)
+    or ``"clamp"`` (one row, one vector: raises coefficients to the floor and counts those of
+    the columns ``lo_j <= j < hi_j``).
+    """
+    args = "A, Bf, Pf, i0, i1, ra, rp, jb, W, floor" + (", lo_j, hi_j" if mode == "clamp" else "")
+    pad = " " * 8
+    # No fastmath here nor in _tile, which the blocks are inlined into: numba would put
+    # fast-math flags on the vector operations, and LLVM then contracts and reassociates
+    # them differently in different blocks (distances one ulp apart between tilings).
+    lines = ["@njit(nogil=True, cache={cache})".format(cache=CACHE), f"def {name}({args}):"]
+    lines += [f"    p{u}_{v} = vload(Pf, (rp + {u}) * W + jb + {v * lanes})" for u in range(rows) for v in range(vectors)]
+    lines.append("    below = 0")
+    if mode == "clamp":
+        lines += ["    valid = 0", f"    for k in range({lanes}):",
+                  "        if lo_j <= jb + k < hi_j:", "            valid |= 1 << k"]
+    lines.append("    for i in range(i0, i1):")
+    lines.append(f"{pad}o = i * {C} * W + jb")
+    for c in range(C):
+        for v in range(vectors):
+            lines.append(f"{pad}b{v} = vload(Bf, o + {c} * W + {v * lanes})")
+        for u in range(rows):
+            lines.append(f"{pad}a = vsplat(A[i, ra + {u}, {c}])")
+            for v in range(vectors):
+                term = "vmul(a, b{v})" if c == 0 else f"vfma(a, b{v}, s{u}_{v})"
+                lines.append(f"{pad}s{u}_{v} = " + term.format(v=v))
+    for u in range(rows):
+        for v in range(vectors):
+            s = f"s{u}_{v}"
+            if mode == "check":
+                lines.append(f"{pad}below += vcount_below({s}, floor)")
+            elif mode == "clamp":
+                lines += [f"{pad}mask = vbelow_mask({s}, floor) & valid",
+                          f"{pad}while mask:", f"{pad}    mask &= mask - 1", f"{pad}    below += 1",
+                          f"{pad}{s} = vraise_to({s}, floor)"]
+            lines.append(f"{pad}p{u}_{v} = vmul(p{u}_{v}, vwiden({s}))")
+    lines += [f"    vstore(Pf, (rp + {u}) * W + jb + {v * lanes}, p{u}_{v})" for u in range(rows) for v in range(vectors)]
+    lines.append("    return below")
+    return "\n".join(lines)
+
+
+def _kernel_source(C: int, block: tuple[int, int, int] | None = None) -> str:
+    """Source text of the tile kernel module for ``C`` classes and the register ``block``
+    ``(lanes, rows, vectors)`` (default :func:`register_block` of this CPU)."""
+    if C > _MAX_UNROLLED_CLASSES:
+        return _TEMPLATE.format(cache=CACHE, imports="", tile=_BLAS_TILE.format(cache=CACHE),
                                 least_of_rows=_LOOPED_LEAST_OF_ROWS.format(cache=CACHE))
-    pad = " " * 12
-    inner = " " * 20
-
-    def rows(units):
-        """Load rows ``r + u`` of A, then loop over the columns of B: with the clamp, with the
-        comparison, or (a sample whose bound rules out coefficients below the floor) without."""
-        loads = [f"{pad}a{u}_{c} = A[i, r0 + r + {u}, {c}]" for u in units for c in range(C)]
-        loop = f"{pad}    for j in range(Wu - j0u):"
-        return "\n".join(loads + [f"{pad}if clamp:", loop, body(units, "clamp"), f"{pad}elif checked:", loop,
-                                  body(units, "check"), f"{pad}else:", loop, body(units, "plain")])
-
-    def body(units, mode):
-        lines = [f"{inner}jj = j0u + j"] + [f"{inner}b{c} = B[i, {c}, jj]" for c in range(C)]
-        for u in units:
-            lines.append(f"{inner}s{u} = " + " + ".join(f"a{u}_{c} * b{c}" for c in range(C)))
-            if mode == "clamp":
-                lines.append(f"{inner}below += (s{u} < floor) & (jj < vw)")
-                lines.append(f"{inner}prod[r + {u}, jj] *= max(s{u}, floor)")
-            else:
-                if mode == "check":
-                    lines.append(f"{inner}below += s{u} < floor")
-                lines.append(f"{inner}prod[r + {u}, jj] *= s{u}")
-        return "\n".join(lines)
-
-    step = rows_per_pass(_machine.cpu_info()) if step is None else step
-    tail = "" if step == 1 else "\n".join([
-        f"        if tr % {step} == 1:",
-        "            r = tr - 1",
-        "            j0 = max(g_row + r + 1 - g_col, 0) if symmetric else 0",
-        "            j0u = np.uint64(min(j0, W))",
-        rows((0,))])
-    tile = _UNROLLED_TILE.format(cache=CACHE, last=step - 1, step=step, full=rows(tuple(range(step))), tail=tail)
-    return _TEMPLATE.format(cache=CACHE, tile=tile, least_of_rows=_least_of_rows_source(C))
+    lanes, rows, vectors = register_block(_machine.cpu_info()) if block is None else block
+    blocks = "\n\n\n".join([
+        _block_source(C, lanes, rows, vectors, "_block_full", "plain"),
+        _block_source(C, lanes, rows, vectors, "_block_full_check", "check"),
+        _block_source(C, lanes, 1, 1, "_block_one", "plain"),
+        _block_source(C, lanes, 1, 1, "_block_one_check", "check"),
+        _block_source(C, lanes, 1, 1, "_block_clamp", "clamp")])
+    tile = _UNROLLED_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
+                                 chunk=_CHUNK, l1_bytes=_L1_BYTES)
+    names = ("load", "store", "splat", "mul", "fma", "widen", "raise_to", "below_mask", "count_below")
+    imports = "from deepmanifold.geometry._simd import " + ", ".join(f"{k}{lanes} as v{k}" for k in names)
+    return _TEMPLATE.format(cache=CACHE, imports=imports, tile=tile, least_of_rows=_least_of_rows_source(C))
 
 
 _TILE_KERNELS: dict = {}
@@ -420,7 +512,10 @@ def tiles_kernel(C: int):
     source = _kernel_source(C)
     # Looked up through the module at each call, so tests can stand in another CPU.
     target = _machine.cpu_info().key
-    digest = hashlib.sha256((source + numba.__version__ + target).encode()).hexdigest()[:12]
+    # The module imports its vector operations from _simd: their source is part of the kernel.
+    with open(_simd.__file__, encoding="utf-8") as fh:
+        simd_source = fh.read()
+    digest = hashlib.sha256((source + simd_source + numba.__version__ + target).encode()).hexdigest()[:12]
     folder = _generated_dir() or tempfile.mkdtemp(prefix="deepmanifold-kernels-")
     path = os.path.join(folder, f"bc_tiles_{key}_{digest}.py")
     if not os.path.exists(path):
@@ -441,13 +536,17 @@ def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths
 
     A : (n, R, C) roots of R row models (global indices row0 + r).
     Bs : (L, n, C, W) roots of L column blocks of W models; block l starts at
-        global column col0 + l*W and has widths[l] valid columns.
+        global column col0 + l*W and has widths[l] valid columns. W is a multiple of
+        :func:`column_multiple` (the padding columns are computed, never written).
     out : (R, L*W) float64, receives d_B (entries outside the valid region or,
         if symmetric, with global column <= global row are left untouched).
     Returns the number of clamped (pair, sample) coefficients in the region written.
     """
     R = A.shape[1]
     L, W = Bs.shape[0], Bs.shape[3]
+    if A.shape[2] <= _MAX_UNROLLED_CLASSES and W % column_multiple():
+        raise ValueError(f"column blocks must hold a multiple of {column_multiple()} models "
+                         f"(column_multiple()), got {W}")
     n_row_tiles = (R + tile_rows - 1) // tile_rows
     k, l = np.divmod(np.arange(n_row_tiles * L, dtype=np.int64), L)
     keep = np.ones(k.shape, dtype=bool)

@@ -458,8 +458,11 @@ def _numba_streamed(X, Ysrc, *, T, T2, symmetric, log, floor, block, dtype, D, p
 
 
 def _blocks_for(K: int, block: int, n: int, C: int, dtype) -> np.ndarray:
-    """Empty column blocks ``(L, n, C, W)`` for K models (W = min(block, K))."""
-    W = min(block, K)
+    """Empty column blocks ``(L, n, C, W)`` for K models: W = min(block, K, the kernel's
+    :func:`_kernels.column_width`) rounded up to the kernel's multiple
+    (:func:`_kernels.column_multiple`), the extra columns padding."""
+    multiple = _kernels.column_multiple()
+    W = -(-min(block, K, _kernels.column_width(C, dtype)) // multiple) * multiple
     return np.empty((-(-K // W), n, C, W), dtype=dtype)
 
 
