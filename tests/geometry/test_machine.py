@@ -231,10 +231,8 @@ def test_every_register_block_gives_the_same_bits(monkeypatch, tmp_path):
     other lanes and another block shape is compiled into tmp_path."""
     from deepmanifold.geometry import ClampWarning, pairwise_distances
 
-    avx512 = _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=512, triple="x86_64"))
-    assert avx512 == (8, 4, 3)
-    assert _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=256, triple="x86_64")) == (4, 2, 3)
-    assert _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=128, triple="aarch64")) == (2, 4, 3)
+    for bits, lanes in ((512, 8), (256, 4), (128, 2)):
+        assert _kernels.register_block(dataclasses.replace(cpu_info(), simd_bits=bits)) == (lanes, 4, 3)
     rng = np.random.default_rng(0)
     C = 3
     X = rng.dirichlet(np.ones(C), size=(37, 50)).astype(np.float32)
@@ -264,4 +262,27 @@ def test_every_register_block_gives_the_same_bits(monkeypatch, tmp_path):
                 del sys.modules[name]
     for one, two in zip(ours, theirs):
         assert np.array_equal(one, two)
+
+
+def test_kernel_without_fused_multiply_adds(monkeypatch, tmp_path):
+    """On a CPU without FMA instructions the class sums are products and sums (llvm.fma would
+    be a library call per lane there): the same distances to rounding."""
+    from deepmanifold.geometry import pairwise_distances
+
+    assert "vfma(" in _kernels._kernel_source(3, fused=True)
+    assert "vfma(" not in _kernels._kernel_source(3, fused=False)
+    X = np.random.default_rng(1).dirichlet(np.ones(3), size=(21, 40))
+    ours = pairwise_distances(X, block_size=8)
+    source = _kernels._kernel_source
+    monkeypatch.setenv("DEEPMANIFOLD_KERNEL_DIR", str(tmp_path))
+    monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
+    monkeypatch.setattr(_kernels, "_kernel_source", lambda C: source(C, fused=False))
+    before = set(sys.modules)
+    try:
+        theirs = pairwise_distances(X, block_size=8)
+    finally:
+        for name in set(sys.modules) - before:
+            if name.startswith("_deepmanifold_bc_tiles_"):
+                del sys.modules[name]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-13, atol=1e-16)
     assert len(glob.glob(os.path.join(tmp_path, "bc_tiles_3_*.py"))) == 1  # the other kernel, compiled here

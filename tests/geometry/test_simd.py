@@ -11,14 +11,14 @@ from deepmanifold.geometry import _simd
 
 def _kernel(lanes):
     ops = _simd.vector_ops(lanes)
-    load, store, splat, mul, fma, widen = (ops[k] for k in ("load", "store", "splat", "mul", "fma", "widen"))
+    load, store, splat, mul, add, fma, widen = (ops[k] for k in ("load", "store", "splat", "mul", "add", "fma", "widen"))
     raise_to, below_mask, count_below = ops["raise_to"], ops["below_mask"], ops["count_below"]
 
     @njit
     def run(a, b, c, out_fma, out_mul, out_wide, out_raised, out_splat, floor):
         x, y, z = load(a, 1), load(b, 1), load(c, 1)  # from an offset: lanes 1..lanes
         store(out_fma, 0, fma(x, y, z))
-        store(out_mul, 0, mul(x, y))
+        store(out_mul, 0, add(mul(x, y), z))
         store(out_wide, 0, widen(x))
         store(out_raised, 0, raise_to(x, floor))
         store(out_splat, 0, splat(floor))
@@ -44,7 +44,7 @@ def test_vector_operations_round_as_their_scalar_counterparts(lanes, dtype):
     exact = [Fraction(float(p)) * Fraction(float(q)) + Fraction(float(r)) for p, q, r in zip(x, y, z)]
     np.testing.assert_array_equal(out[0], np.array([float(e) for e in exact]).astype(dtype))  # exact, rounded once
     assert np.any(out[0] != (x * y + z))  # and not the product rounded first
-    np.testing.assert_array_equal(out[1], x * y)
+    np.testing.assert_array_equal(out[1], x * y + z)
     np.testing.assert_array_equal(out[2], x.astype(np.float64))
     np.testing.assert_array_equal(out[3], np.maximum(x, floor))
     np.testing.assert_array_equal(out[4], np.full(lanes, floor))

@@ -246,12 +246,10 @@ def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, i
 # class and sample over the tile's rows and over its column block (padding included).
 #
 # The work goes in register blocks (_block_*, register_block): a few row models times a few
-# vectors of column models, whose running products stay in vector registers through a
-# chunk of _CHUNK samples; per sample and class a block loads its column vectors and
-# broadcasts its row values once each. Columns are taken a slice at a time (the chunk's
-# values of one slice fit the L1 cache, _L1_BYTES), then every row group of the tile.
-# A block wholly left of the diagonal of a symmetric tile is skipped; the other columns left
-# of it are computed with the rest and never written out.
+# vectors of column models, summed over the classes in registers and multiplied into their
+# running products once per sample. Samples go in chunks of _CHUNK: a chunk's values of the
+# column block (column_width models, _L1_BYTES) stay in the L1 cache while every row group
+# of the tile passes over them.
 #
 # Without clamp, a chunk of samples whose coefficients cannot fall below the floor runs
 # blocks without the comparison. Every coefficient is sum_c a_c b_c with
@@ -378,16 +376,15 @@ def register_block(info: _machine.CPUInfo) -> tuple[int, int, int]:
     """``(lanes, rows, vectors)`` of the unrolled tile kernel's register block on this CPU.
 
     ``lanes`` float64 values fill one vector register (the running products are float64;
-    float32 products use as many lanes). A block holds ``rows x vectors`` running products
-    and as many sums in registers, plus ``vectors`` column vectors and a broadcast row value:
-    2 x 3 (16 registers) for x86 without AVX-512, 4 x 3 (28 of 32) with AVX-512 or on
-    AArch64. Per class, a block loads ``rows + vectors`` values for ``rows x vectors``
-    multiply-adds (5 for 6 with 2 x 3), where one row model per pass over the columns
-    loads one column vector per multiply-add.
+    float32 products use as many lanes). A block sums ``rows x vectors`` coefficient
+    vectors at once, 4 x 3: twelve independent chains of multiply-adds, enough to keep two
+    FMA units with a latency of 4 cycles busy, in twelve registers, plus three column vectors
+    and one broadcast row value: the 16 vector registers of x86 without AVX-512. Per class a
+    block loads 7 values for 12 multiply-adds. The running products stay in memory (L1):
+    held in registers they would take twelve more and leave room for only 2 x 3 sums, which
+    ran 25-35 % slower on a Zen 3 core (benchmarks/README.md).
     """
-    lanes = min(max(info.simd_bits // 64, 2), 8)
-    many_registers = info.simd_bits >= 512 or info.triple.startswith(("aarch64", "arm64"))
-    return (lanes, 4, 3) if many_registers else (lanes, 2, 3)
+    return (min(max(info.simd_bits // 64, 2), 8), 4, 3)
 
 
 def column_multiple() -> int:
@@ -400,9 +397,10 @@ def column_width(C: int, dtype) -> int:
     runs fastest with (no limit, 1 << 30, for the BLAS kernel above 32 classes).
 
     A chunk of samples of a block's column values must fit the L1 data cache (_L1_BYTES):
-    48 models at C = 10 in float64 with AVX2. Wider blocks are not only out of L1: their
-    rows, ``W * itemsize`` bytes apart, fall into a few cache sets (at W = 256, one row in
-    every 2 KiB), and the kernel ran at half the rate (benchmarks/README.md).
+    96 models at C = 10 in float64, 192 in float32. Wider blocks are not only out of L1:
+    their rows, ``W * itemsize`` bytes apart, fall into a few cache sets (at W = 256 in
+    float64, one row in every 2 KiB), and the kernel ran at two thirds of the rate on a
+    Zen 3 core (benchmarks/README.md).
     """
     if C > _MAX_UNROLLED_CLASSES:
         return 1 << 30
@@ -411,19 +409,21 @@ def column_width(C: int, dtype) -> int:
     return max(width, _L1_BYTES // (_CHUNK * C * np.dtype(dtype).itemsize) // width * width)
 
 
-# Samples per chunk: the running products of a block are loaded and stored once per chunk.
-_CHUNK = 8
+# Samples per chunk: a chunk's column values of one column slice stay in the L1 cache while
+# every row group of the tile passes over them.
+_CHUNK = 4
 # Bytes of column values a chunk of one column slice may take (L1 data caches hold 32-48 KiB).
 _L1_BYTES = 30720
 
 
-def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: str) -> str:
+def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: str, fused: bool = True) -> str:
     """One register block: ``rows`` row models from A row ``ra`` (tile row ``rp``) times
     ``vectors`` vectors of column models from column ``jb``, through samples ``i0:i1``.
 
     ``mode`` is ``"plain"``, ``"check"`` (returns how many coefficients fell below the floor)
     or ``"clamp"`` (one row, one vector: raises coefficients to the floor and counts those of
-    the columns ``lo_j <= j < hi_j``).
+    the columns ``lo_j <= j < hi_j``). ``fused``: the sum over classes by fused multiply-adds,
+    else (a CPU without them) by a product and a sum each.
     """
     args = "A, Bf, Pf, i0, i1, ra, rp, jb, W, floor" + (", lo_j, hi_j" if mode == "clamp" else "")
     pad = " " * 8
@@ -431,7 +431,7 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: 
     # fast-math flags on the vector operations, and LLVM then contracts and reassociates
     # them differently in different blocks (distances one ulp apart between tilings).
     lines = ["@njit(nogil=True, cache={cache})".format(cache=CACHE), f"def {name}({args}):"]
-    lines += [f"    p{u}_{v} = vload(Pf, (rp + {u}) * W + jb + {v * lanes})" for u in range(rows) for v in range(vectors)]
+    lines += [f"    q{u} = (rp + {u}) * W + jb" for u in range(rows)]
     lines.append("    below = 0")
     if mode == "clamp":
         lines += ["    valid = 0", f"    for k in range({lanes}):",
@@ -444,7 +444,10 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: 
         for u in range(rows):
             lines.append(f"{pad}a = vsplat(A[i, ra + {u}, {c}])")
             for v in range(vectors):
-                term = "vmul(a, b{v})" if c == 0 else f"vfma(a, b{v}, s{u}_{v})"
+                if c == 0:
+                    term = "vmul(a, b{v})"
+                else:
+                    term = f"vfma(a, b{v}, s{u}_{v})" if fused else f"vadd(vmul(a, b{v}), s{u}_{v})"
                 lines.append(f"{pad}s{u}_{v} = " + term.format(v=v))
     for u in range(rows):
         for v in range(vectors):
@@ -455,28 +458,31 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: 
                 lines += [f"{pad}mask = vbelow_mask({s}, floor) & valid",
                           f"{pad}while mask:", f"{pad}    mask &= mask - 1", f"{pad}    below += 1",
                           f"{pad}{s} = vraise_to({s}, floor)"]
-            lines.append(f"{pad}p{u}_{v} = vmul(p{u}_{v}, vwiden({s}))")
-    lines += [f"    vstore(Pf, (rp + {u}) * W + jb + {v * lanes}, p{u}_{v})" for u in range(rows) for v in range(vectors)]
+            q = f"q{u} + {v * lanes}"
+            lines.append(f"{pad}vstore(Pf, {q}, vmul(vload(Pf, {q}), vwiden({s})))")
     lines.append("    return below")
     return "\n".join(lines)
 
 
-def _kernel_source(C: int, block: tuple[int, int, int] | None = None) -> str:
-    """Source text of the tile kernel module for ``C`` classes and the register ``block``
-    ``(lanes, rows, vectors)`` (default :func:`register_block` of this CPU)."""
+def _kernel_source(C: int, block: tuple[int, int, int] | None = None, fused: bool | None = None) -> str:
+    """Source text of the tile kernel module for ``C`` classes, the register ``block``
+    ``(lanes, rows, vectors)`` and sums by fused multiply-adds or not (defaults: this CPU's
+    :func:`register_block`, and fused where the CPU has FMA instructions)."""
     if C > _MAX_UNROLLED_CLASSES:
         return _TEMPLATE.format(cache=CACHE, imports="", tile=_BLAS_TILE.format(cache=CACHE),
                                 least_of_rows=_LOOPED_LEAST_OF_ROWS.format(cache=CACHE))
-    lanes, rows, vectors = register_block(_machine.cpu_info()) if block is None else block
+    info = _machine.cpu_info()
+    lanes, rows, vectors = register_block(info) if block is None else block
+    fused = info.fma if fused is None else fused
     blocks = "\n\n\n".join([
-        _block_source(C, lanes, rows, vectors, "_block_full", "plain"),
-        _block_source(C, lanes, rows, vectors, "_block_full_check", "check"),
-        _block_source(C, lanes, 1, 1, "_block_one", "plain"),
-        _block_source(C, lanes, 1, 1, "_block_one_check", "check"),
-        _block_source(C, lanes, 1, 1, "_block_clamp", "clamp")])
+        _block_source(C, lanes, rows, vectors, "_block_full", "plain", fused),
+        _block_source(C, lanes, rows, vectors, "_block_full_check", "check", fused),
+        _block_source(C, lanes, 1, 1, "_block_one", "plain", fused),
+        _block_source(C, lanes, 1, 1, "_block_one_check", "check", fused),
+        _block_source(C, lanes, 1, 1, "_block_clamp", "clamp", fused)])
     tile = _UNROLLED_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
                                  chunk=_CHUNK, l1_bytes=_L1_BYTES)
-    names = ("load", "store", "splat", "mul", "fma", "widen", "raise_to", "below_mask", "count_below")
+    names = ("load", "store", "splat", "mul", "add", "fma", "widen", "raise_to", "below_mask", "count_below")
     imports = "from deepmanifold.geometry._simd import " + ", ".join(f"{k}{lanes} as v{k}" for k in names)
     return _TEMPLATE.format(cache=CACHE, imports=imports, tile=tile, least_of_rows=_least_of_rows_source(C))
 

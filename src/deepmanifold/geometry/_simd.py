@@ -9,7 +9,9 @@ code LLVM vector values of a fixed number of lanes; LLVM still picks the instruc
 (AVX2, AVX-512, NEON) for the CPU it compiles for.
 
 Every operation is lane-wise and rounds as its scalar counterpart: ``fma`` is one
-rounding (``llvm.fma``), ``mul`` one, ``widen`` (float32 to float64) none. A value
+rounding (``llvm.fma``; a library call per lane on a CPU without FMA instructions, where
+the kernels use ``mul`` and ``add`` instead), ``mul`` and ``add`` one, ``widen`` (float32
+to float64) none. A value
 computed in any lane therefore has the same bits whatever its position in a vector,
 which is what makes a distance independent of the tile it was computed in.
 
@@ -97,6 +99,13 @@ def _make(lanes: int) -> dict:
         return a(a, b), codegen
 
     @intrinsic
+    def add(typingctx, a, b):
+        """``a + b`` lane by lane."""
+        def codegen(context, builder, sig, args):
+            return builder.fadd(args[0], args[1])
+        return a(a, b), codegen
+
+    @intrinsic
     def fma(typingctx, a, b, c):
         """``a * b + c`` lane by lane with one rounding."""
         def codegen(context, builder, sig, args):
@@ -148,7 +157,7 @@ def _make(lanes: int) -> dict:
             return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
         return types.int64(a, floor), codegen
 
-    return {"load": load, "store": store, "splat": splat, "mul": mul, "fma": fma, "widen": widen,
+    return {"load": load, "store": store, "splat": splat, "mul": mul, "add": add, "fma": fma, "widen": widen,
             "raise_to": raise_to, "below_mask": below_mask, "count_below": count_below}
 
 
@@ -160,7 +169,7 @@ for _lanes, _ops in _OPS.items():
 
 def vector_ops(lanes: int) -> dict:
     """The intrinsics for ``lanes``-lane vectors, by name: ``load``, ``store``, ``splat``,
-    ``mul``, ``fma``, ``widen``, ``raise_to``, ``below_mask``, ``count_below``; each is also
+    ``mul``, ``add``, ``fma``, ``widen``, ``raise_to``, ``below_mask``, ``count_below``; each is also
     this module's attribute ``<name><lanes>`` (``fma4``)."""
     if lanes not in _OPS:
         raise ValueError(f"lanes must be one of {LANE_COUNTS}, got {lanes!r}")
