@@ -271,6 +271,8 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
     below = 0
     safe = 2.0 * np.float64(floor)
     sub = max({block_width}, {l1_bytes} // ({chunk} * C * A.itemsize) // {block_width} * {block_width})
+    # The padding columns after the last valid one are not computed (whole vectors only).
+    needed_w = min(W, (valid_w + {lanes} - 1) // {lanes} * {lanes})
     i0 = 0
     while i0 < n:
         i1 = min(n, i0 + {chunk}, (i0 // renorm + 1) * renorm)
@@ -281,8 +283,8 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
                 for c in range(C):
                     bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
                 checked |= bound < safe
-        for js in range(0, W, sub):
-            je = min(W, js + sub)
+        for js in range(0, needed_w, sub):
+            je = min(needed_w, js + sub)
             for r in range(0, tr, {rows}):
                 group = min({rows}, tr - r)
                 need = g_row + r + 1 - g_col if symmetric else 0

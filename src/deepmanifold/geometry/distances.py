@@ -4,7 +4,8 @@ For each sample ``i`` the Bhattacharyya coefficients between all pairs of models
 form the Gram matrix of the ``T x C`` matrix of ``sqrt p_i``; the ``T x T``
 distance matrix therefore costs ``T^2 n C`` multiply-adds and ``T^2 n``
 logarithms. Here ``sqrt p`` is computed once per model, the matrix is filled in
-tiles of ``block_size x block_size`` models (only the upper triangle when
+tiles of up to ``block_size x block_size`` models (the numba kernel's column blocks
+are narrower, :func:`_kernels.column_width`; only the upper triangle when
 ``Y is None``), and each tile is swept over chunks of samples, so the temporary
 memory is bounded independently of ``T`` and ``n``.
 """
@@ -35,7 +36,7 @@ METRICS = ("bhattacharyya", "hellinger", "jensen_shannon", "symmetric_kl")
 _TILE_ELEMENTS = 1 << 21
 # Products of at most this many coefficients are taken before one log.
 _MAX_GROUP = 16
-# Row models per tile of the numba kernel (columns: block_size).
+# Row models per tile of the numba kernel (columns: block_size, at most _kernels.column_width).
 _TILE_ROWS = 256  # the faster of 128 and 256 on 1 and 2 cores (benchmarks/bench_distances.py)
 
 
