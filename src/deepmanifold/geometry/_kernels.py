@@ -1,8 +1,8 @@
 """Numba kernels for tiled Bhattacharyya distance matrices.
 
 One tile is ``rows x W`` model pairs. For every sample ``i`` the coefficients
-``BC_i`` of all pairs of the tile are computed (an unrolled dot product over the
-classes for up to 32 classes, a BLAS product per sample above) and folded into
+``BC_i`` of all pairs of the tile are computed (register blocks of SIMD vectors for
+up to 32 classes, a BLAS product per sample above) and folded into
 a running float64 product per pair. The product is renormalised every
 ``renorm`` samples by moving its binary exponent into an integer counter (exact,
 no log), so it cannot underflow while every factor is at least ``floor``, and a
@@ -152,8 +152,8 @@ def store_tile(D, tile, p0, c0, K, upper, mirror):  # pragma: no cover - compile
 
 
 # The tile kernel is generated as the text of a module of its own. For up to
-# _MAX_UNROLLED_CLASSES classes the class loop is unrolled into register blocks of explicit
-# vectors (_simd, register_block); above that a BLAS product per sample does the work. The
+# _MAX_VECTOR_CLASSES classes the work goes in register blocks of explicit vectors (_simd,
+# register_block); above that a BLAS product per sample does the work. The
 # whole kernel, driver included, lives in the generated text, and the digest that names its
 # disk cache covers that text and the source of _simd, the one module it imports code from
 # (code imported from anywhere else would escape the digest).
@@ -179,7 +179,15 @@ def _renormalise(prod, expo):
 
 # fastmath lets LLVM vectorise the minima (no NaN can occur: the roots are validated);
 # without it each min is a branch, mispredicted half the time on unordered values.
-{least_of_rows}
+@njit(fastmath=True, nogil=True, cache={cache})
+def _least_of_rows(A, r0, r1, lo):
+    n, _, C = A.shape
+    for i in range(n):
+        for c in range(C):
+            lo[i, c] = A[i, r0, c]
+        for r in range(r0 + 1, r1):
+            for c in range(C):
+                lo[i, c] = min(lo[i, c], A[i, r, c])
 
 
 @njit(fastmath=True, nogil=True, cache={cache})
@@ -258,7 +266,7 @@ def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, i
 # most), so it is at least about the bound sum_c lo_a lo_b; a bound of twice the floor
 # leaves a margin far wider than those roundings. The clamped pass takes one vector at a
 # time; every block multiplies the same factors in the same order, lane by lane.
-_UNROLLED_TILE = """\
+_VECTOR_TILE = """\
 {blocks}
 
 
@@ -283,6 +291,7 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
                 for c in range(C):
                     bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
                 checked |= bound < safe
+        mode = 2 if clamp else 1 if checked else 0
         for js in range(0, needed_w, sub):
             je = min(needed_w, js + sub)
             for r in range(0, tr, {rows}):
@@ -294,23 +303,14 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
                 while jb < je:
                     width = {block_width} if jb + {block_width} <= je else {lanes}
                     if jb + width > need:
-                        if clamp:
+                        if width == {block_width} and group == {rows} and not clamp:
+                            below += _block_full(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor, mode, 0, 0)
+                        else:  # one vector of one row at a time: the clamped pass, and the edges
                             for rr in range(r, r + group):
                                 lo_j = max(g_row + rr + 1 - g_col, 0) if symmetric else 0
                                 for jv in range(jb, jb + width, {lanes}):
-                                    below += _block_clamp(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor, lo_j, valid_w)
-                        elif width == {block_width} and group == {rows}:
-                            if checked:
-                                below += _block_full_check(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor)
-                            else:
-                                _block_full(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor)
-                        else:
-                            for rr in range(r, r + group):
-                                for jv in range(jb, jb + width, {lanes}):
-                                    if checked:
-                                        below += _block_one_check(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor)
-                                    else:
-                                        _block_one(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor)
+                                    below += _block_one(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor, mode, lo_j,
+                                                        valid_w)
                     jb += width
         i0 = i1
         if i0 % renorm == 0:
@@ -345,37 +345,13 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
             _renormalise(prod, expo)
     return below"""
 
-# Above this many classes the unrolled expression gets too long to compile quickly.
-_MAX_UNROLLED_CLASSES = 32
-
-
-_LOOPED_LEAST_OF_ROWS = """\
-@njit(fastmath=True, nogil=True, cache={cache})
-def _least_of_rows(A, r0, r1, lo):
-    n, _, C = A.shape
-    for i in range(n):
-        for c in range(C):
-            lo[i, c] = A[i, r0, c]
-        for r in range(r0 + 1, r1):
-            for c in range(C):
-                lo[i, c] = min(lo[i, c], A[i, r, c])"""
-
-
-def _least_of_rows_source(C: int) -> str:
-    """``_least_of_rows`` with the class loop unrolled: C running minima held in registers."""
-    pad = " " * 8
-    lines = ["@njit(fastmath=True, nogil=True, cache={cache})".format(cache=CACHE),
-             "def _least_of_rows(A, r0, r1, lo):",
-             "    for i in range(A.shape[0]):"]
-    lines += [f"{pad}m{c} = A[i, r0, {c}]" for c in range(C)]
-    lines += [f"{pad}for r in range(r0 + 1, r1):"]
-    lines += [f"{pad}    m{c} = min(m{c}, A[i, r, {c}])" for c in range(C)]
-    lines += [f"{pad}lo[i, {c}] = m{c}" for c in range(C)]
-    return "\n".join(lines)
+# Above this many classes a BLAS product per sample does the work: a chunk of samples of a
+# column block wide enough for the register blocks no longer fits the L1 cache.
+_MAX_VECTOR_CLASSES = 32
 
 
 def register_block(info: _machine.CPUInfo) -> tuple[int, int, int]:
-    """``(lanes, rows, vectors)`` of the unrolled tile kernel's register block on this CPU.
+    """``(lanes, rows, vectors)`` of the vector tile kernel's register block on this CPU.
 
     ``lanes`` float64 values fill one vector register (the running products are float64;
     float32 products use as many lanes). A block sums ``rows x vectors`` coefficient
@@ -390,7 +366,7 @@ def register_block(info: _machine.CPUInfo) -> tuple[int, int, int]:
 
 
 def column_multiple() -> int:
-    """Column blocks of the unrolled kernel hold a multiple of this many models (its lanes)."""
+    """Column blocks of the vector kernel hold a multiple of this many models (its lanes)."""
     return register_block(_machine.cpu_info())[0]
 
 
@@ -401,10 +377,10 @@ def column_width(C: int, dtype) -> int:
     A chunk of samples of a block's column values must fit the L1 data cache (_L1_BYTES):
     96 models at C = 10 in float64, 192 in float32. Wider blocks are not only out of L1:
     their rows, ``W * itemsize`` bytes apart, fall into a few cache sets (at W = 256 in
-    float64, one row in every 2 KiB), and the kernel ran at two thirds of the rate on a
-    Zen 3 core (benchmarks/README.md).
+    float64, one row in every 2 KiB), and on a Zen 3 core the kernel ran slower than with
+    one row model per pass (benchmarks/README.md).
     """
-    if C > _MAX_UNROLLED_CLASSES:
+    if C > _MAX_VECTOR_CLASSES:
         return 1 << 30
     lanes, _, vectors = register_block(_machine.cpu_info())
     width = lanes * vectors
@@ -418,50 +394,53 @@ _CHUNK = 4
 _L1_BYTES = 30720
 
 
-def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: str, fused: bool = True) -> str:
+def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused: bool = True) -> str:
     """One register block: ``rows`` row models from A row ``ra`` (tile row ``rp``) times
     ``vectors`` vectors of column models from column ``jb``, through samples ``i0:i1``.
 
-    ``mode`` is ``"plain"``, ``"check"`` (returns how many coefficients fell below the floor)
-    or ``"clamp"`` (one row, one vector: raises coefficients to the floor and counts those of
-    the columns ``lo_j <= j < hi_j``). ``fused``: the sum over classes by fused multiply-adds,
-    else (a CPU without them) by a product and a sum each.
+    ``mode`` (an argument of the block) 0: multiply the coefficients into the running
+    products; 1: the same, and return how many fell below the floor; 2: raise them to the
+    floor first and return how many were raised in the columns ``lo_j <= j < hi_j``.
+    ``fused``: the sum over classes by fused multiply-adds, else (a CPU without them) by a
+    product and a sum each.
     """
-    args = "A, Bf, Pf, i0, i1, ra, rp, jb, W, floor" + (", lo_j, hi_j" if mode == "clamp" else "")
     pad = " " * 8
     # No fastmath here nor in _tile, which the blocks are inlined into: numba would put
     # fast-math flags on the vector operations, and LLVM then contracts and reassociates
     # them differently in different blocks (distances one ulp apart between tilings).
-    lines = ["@njit(nogil=True, cache={cache})".format(cache=CACHE), f"def {name}({args}):"]
+    lines = ["@njit(nogil=True, cache={cache})".format(cache=CACHE),
+             f"def {name}(A, Bf, Pf, i0, i1, ra, rp, jb, W, floor, mode, lo_j, hi_j):"]
     lines += [f"    q{u} = (rp + {u}) * W + jb" for u in range(rows)]
-    lines.append("    below = 0")
-    if mode == "clamp":
-        lines += ["    valid = 0", f"    for k in range({lanes}):",
-                  "        if lo_j <= jb + k < hi_j:", "            valid |= 1 << k"]
+    lines += ["    below = 0", "    valid = 0", "    if mode == 2:", f"        for k in range({lanes}):",
+              "            if lo_j <= jb + k < hi_j:", "                valid |= 1 << k"]
     lines.append("    for i in range(i0, i1):")
     lines.append(f"{pad}o = i * {C} * W + jb")
-    for c in range(C):
-        for v in range(vectors):
-            lines.append(f"{pad}b{v} = vload(Bf, o + {c} * W + {v * lanes})")
-        for u in range(rows):
-            lines.append(f"{pad}a = vsplat(A[i, ra + {u}, {c}])")
-            for v in range(vectors):
-                if c == 0:
-                    term = "vmul(a, b{v})"
-                else:
-                    term = f"vfma(a, b{v}, s{u}_{v})" if fused else f"vadd(vmul(a, b{v}), s{u}_{v})"
-                lines.append(f"{pad}s{u}_{v} = " + term.format(v=v))
+    # The first class starts the sums; the loop over the others keeps the source (and the
+    # compile time) small: LLVM unrolls it and keeps the sums in registers.
+    for v in range(vectors):
+        lines.append(f"{pad}b{v} = vload(Bf, o + {v * lanes})")
     for u in range(rows):
+        lines.append(f"{pad}a = vsplat(A[i, ra + {u}, 0])")
+        lines += [f"{pad}s{u}_{v} = vmul(a, b{v})" for v in range(vectors)]
+    lines.append(f"{pad}for c in range(1, {C}):")
+    for v in range(vectors):
+        lines.append(f"{pad}    b{v} = vload(Bf, o + c * W + {v * lanes})")
+    for u in range(rows):
+        lines.append(f"{pad}    a = vsplat(A[i, ra + {u}, c])")
         for v in range(vectors):
-            s = f"s{u}_{v}"
-            if mode == "check":
-                lines.append(f"{pad}below += vcount_below({s}, floor)")
-            elif mode == "clamp":
-                lines += [f"{pad}mask = vbelow_mask({s}, floor) & valid",
-                          f"{pad}while mask:", f"{pad}    mask &= mask - 1", f"{pad}    below += 1",
-                          f"{pad}{s} = vraise_to({s}, floor)"]
-            q = f"q{u} + {v * lanes}"
-            lines.append(f"{pad}vstore(Pf, {q}, vmul(vload(Pf, {q}), vwiden({s})))")
+            term = f"vfma(a, b{v}, s{u}_{v})" if fused else f"vadd(vmul(a, b{v}), s{u}_{v})"
+            lines.append(f"{pad}    s{u}_{v} = {term}")
+    pairs = [(u, v) for u in range(rows) for v in range(vectors)]
+    lines.append(f"{pad}if mode == 1:")
+    lines += [f"{pad}    below += vcount_below(s{u}_{v}, floor)" for u, v in pairs]
+    lines.append(f"{pad}elif mode == 2:")
+    for u, v in pairs:
+        lines += [f"{pad}    mask = vbelow_mask(s{u}_{v}, floor) & valid", f"{pad}    while mask:",
+                  f"{pad}        mask &= mask - 1", f"{pad}        below += 1",
+                  f"{pad}    s{u}_{v} = vraise_to(s{u}_{v}, floor)"]
+    for u, v in pairs:
+        q = f"q{u} + {v * lanes}"
+        lines.append(f"{pad}vstore(Pf, {q}, vmul(vload(Pf, {q}), vwiden(s{u}_{v})))")
     lines.append("    return below")
     return "\n".join(lines)
 
@@ -469,24 +448,22 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, mode: 
 def _kernel_source(C: int, block: tuple[int, int, int] | None = None, fused: bool | None = None) -> str:
     """Source text of the tile kernel module for ``C`` classes, the register ``block``
     ``(lanes, rows, vectors)`` and sums by fused multiply-adds or not (defaults: this CPU's
-    :func:`register_block`, and fused where the CPU has FMA instructions)."""
-    if C > _MAX_UNROLLED_CLASSES:
-        return _TEMPLATE.format(cache=CACHE, imports="", tile=_BLAS_TILE.format(cache=CACHE),
-                                least_of_rows=_LOOPED_LEAST_OF_ROWS.format(cache=CACHE))
+    :func:`register_block`, and fused where the CPU has FMA instructions). ``C`` is written
+    into the class loop: with the trip count known LLVM unrolls it (a loop over
+    ``A.shape[2]``, one kernel for every class count, ran markedly slower on a Zen 3 core:
+    the scalar index work around the loop spilled)."""
+    if C > _MAX_VECTOR_CLASSES:
+        return _TEMPLATE.format(cache=CACHE, imports="", tile=_BLAS_TILE.format(cache=CACHE))
     info = _machine.cpu_info()
     lanes, rows, vectors = register_block(info) if block is None else block
     fused = info.fma if fused is None else fused
-    blocks = "\n\n\n".join([
-        _block_source(C, lanes, rows, vectors, "_block_full", "plain", fused),
-        _block_source(C, lanes, rows, vectors, "_block_full_check", "check", fused),
-        _block_source(C, lanes, 1, 1, "_block_one", "plain", fused),
-        _block_source(C, lanes, 1, 1, "_block_one_check", "check", fused),
-        _block_source(C, lanes, 1, 1, "_block_clamp", "clamp", fused)])
-    tile = _UNROLLED_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
+    blocks = "\n\n\n".join([_block_source(C, lanes, rows, vectors, "_block_full", fused),
+                              _block_source(C, lanes, 1, 1, "_block_one", fused)])
+    tile = _VECTOR_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
                                  chunk=_CHUNK, l1_bytes=_L1_BYTES)
     names = ("load", "store", "splat", "mul", "add", "fma", "widen", "raise_to", "below_mask", "count_below")
     imports = "from deepmanifold.geometry._simd import " + ", ".join(f"{k}{lanes} as v{k}" for k in names)
-    return _TEMPLATE.format(cache=CACHE, imports=imports, tile=tile, least_of_rows=_least_of_rows_source(C))
+    return _TEMPLATE.format(cache=CACHE, imports=imports, tile=tile)
 
 
 _TILE_KERNELS: dict = {}
@@ -514,7 +491,7 @@ def tiles_kernel(C: int):
     features; the separate module also keeps the machines from sharing, and racing on,
     one index file, and would still hold if a numba release dropped the CPU from its key.
     """
-    key = C if C <= _MAX_UNROLLED_CLASSES else "blas"
+    key = C if C <= _MAX_VECTOR_CLASSES else "blas"
     if key in _TILE_KERNELS:
         return _TILE_KERNELS[key]
     source = _kernel_source(C)
@@ -552,7 +529,7 @@ def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths
     """
     R = A.shape[1]
     L, W = Bs.shape[0], Bs.shape[3]
-    if A.shape[2] <= _MAX_UNROLLED_CLASSES and W % column_multiple():
+    if A.shape[2] <= _MAX_VECTOR_CLASSES and W % column_multiple():
         raise ValueError(f"column blocks must hold a multiple of {column_multiple()} models "
                          f"(column_multiple()), got {W}")
     n_row_tiles = (R + tile_rows - 1) // tile_rows
