@@ -162,14 +162,17 @@ def test_tiles_kernel_module_is_named_by_cpu(fresh_tile_kernels, monkeypatch):
     folder = fresh_tile_kernels
     first = _kernels.tiles_kernel(3)  # loads the generated module; compiles nothing yet
     assert _kernels.tiles_kernel(3) is first
-    [mine] = glob.glob(os.path.join(folder, "bc_tiles_3_*.py"))
+    assert _kernels.tiles_kernel(10) is first  # one kernel for every class count up to 32 ...
+    assert _kernels.tiles_kernel(3, specialised=True) is not first  # ... unless written for one
+    assert _kernels.tiles_kernel(33) is not first  # the BLAS kernel above
+    [mine] = glob.glob(os.path.join(folder, "bc_tiles_vec_*.py"))
 
     other = dataclasses.replace(cpu_info(), llvm_cpu="another-cpu")
     assert other.key != cpu_info().key
     monkeypatch.setattr(_machine, "cpu_info", lambda: other)
     monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
     second = _kernels.tiles_kernel(3)
-    files = sorted(glob.glob(os.path.join(folder, "bc_tiles_3_*.py")))
+    files = sorted(glob.glob(os.path.join(folder, "bc_tiles_vec_*.py")))
     assert len(files) == 2 and mine in files
     [theirs] = [f for f in files if f != mine]
     with open(mine) as a, open(theirs) as b:
@@ -264,6 +267,26 @@ def test_every_register_block_gives_the_same_bits(monkeypatch, tmp_path):
         assert np.array_equal(one, two)
 
 
+def test_kernel_written_for_one_class_count_gives_the_same_bits(monkeypatch):
+    """Calls of at least SPECIALISE_PAIR_SAMPLES run a kernel with C written into its class
+    loop; smaller ones the kernel for every C. Same operations, same order: same bits,
+    the clamped pass included."""
+    from deepmanifold.geometry import ClampWarning, pairwise_distances
+
+    X = np.random.default_rng(2).dirichlet(np.ones(3), size=(30, 40))
+    X[4, 7], X[11, 7] = np.eye(3)[0], np.eye(3)[2]  # one clamped pair
+    with pytest.warns(ClampWarning):
+        shared = pairwise_distances(X, block_size=16)
+    assert 3 not in _kernels._TILE_KERNELS
+    monkeypatch.setattr(_kernels, "SPECIALISE_PAIR_SAMPLES", 0)
+    with pytest.warns(ClampWarning):
+        own = pairwise_distances(X, block_size=16)
+    assert 3 in _kernels._TILE_KERNELS and _kernels._TILE_KERNELS[3] is not _kernels._TILE_KERNELS["vec"]
+    assert np.array_equal(own, shared)
+    source = _kernels._kernel_source(3, specialised=True)
+    assert "    C = 3\n" in source and "    C = A.shape[2]\n" in _kernels._kernel_source(3, specialised=False)
+
+
 def test_kernel_without_fused_multiply_adds(monkeypatch, tmp_path):
     """On a CPU without FMA instructions the class sums are products and sums (llvm.fma would
     be a library call per lane there): the same distances to rounding."""
@@ -276,7 +299,7 @@ def test_kernel_without_fused_multiply_adds(monkeypatch, tmp_path):
     source = _kernels._kernel_source
     monkeypatch.setenv("DEEPMANIFOLD_KERNEL_DIR", str(tmp_path))
     monkeypatch.setattr(_kernels, "_TILE_KERNELS", {})
-    monkeypatch.setattr(_kernels, "_kernel_source", lambda C: source(C, fused=False))
+    monkeypatch.setattr(_kernels, "_kernel_source", lambda C, **kw: source(C, fused=False, **kw))
     before = set(sys.modules)
     try:
         theirs = pairwise_distances(X, block_size=8)
@@ -285,4 +308,4 @@ def test_kernel_without_fused_multiply_adds(monkeypatch, tmp_path):
             if name.startswith("_deepmanifold_bc_tiles_"):
                 del sys.modules[name]
     np.testing.assert_allclose(theirs, ours, rtol=1e-13, atol=1e-16)
-    assert len(glob.glob(os.path.join(tmp_path, "bc_tiles_3_*.py"))) == 1  # the other kernel, compiled here
+    assert len(glob.glob(os.path.join(tmp_path, "bc_tiles_vec_*.py"))) == 1  # the other kernel, compiled here

@@ -394,7 +394,7 @@ _CHUNK = 4
 _L1_BYTES = 30720
 
 
-def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused: bool = True) -> str:
+def _block_source(C: int | None, lanes: int, rows: int, vectors: int, name: str, fused: bool = True) -> str:
     """One register block: ``rows`` row models from A row ``ra`` (tile row ``rp``) times
     ``vectors`` vectors of column models from column ``jb``, through samples ``i0:i1``.
 
@@ -402,7 +402,8 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused:
     products; 1: the same, and return how many fell below the floor; 2: raise them to the
     floor first and return how many were raised in the columns ``lo_j <= j < hi_j``.
     ``fused``: the sum over classes by fused multiply-adds, else (a CPU without them) by a
-    product and a sum each.
+    product and a sum each. ``C``: the class count written into the source, or None to read
+    it from ``A`` (one kernel for every class count).
     """
     pad = " " * 8
     # No fastmath here nor in _tile, which the blocks are inlined into: numba would put
@@ -410,11 +411,12 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused:
     # them differently in different blocks (distances one ulp apart between tilings).
     lines = ["@njit(nogil=True, cache={cache})".format(cache=CACHE),
              f"def {name}(A, Bf, Pf, i0, i1, ra, rp, jb, W, floor, mode, lo_j, hi_j):"]
+    lines += [f"    C = {'A.shape[2]' if C is None else C}"]
     lines += [f"    q{u} = (rp + {u}) * W + jb" for u in range(rows)]
     lines += ["    below = 0", "    valid = 0", "    if mode == 2:", f"        for k in range({lanes}):",
               "            if lo_j <= jb + k < hi_j:", "                valid |= 1 << k"]
     lines.append("    for i in range(i0, i1):")
-    lines.append(f"{pad}o = i * {C} * W + jb")
+    lines.append(f"{pad}o = i * C * W + jb")
     # The first class starts the sums; the loop over the others keeps the source (and the
     # compile time) small: LLVM unrolls it and keeps the sums in registers.
     for v in range(vectors):
@@ -422,7 +424,7 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused:
     for u in range(rows):
         lines.append(f"{pad}a = vsplat(A[i, ra + {u}, 0])")
         lines += [f"{pad}s{u}_{v} = vmul(a, b{v})" for v in range(vectors)]
-    lines.append(f"{pad}for c in range(1, {C}):")
+    lines.append(f"{pad}for c in range(1, C):")
     for v in range(vectors):
         lines.append(f"{pad}    b{v} = vload(Bf, o + c * W + {v * lanes})")
     for u in range(rows):
@@ -445,20 +447,24 @@ def _block_source(C: int, lanes: int, rows: int, vectors: int, name: str, fused:
     return "\n".join(lines)
 
 
-def _kernel_source(C: int, block: tuple[int, int, int] | None = None, fused: bool | None = None) -> str:
+def _kernel_source(C: int, block: tuple[int, int, int] | None = None, fused: bool | None = None,
+                   specialised: bool = True) -> str:
     """Source text of the tile kernel module for ``C`` classes, the register ``block``
     ``(lanes, rows, vectors)`` and sums by fused multiply-adds or not (defaults: this CPU's
-    :func:`register_block`, and fused where the CPU has FMA instructions). ``C`` is written
-    into the class loop: with the trip count known LLVM unrolls it (a loop over
-    ``A.shape[2]``, one kernel for every class count, ran markedly slower on a Zen 3 core:
-    the scalar index work around the loop spilled)."""
+    :func:`register_block`, and fused where the CPU has FMA instructions). With
+    ``specialised``, ``C`` is written into the class loop and LLVM unrolls it; without, the
+    loop runs to ``A.shape[2]`` and the one kernel serves every class count up to
+    ``_MAX_VECTOR_CLASSES``, slower (on a Zen 3 core the scalar index work around the loop
+    spilled) but compiled once. Both do the same operations in the same order: the same
+    bits."""
     if C > _MAX_VECTOR_CLASSES:
         return _TEMPLATE.format(cache=CACHE, imports="", tile=_BLAS_TILE.format(cache=CACHE))
     info = _machine.cpu_info()
     lanes, rows, vectors = register_block(info) if block is None else block
     fused = info.fma if fused is None else fused
-    blocks = "\n\n\n".join([_block_source(C, lanes, rows, vectors, "_block_full", fused),
-                              _block_source(C, lanes, 1, 1, "_block_one", fused)])
+    literal = C if specialised else None
+    blocks = "\n\n\n".join([_block_source(literal, lanes, rows, vectors, "_block_full", fused),
+                              _block_source(literal, lanes, 1, 1, "_block_one", fused)])
     tile = _VECTOR_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
                                  chunk=_CHUNK, l1_bytes=_L1_BYTES)
     names = ("load", "store", "splat", "mul", "add", "fma", "widen", "raise_to", "below_mask", "count_below")
@@ -481,8 +487,10 @@ def _generated_dir() -> str | None:
         return None
 
 
-def tiles_kernel(C: int):
-    """The compiled tile kernel for ``C`` classes (generated once, cached on disk when possible).
+def tiles_kernel(C: int, specialised: bool = False):
+    """The compiled tile kernel for ``C`` classes (generated once, cached on disk when possible):
+    for ``C`` alone if ``specialised``, else the one vector kernel for every ``C`` up to 32
+    (:func:`_kernel_source`; the BLAS kernel above).
 
     The generated module's file name carries a digest of its source, numba's version and
     the CPU numba compiles for (:attr:`_machine.CPUInfo.key`), so a cache folder shared
@@ -491,10 +499,10 @@ def tiles_kernel(C: int):
     features; the separate module also keeps the machines from sharing, and racing on,
     one index file, and would still hold if a numba release dropped the CPU from its key.
     """
-    key = C if C <= _MAX_VECTOR_CLASSES else "blas"
+    key = "blas" if C > _MAX_VECTOR_CLASSES else C if specialised else "vec"
     if key in _TILE_KERNELS:
         return _TILE_KERNELS[key]
-    source = _kernel_source(C)
+    source = _kernel_source(C, specialised=specialised)
     # Looked up through the module at each call, so tests can stand in another CPU.
     target = _machine.cpu_info().key
     # The module imports its vector operations from _simd: their source is part of the kernel.
@@ -514,6 +522,11 @@ def tiles_kernel(C: int):
     spec.loader.exec_module(module)
     _TILE_KERNELS[key] = module.tiles
     return module.tiles
+
+
+# Pair-samples of one bhattacharyya_tiles call from which it runs the specialised kernel
+# (about a second of one core); smaller calls share the kernel for every class count.
+SPECIALISE_PAIR_SAMPLES = 10**9
 
 
 def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric) -> int:
@@ -538,7 +551,10 @@ def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths
     if symmetric:  # tiles wholly on or below the diagonal have nothing to compute
         keep = col0 + l * W + widths[l] - 1 > row0 + k * tile_rows
     items = (k * L + l)[keep]
-    kernel = tiles_kernel(int(A.shape[2]))
+    # A call this large runs the kernel written for its class count: its compilation (20-35 s,
+    # once per class count and CPU, then cached on disk) is paid back within a few such calls.
+    work = A.shape[1] * L * W * A.shape[0]
+    kernel = tiles_kernel(int(A.shape[2]), specialised=work >= SPECIALISE_PAIR_SAMPLES)
     counts = kernel(A, Bs, out, A.dtype.type(floor), renorm, tile_rows, row0, col0, widths, symmetric,
                     items, numba.get_num_threads())
     return int(counts.sum())
