@@ -360,7 +360,7 @@ def register_block(info: _machine.CPUInfo) -> tuple[int, int, int]:
     and one broadcast row value: the 16 vector registers of x86 without AVX-512. Per class a
     block loads 7 values for 12 multiply-adds. The running products stay in memory (L1):
     held in registers they would take twelve more and leave room for only 2 x 3 sums, which
-    ran 25-35 % slower on a Zen 3 core (benchmarks/README.md).
+    ran slower on a Zen 3 core (benchmarks/README.md).
     """
     return (min(max(info.simd_bits // 64, 2), 8), 4, 3)
 
@@ -418,7 +418,8 @@ def _block_source(C: int | None, lanes: int, rows: int, vectors: int, name: str,
     lines.append("    for i in range(i0, i1):")
     lines.append(f"{pad}o = i * C * W + jb")
     # The first class starts the sums; the loop over the others keeps the source (and the
-    # compile time) small: LLVM unrolls it and keeps the sums in registers.
+    # compile time) small. The sums stay in registers across it; LLVM unrolls it where C is
+    # written in.
     for v in range(vectors):
         lines.append(f"{pad}b{v} = vload(Bf, o + {v * lanes})")
     for u in range(rows):
