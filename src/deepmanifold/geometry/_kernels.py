@@ -346,7 +346,7 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
     return below"""
 
 # Above this many classes a BLAS product per sample does the work: a chunk of samples of a
-# column block wide enough for the register blocks no longer fits the L1 cache.
+# column block wide enough for the register blocks does not fit the L1 cache.
 _MAX_VECTOR_CLASSES = 32
 
 

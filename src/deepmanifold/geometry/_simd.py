@@ -59,6 +59,12 @@ def _splat(builder, vector_type, x):
     return builder.shuffle_vector(one, undefined, zeros)
 
 
+def _below_bits(builder, vector, floor):
+    """LLVM IR: an integer of one bit per lane, set where the lane is below the scalar ``floor``."""
+    below = builder.fcmp_ordered("<", vector, _splat(builder, vector.type, floor))
+    return builder.bitcast(below, ir.IntType(vector.type.count))
+
+
 def _make(lanes: int) -> dict:
     """The intrinsics for vectors of ``lanes`` lanes."""
 
@@ -139,20 +145,15 @@ def _make(lanes: int) -> dict:
     def below_mask(typingctx, a, floor):
         """Bit ``k`` set where lane ``k`` of ``a`` is below ``floor`` (an int64)."""
         def codegen(context, builder, sig, args):
-            vt = args[0].type
-            f = _splat(builder, vt, args[1])
-            bits = builder.bitcast(builder.fcmp_ordered("<", args[0], f), ir.IntType(lanes))
-            return builder.zext(bits, ir.IntType(64))
+            return builder.zext(_below_bits(builder, *args), ir.IntType(64))
         return types.int64(a, floor), codegen
 
     @intrinsic
     def count_below(typingctx, a, floor):
         """How many lanes of ``a`` are below ``floor`` (an int64)."""
         def codegen(context, builder, sig, args):
-            vt = args[0].type
-            f = _splat(builder, vt, args[1])
-            bits = builder.bitcast(builder.fcmp_ordered("<", args[0], f), ir.IntType(lanes))
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(lanes), [ir.IntType(lanes)]),
+            bits = _below_bits(builder, *args)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(bits.type, [bits.type]),
                                                 f"llvm.ctpop.i{lanes}")
             return builder.zext(builder.call(fn, [bits]), ir.IntType(64))
         return types.int64(a, floor), codegen
