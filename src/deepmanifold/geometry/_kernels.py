@@ -256,8 +256,8 @@ def tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths, symmetric, i
 # The work goes in register blocks (_block_*, register_block): a few row models times a few
 # vectors of column models, summed over the classes in registers and multiplied into their
 # running products once per sample. Samples go in chunks of _CHUNK: a chunk's values of the
-# column block (column_width models, _L1_BYTES) stay in the L1 cache while every row group
-# of the tile passes over them.
+# column block stay in the L1 cache while every row group of the tile passes over them,
+# when the block is no wider than column_width (the width distances.py gives it).
 #
 # Without clamp, a chunk of samples whose coefficients cannot fall below the floor runs
 # blocks without the comparison. Every coefficient is sum_c a_c b_c with
@@ -278,7 +278,6 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
     Pf = prod.reshape(-1)
     below = 0
     safe = 2.0 * np.float64(floor)
-    sub = max({block_width}, {l1_bytes} // ({chunk} * C * A.itemsize) // {block_width} * {block_width})
     # The padding columns after the last valid one are not computed (whole vectors only).
     needed_w = min(W, (valid_w + {lanes} - 1) // {lanes} * {lanes})
     i0 = 0
@@ -292,26 +291,22 @@ def _tile(A, B, r0, tr, g_row, g_col, symmetric, floor, renorm, prod, expo, clam
                     bound += np.float64(lo_a[i, c]) * np.float64(lo_b[i, c])
                 checked |= bound < safe
         mode = 2 if clamp else 1 if checked else 0
-        for js in range(0, needed_w, sub):
-            je = min(needed_w, js + sub)
-            for r in range(0, tr, {rows}):
-                group = min({rows}, tr - r)
-                need = g_row + r + 1 - g_col if symmetric else 0
-                if need >= je:
-                    continue
-                jb = js
-                while jb < je:
-                    width = {block_width} if jb + {block_width} <= je else {lanes}
-                    if jb + width > need:
-                        if width == {block_width} and group == {rows} and not clamp:
-                            below += _block_full(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor, mode, 0, 0)
-                        else:  # one vector of one row at a time: the clamped pass, and the edges
-                            for rr in range(r, r + group):
-                                lo_j = max(g_row + rr + 1 - g_col, 0) if symmetric else 0
-                                for jv in range(jb, jb + width, {lanes}):
-                                    below += _block_one(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor, mode, lo_j,
-                                                        valid_w)
-                    jb += width
+        for r in range(0, tr, {rows}):
+            group = min({rows}, tr - r)
+            need = g_row + r + 1 - g_col if symmetric else 0
+            jb = 0
+            while jb < needed_w:
+                width = {block_width} if jb + {block_width} <= needed_w else {lanes}
+                if jb + width > need:
+                    if width == {block_width} and group == {rows} and not clamp:
+                        below += _block_full(A, Bf, Pf, i0, i1, r0 + r, r, jb, W, floor, mode, 0, 0)
+                    else:  # one vector of one row at a time: the clamped pass, and the edges
+                        for rr in range(r, r + group):
+                            lo_j = max(g_row + rr + 1 - g_col, 0) if symmetric else 0
+                            for jv in range(jb, jb + width, {lanes}):
+                                below += _block_one(A, Bf, Pf, i0, i1, r0 + rr, rr, jv, W, floor, mode, lo_j,
+                                                    valid_w)
+                jb += width
         i0 = i1
         if i0 % renorm == 0:
             _renormalise(prod, expo)
@@ -467,7 +462,7 @@ def _kernel_source(C: int, block: tuple[int, int, int] | None = None, fused: boo
     blocks = "\n\n\n".join([_block_source(literal, lanes, rows, vectors, "_block_full", fused),
                               _block_source(literal, lanes, 1, 1, "_block_one", fused)])
     tile = _VECTOR_TILE.format(cache=CACHE, blocks=blocks, rows=rows, lanes=lanes, block_width=vectors * lanes,
-                                 chunk=_CHUNK, l1_bytes=_L1_BYTES)
+                                 chunk=_CHUNK)
     names = ("load", "store", "splat", "mul", "add", "fma", "widen", "raise_to", "below_mask", "count_below")
     imports = "from deepmanifold.geometry._simd import " + ", ".join(f"{k}{lanes} as v{k}" for k in names)
     return _TEMPLATE.format(cache=CACHE, imports=imports, tile=tile)
@@ -536,7 +531,8 @@ def bhattacharyya_tiles(A, Bs, out, floor, renorm, tile_rows, row0, col0, widths
     A : (n, R, C) roots of R row models (global indices row0 + r).
     Bs : (L, n, C, W) roots of L column blocks of W models; block l starts at
         global column col0 + l*W and has widths[l] valid columns. W is a multiple of
-        :func:`column_multiple` (the padding columns are computed, never written).
+        :func:`column_multiple`, fastest at most :func:`column_width`; padding columns are
+        never written, and those after the last valid vector not computed.
     out : (R, L*W) float64, receives d_B (entries outside the valid region or,
         if symmetric, with global column <= global row are left untouched).
     Returns the number of clamped (pair, sample) coefficients in the region written.

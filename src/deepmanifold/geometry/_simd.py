@@ -3,8 +3,8 @@
 numba exposes no vector types, and LLVM's vectorisers decide themselves which loop to
 vectorise and how many values to keep in registers. The distance tile kernel
 (:mod:`deepmanifold.geometry._kernels`) needs one particular register block (a few row
-models times a few vectors of column models, their running products held in registers
-across a chunk of samples), which neither vectoriser finds. These intrinsics give numba
+models times a few vectors of column models, their sums over the classes held in
+registers), which neither vectoriser finds. These intrinsics give numba
 code LLVM vector values of a fixed number of lanes; LLVM still picks the instructions
 (AVX2, AVX-512, NEON) for the CPU it compiles for.
 
